@@ -1,0 +1,92 @@
+package exitwatch
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"time"
+)
+
+// Options configure every backend; each uses what it needs.
+type Options struct {
+	// ProcRoot is the procfs mount, /proc unless a test says otherwise.
+	ProcRoot string
+	// PollInterval is the proc backend's period.
+	PollInterval time.Duration
+	Logger       *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.ProcRoot == "" {
+		o.ProcRoot = "/proc"
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// ErrNotSupported says a backend cannot work on this host (the kernel lacks
+// what it needs). Any other probe error is a real error and is logged.
+var ErrNotSupported = errors.New("not supported on this host")
+
+// backend is one implementation, registered by its own file.
+type backend struct {
+	name string
+	rank int // lower is preferred by auto
+	// probe answers nil when the backend can work here, an error wrapping
+	// ErrNotSupported when the kernel says no, any other error otherwise.
+	probe func(Options) error
+	open  func(Options) (Watcher, error)
+}
+
+var registry = map[string]backend{}
+
+func register(b backend) { registry[b.name] = b }
+
+// Backends lists the registered backends, best first.
+func Backends() []string {
+	names := make([]string, 0, len(registry))
+	for n := range registry {
+		names = append(names, n)
+	}
+	sort.Slice(names, func(i, j int) bool { return registry[names[i]].rank < registry[names[j]].rank })
+	return names
+}
+
+// Open starts the named backend, or with "auto" the best one that works
+// here, logging which and why the better ones were passed over.
+func Open(name string, opt Options) (Watcher, error) {
+	opt = opt.withDefaults()
+	if name != "auto" {
+		b, ok := registry[name]
+		if !ok {
+			return nil, fmt.Errorf("unknown watcher %q (have auto, %v)", name, Backends())
+		}
+		return b.open(opt)
+	}
+	var reasons []error
+	for _, n := range Backends() {
+		b := registry[n]
+		err := b.probe(opt)
+		if err == nil {
+			w, openErr := b.open(opt)
+			if openErr == nil {
+				opt.Logger.Info("death-detection backend chosen", "watcher", n, "passed_over", errors.Join(reasons...))
+				return w, nil
+			}
+			err = openErr
+		}
+		if errors.Is(err, ErrNotSupported) {
+			opt.Logger.Info("backend not supported here", "watcher", n, "reason", err)
+		} else {
+			opt.Logger.Warn("backend failed its probe", "watcher", n, "err", err)
+		}
+		reasons = append(reasons, fmt.Errorf("%s: %w", n, err))
+	}
+	return nil, fmt.Errorf("no death-detection backend works here: %w", errors.Join(reasons...))
+}
