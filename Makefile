@@ -1,0 +1,43 @@
+# pwatch — see README.md. `make help` lists the targets.
+
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X github.com/pwatch/pwatch/internal/version.Version=$(VERSION)
+BIN      := bin
+GOTEST   := $(GO) test -race -count=1 -timeout 40m
+
+.PHONY: help build test generate generate-check bench vet lint fmt fuzz demo clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+build: ## build pcheck, padmin and the demo server into bin/
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
+
+test: ## run every test (as root for the privileged ones)
+	$(GOTEST) ./...
+
+generate: ## rebuild the BPF objects with clang (-O2 -g -Wall -Werror)
+	$(GO) generate ./pkg/exitwatch/
+
+generate-check: generate ## regenerate and fail if the committed objects differ
+	git diff --exit-code -- pkg/exitwatch bpf
+	@test -z "$$(git status --porcelain -- pkg/exitwatch bpf)" || { git status --porcelain -- pkg/exitwatch bpf; exit 1; }
+
+bench: ## run the benchmarks and print their table
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./... | tee $(BIN)/bench.txt | scripts/bench-table.sh
+
+vet: ## go vet
+	$(GO) vet ./...
+
+lint: vet ## go vet and gofmt
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+fuzz: ## run the pfile fuzzer for a while (FUZZTIME, default 2m)
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-2m} ./pkg/pfile/
+
+demo: build ## start a demo web server and pcheck watching it (needs root)
+	scripts/demo.sh
+
+clean: ## remove bin/
+	rm -rf $(BIN)
