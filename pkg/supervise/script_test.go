@@ -1,0 +1,109 @@
+package supervise
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func writeScript(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "script")
+	if err := os.WriteFile(p, []byte("#!/bin/sh\n"+body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+type lineLog struct {
+	mu    sync.Mutex
+	lines []string
+	more  chan struct{}
+}
+
+func newLineLog() *lineLog { return &lineLog{more: make(chan struct{}, 100)} }
+
+func (l *lineLog) add(s string) {
+	l.mu.Lock()
+	l.lines = append(l.lines, s)
+	l.mu.Unlock()
+	l.more <- struct{}{}
+}
+
+func (l *lineLog) waitFor(t *testing.T, want string) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		l.mu.Lock()
+		got := strings.Join(l.lines, "\n")
+		l.mu.Unlock()
+		if strings.Contains(got, want) {
+			return
+		}
+		select {
+		case <-l.more:
+		case <-deadline:
+			t.Fatalf("no line %q in %q", want, got)
+		}
+	}
+}
+
+func TestRunScriptEnvAndOutput(t *testing.T) {
+	s := writeScript(t, `echo "svc=$PWATCH_SERVICE arg=$1"; echo oops >&2`)
+	l := newLineLog()
+	if err := runScript(context.Background(), []string{s, "first"}, []string{"PWATCH_SERVICE=web"}, l.add); err != nil {
+		t.Fatal(err)
+	}
+	l.waitFor(t, "svc=web arg=first")
+	l.waitFor(t, "oops")
+}
+
+func TestRunScriptFailureIsAnError(t *testing.T) {
+	s := writeScript(t, "exit 4\n")
+	err := runScript(context.Background(), []string{s}, nil, func(string) {})
+	if err == nil || !strings.Contains(err.Error(), "exit status 4") {
+		t.Fatalf("err = %v, want exit status 4", err)
+	}
+}
+
+// A script that leaves a daemon holding its output must not block us.
+func TestRunScriptDoesNotWaitForDaemonsOutput(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	s := writeScript(t, "sleep 300 & echo $! > "+pidFile+"\necho started\n")
+	l := newLineLog()
+	done := make(chan error, 1)
+	go func() { done <- runScript(context.Background(), []string{s}, nil, l.add) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("runScript waited for the background daemon's output")
+	}
+	l.waitFor(t, "started")
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	killPID(t, strings.TrimSpace(string(b)))
+}
+
+func TestRunScriptTimeoutKillsItsGroup(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	s := writeScript(t, "sleep 300 &\necho $! > "+pidFile+"\nwait\n")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runScript(ctx, []string{s}, nil, func(string) {}) }()
+	waitFile(t, pidFile)
+	cancel()
+	if err := <-done; err == nil || !strings.Contains(err.Error(), "did not finish in time") {
+		t.Fatalf("err = %v, want a timeout", err)
+	}
+	b, _ := os.ReadFile(pidFile)
+	waitGone(t, strings.TrimSpace(string(b)))
+}
