@@ -1,0 +1,149 @@
+// demoserver is a small HTTP (or HTTPS) server for pwatch's demo and tests
+// that can be told to misbehave the ways real servers do:
+//
+//	SIGUSR1  hang: stop accepting connections and stop answering (the kernel
+//	         keeps queueing connections until the accept queue is full)
+//	SIGUSR2  close the listening socket while the process lives on
+//
+// It serves "hello from demoserver\n" on every path, after -delay.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "demoserver:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	addr := flag.String("listen", "127.0.0.1:18080", "address to listen on")
+	backlog := flag.Int("backlog", 128, "listen(2) backlog: the accept queue's length")
+	delay := flag.Duration("delay", 0, "wait this long before answering")
+	cert := flag.String("tls-cert", "", "serve HTTPS with this certificate (PEM)")
+	key := flag.String("tls-key", "", "and this key (PEM)")
+	pidFile := flag.String("pidfile", "", "write our pid here")
+	flag.Parse()
+
+	ln, err := listen(*addr, *backlog)
+	if err != nil {
+		return err
+	}
+	if *pidFile != "" {
+		if err := os.WriteFile(*pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+			return err
+		}
+	}
+	hang := make(chan struct{})
+	var hangOnce sync.Once
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hang:
+			<-r.Context().Done() // a hung server never answers
+			return
+		case <-time.After(*delay):
+		}
+		fmt.Fprintln(w, "hello from demoserver")
+	})
+	srv := &http.Server{Handler: handler}
+	gl := &gatedListener{Listener: ln, hang: hang}
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		for s := range sigs {
+			switch s {
+			case syscall.SIGUSR1:
+				hangOnce.Do(func() { close(hang) })
+			case syscall.SIGUSR2:
+				ln.Close()
+			default:
+				srv.Shutdown(context.Background())
+				os.Exit(0)
+			}
+		}
+	}()
+
+	if *cert != "" {
+		err = srv.ServeTLS(gl, *cert, *key)
+	} else {
+		err = srv.Serve(gl)
+	}
+	if errors.Is(err, net.ErrClosed) || errors.Is(err, http.ErrServerClosed) {
+		select {} // listener closed on purpose: live on without it
+	}
+	return err
+}
+
+// listen opens a TCP listener with an explicit backlog, which net.Listen
+// does not let us choose (tests fill the accept queue).
+func listen(addr string, backlog int) (net.Listener, error) {
+	tcp, err := net.ResolveTCPAddr("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	family := syscall.AF_INET
+	var sa syscall.Sockaddr
+	if ip4 := tcp.IP.To4(); ip4 != nil || tcp.IP == nil {
+		a := &syscall.SockaddrInet4{Port: tcp.Port}
+		copy(a.Addr[:], ip4)
+		sa = a
+	} else {
+		family = syscall.AF_INET6
+		a := &syscall.SockaddrInet6{Port: tcp.Port}
+		copy(a.Addr[:], tcp.IP.To16())
+		sa = a
+	}
+	fd, err := syscall.Socket(family, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), "listener")
+	defer f.Close()
+	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
+		return nil, err
+	}
+	if err := syscall.Bind(fd, sa); err != nil {
+		return nil, fmt.Errorf("bind %s: %w", addr, err)
+	}
+	if err := syscall.Listen(fd, backlog); err != nil {
+		return nil, err
+	}
+	return net.FileListener(f)
+}
+
+// gatedListener stops accepting once hang is closed, so connections pile up
+// in the kernel's accept queue as they do in front of a stuck server.
+type gatedListener struct {
+	net.Listener
+	hang chan struct{}
+}
+
+func (g *gatedListener) Accept() (net.Conn, error) {
+	c, err := g.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-g.hang:
+		// Hold this connection unanswered and accept no more.
+		<-make(chan struct{})
+		return c, nil
+	default:
+		return c, nil
+	}
+}
