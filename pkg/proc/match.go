@@ -1,0 +1,179 @@
+package proc
+
+import (
+	"bufio"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+// Matcher says which processes make up a service. It mirrors a pfile's
+// process entry without depending on the pfile package.
+//
+// A process matches when all of the set fields match:
+//
+//   - Exe (empty: any). The process's /proc/PID/exe equals Exe, or equals
+//     Exe with its symbolic links resolved (so `/usr/bin/java` matches the
+//     JVM that /etc/alternatives points at). A " (deleted)" suffix is
+//     ignored: a binary replaced by a package upgrade still runs the
+//     service. When Exe is a script (its first line is `#!interpreter`),
+//     a process also matches when it runs that interpreter with Exe as its
+//     script: argv[0]'s base name (or the exe) is the interpreter's, and
+//     Exe is argv[0] or the first argument of argv[1:] that is not an
+//     option (`python3 -u /usr/bin/myscript.py`). The kernel puts the
+//     interpreter, not the script, in argv[0] and exe, so this is how a
+//     script started by its absolute path shows in /proc.
+//   - Args: an RE2 expression searched (unanchored, unless it anchors
+//     itself) in argv[1:] joined by one space.
+//   - UID: the real user id.
+//   - PIDFile: the only candidate is the pid written there, and it counts
+//     only when it also matches the fields above and was started no later
+//     than the file was last written (a stale file whose pid now belongs to
+//     a newer process is ignored).
+type Matcher struct {
+	Exe     string
+	Args    *regexp.Regexp
+	UID     *int
+	PIDFile string
+}
+
+// deletedSuffix is what the kernel appends to /proc/PID/exe when the
+// running binary has been unlinked or replaced.
+const deletedSuffix = " (deleted)"
+
+// matcher is a Matcher with what it needs from the file system looked up
+// once per scan.
+type matcher struct {
+	Matcher
+	exes   []string // Exe and its resolved path
+	script *script  // nil unless Exe starts with #!
+}
+
+// script is the interpreter named on a script's #! line.
+type script struct {
+	interpExe string // the interpreter's resolved path; "" for `#!/usr/bin/env cmd`
+	name      string // the interpreter's base name as argv[0] shows it: python3
+}
+
+func compile(m Matcher) *matcher {
+	c := &matcher{Matcher: m}
+	if m.Exe == "" {
+		return c
+	}
+	c.exes = []string{m.Exe}
+	if real, err := filepath.EvalSymlinks(m.Exe); err == nil && real != m.Exe {
+		c.exes = append(c.exes, real)
+	}
+	c.script = readShebang(m.Exe)
+	return c
+}
+
+// readShebang returns the interpreter of the script at path, or nil when
+// path is not a readable #! script.
+func readShebang(path string) *script {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	line, err := bufio.NewReaderSize(f, 256).ReadSlice('\n')
+	if err != nil && len(line) == 0 {
+		return nil
+	}
+	rest, ok := strings.CutPrefix(string(line), "#!")
+	if !ok {
+		return nil
+	}
+	fields := strings.Fields(rest)
+	if len(fields) == 0 {
+		return nil
+	}
+	interp := fields[0]
+	if filepath.Base(interp) != "env" {
+		s := &script{interpExe: interp, name: filepath.Base(interp)}
+		if real, err := filepath.EvalSymlinks(interp); err == nil {
+			s.interpExe = real
+		}
+		return s
+	}
+	// #!/usr/bin/env [-S] [NAME=value...] cmd: env looks cmd up in PATH.
+	for _, f := range fields[1:] {
+		if strings.HasPrefix(f, "-") || strings.Contains(f, "=") {
+			continue
+		}
+		return &script{name: filepath.Base(f)}
+	}
+	return nil
+}
+
+// exeMatches reports whether a process with this exe link runs Exe itself.
+func (c *matcher) exeMatches(exe string) bool {
+	exe = strings.TrimSuffix(exe, deletedSuffix)
+	for _, want := range c.exes {
+		if exe == want {
+			return true
+		}
+	}
+	return false
+}
+
+// mayRunScript reports whether a process with this exe link could be the
+// interpreter of the script Exe, so that its argv is worth reading. The
+// base-name prefix lets `python3` match the python3.12 binary.
+func (c *matcher) mayRunScript(exe string) bool {
+	if c.script == nil || exe == "" {
+		return false
+	}
+	exe = strings.TrimSuffix(exe, deletedSuffix)
+	if c.script.interpExe != "" && exe == c.script.interpExe {
+		return true
+	}
+	return strings.HasPrefix(filepath.Base(exe), c.script.name)
+}
+
+// runsScript reports whether argv is an interpreter running the script Exe.
+func (c *matcher) runsScript(exe string, argv []string) bool {
+	if c.script == nil || len(argv) == 0 {
+		return false
+	}
+	if argv[0] == c.Exe { // started with exec -a, or an interpreter that sets it
+		return c.mayRunScript(exe)
+	}
+	exe = strings.TrimSuffix(exe, deletedSuffix)
+	isInterp := filepath.Base(argv[0]) == c.script.name ||
+		(c.script.interpExe != "" && exe == c.script.interpExe)
+	if !isInterp {
+		return false
+	}
+	for i, a := range argv[1:] {
+		if a == "--" {
+			return i+2 < len(argv) && argv[i+2] == c.Exe
+		}
+		if !strings.HasPrefix(a, "-") {
+			return a == c.Exe
+		}
+	}
+	return false
+}
+
+// needsArgv reports whether the process's argv must be read to decide;
+// false means it cannot match whatever its argv holds.
+func (c *matcher) needsArgv(exe string) bool {
+	return c.Exe == "" || c.exeMatches(exe) || c.mayRunScript(exe)
+}
+
+// matchesArgv decides exe and args once argv is known.
+func (c *matcher) matchesArgv(exe string, argv []string) bool {
+	if c.Exe != "" && !c.exeMatches(exe) && !c.runsScript(exe, argv) {
+		return false
+	}
+	if c.Args == nil {
+		return true
+	}
+	var args string
+	if len(argv) > 1 {
+		args = strings.Join(argv[1:], " ")
+	}
+	return c.Args.MatchString(args)
+}

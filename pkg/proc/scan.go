@@ -1,0 +1,254 @@
+package proc
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/procfs"
+)
+
+// Match is a top-level matching process (no ancestor of it matches) with
+// every process below it, matching or not: the master with its workers and
+// their CGI children.
+type Match struct {
+	Process
+	// Descendants are listed parents before children.
+	Descendants []Process
+}
+
+// IDs lists the match and its descendants, the master first: what Kill
+// takes to end the whole tree.
+func (m Match) IDs() []ID {
+	ids := make([]ID, 0, 1+len(m.Descendants))
+	ids = append(ids, m.ID)
+	for _, d := range m.Descendants {
+		ids = append(ids, d.ID)
+	}
+	return ids
+}
+
+// node is one process of a snapshot of the table.
+type node struct {
+	Process
+	proc     procfs.Proc
+	matched  bool
+	children []*node
+}
+
+// snapshot is every user-space process, indexed by pid.
+type snapshot map[int]*node
+
+// snap reads stat of every process; kernel threads and processes that
+// vanish while being read are left out.
+func (t *Table) snap() (snapshot, error) {
+	procs, err := t.fs.AllProcs()
+	if err != nil {
+		return nil, fmt.Errorf("list processes in %s: %w", t.root, err)
+	}
+	s := make(snapshot, len(procs))
+	for _, p := range procs {
+		st, err := p.Stat()
+		if err != nil {
+			if !gone(err) {
+				t.log.Debug("skip unreadable process", "pid", p.PID, "err", err)
+			}
+			continue
+		}
+		if st.Flags&pfKthread != 0 {
+			continue
+		}
+		s[p.PID] = &node{
+			Process: Process{
+				ID:    ID{PID: p.PID, StartTime: st.Starttime},
+				PPID:  st.PPID,
+				State: stateOf(st),
+				Comm:  st.Comm,
+			},
+			proc: p,
+		}
+	}
+	for _, n := range s {
+		if parent := s[n.PPID]; parent != nil && parent != n {
+			parent.children = append(parent.children, n)
+		}
+	}
+	for _, n := range s {
+		slices.SortFunc(n.children, func(a, b *node) int { return a.ID.PID - b.ID.PID })
+	}
+	return s, nil
+}
+
+// below lists every process under n, parents before children. It reads
+// their argv on the way, best effort.
+func (t *Table) below(n *node) []Process {
+	var out []Process
+	queue := slices.Clone(n.children)
+	seen := map[int]bool{n.ID.PID: true}
+	for len(queue) > 0 {
+		c := queue[0]
+		queue = queue[1:]
+		if seen[c.ID.PID] { // a loop only a torn read could make
+			continue
+		}
+		seen[c.ID.PID] = true
+		if c.Argv == nil {
+			c.Argv, _ = c.proc.CmdLine()
+		}
+		out = append(out, c.Process)
+		queue = append(queue, c.children...)
+	}
+	return out
+}
+
+// Scan returns the top-level processes that match m, each with its
+// descendants, ordered by pid. Processes vanishing during the scan are
+// left out; an error means the table itself could not be read.
+func (t *Table) Scan(m Matcher) ([]Match, error) {
+	c := compile(m)
+	s, err := t.snap()
+	if err != nil {
+		return nil, err
+	}
+	if m.PIDFile != "" {
+		n, err := t.pidfileCandidate(c, s)
+		if n == nil || err != nil {
+			return nil, err
+		}
+		n.matched = true
+	} else {
+		for _, n := range s {
+			n.matched = t.matches(c, n)
+		}
+	}
+
+	var out []Match
+	for _, n := range s {
+		if n.matched && !s.ancestorMatched(n) {
+			out = append(out, Match{Process: n.Process, Descendants: t.below(n)})
+		}
+	}
+	slices.SortFunc(out, func(a, b Match) int { return a.ID.PID - b.ID.PID })
+	return out, nil
+}
+
+// ancestorMatched reports whether a process above n matched.
+func (s snapshot) ancestorMatched(n *node) bool {
+	for steps, p := 0, s[n.PPID]; p != nil && p != n && steps < len(s); steps, p = steps+1, s[p.PPID] {
+		if p.matched {
+			return true
+		}
+	}
+	return false
+}
+
+// matches reads what c needs of n, cheapest first, and decides. A process
+// that changed identity while being read does not match.
+func (t *Table) matches(c *matcher, n *node) bool {
+	if n.State.Dead() {
+		return false // a zombie has no exe nor argv left to match
+	}
+	exe, err := n.proc.Executable()
+	if err != nil {
+		// Not root, or vanished: without exe only a script match could hold.
+		exe = ""
+	}
+	if !c.needsArgv(exe) {
+		return false
+	}
+	argv, err := n.proc.CmdLine()
+	if err != nil {
+		return false
+	}
+	if !c.matchesArgv(exe, argv) {
+		return false
+	}
+	n.Argv = argv
+	if c.UID != nil {
+		status, err := n.proc.NewStatus()
+		if err != nil || status.UIDs[0] != uint64(*c.UID) {
+			return false
+		}
+	}
+	// The pid may have been reused between the stat read and the others.
+	id, _, err := t.Identity(n.ID.PID)
+	return err == nil && id == n.ID
+}
+
+// pidfileSlack covers the coarseness of the boot time (whole seconds) when
+// comparing a start time with a pidfile's modification time.
+const pidfileSlack = 2 * time.Second
+
+// pidfileCandidate returns the process named by c's pidfile when it matches
+// c and started before the file was written; nil when there is none. Only a
+// pidfile that cannot be read (other than missing) is an error.
+func (t *Table) pidfileCandidate(c *matcher, s snapshot) (*node, error) {
+	path := c.PIDFile
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read pidfile: %w", err)
+	}
+	info, err := os.Stat(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("read pidfile: %w", err)
+	}
+	line, _, _ := bytes.Cut(data, []byte("\n"))
+	pid, err := strconv.Atoi(string(bytes.TrimSpace(line)))
+	if err != nil || pid <= 0 {
+		t.log.Warn("pidfile holds no pid", "pidfile", path, "content", string(line))
+		return nil, nil
+	}
+	n := s[pid]
+	if n == nil || !t.matches(c, n) {
+		t.log.Debug("pidfile names no matching process", "pidfile", path, "pid", pid)
+		return nil, nil
+	}
+	started, err := t.startedAt(n.ID)
+	if err != nil {
+		t.log.Debug("cannot date process of pidfile", "pidfile", path, "pid", pid, "err", err)
+		return nil, nil
+	}
+	if started.After(info.ModTime().Add(pidfileSlack)) {
+		t.log.Debug("stale pidfile: its pid belongs to a newer process",
+			"pidfile", path, "pid", pid, "started", started, "written", info.ModTime())
+		return nil, nil
+	}
+	return n, nil
+}
+
+// startedAt converts a start time in clock ticks after boot to wall time.
+func (t *Table) startedAt(id ID) (time.Time, error) {
+	st, err := t.fs.Stat()
+	if err != nil {
+		return time.Time{}, err
+	}
+	const userHZ = 100 // the unit of /proc start times on every Linux ABI
+	boot := time.Unix(int64(st.BootTime), 0)
+	return boot.Add(time.Duration(id.StartTime) * (time.Second / userHZ)), nil
+}
+
+// Descendants lists every process below id now, parents before children.
+// It is ErrGone when id itself is no longer there. Once a master has died
+// its children belong to init or a subreaper, so a caller cleaning up after
+// a death should kill the descendants it remembered from an earlier scan.
+func (t *Table) Descendants(id ID) ([]Process, error) {
+	s, err := t.snap()
+	if err != nil {
+		return nil, err
+	}
+	n := s[id.PID]
+	if n == nil || n.ID != id {
+		return nil, fmt.Errorf("%v: %w", id, ErrGone)
+	}
+	return t.below(n), nil
+}

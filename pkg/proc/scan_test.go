@@ -1,0 +1,267 @@
+package proc
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+const fixtureBoot = 1700000000 // btime of testdata/table.json
+
+// render shows matches as "100[101 102] 110[]" for comparison.
+func render(ms []Match) string {
+	var parts []string
+	for _, m := range ms {
+		var d []string
+		for _, p := range m.Descendants {
+			d = append(d, fmt.Sprint(p.ID.PID))
+		}
+		parts = append(parts, fmt.Sprintf("%d[%s]", m.ID.PID, strings.Join(d, " ")))
+	}
+	return strings.Join(parts, " ")
+}
+
+func writeScript(t *testing.T, dir, firstLine string) string {
+	t.Helper()
+	path := filepath.Join(dir, "svc.py")
+	if err := os.WriteFile(path, []byte(firstLine+"\nprint('hi')\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// writePIDFile writes content to a pidfile last modified at boot+after.
+func writePIDFile(t *testing.T, content string, after time.Duration) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "svc.pid")
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mtime := time.Unix(fixtureBoot, 0).Add(after)
+	if err := os.Chtimes(path, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func intp(i int) *int { return &i }
+
+func TestScanFixture(t *testing.T) {
+	script := writeScript(t, t.TempDir(), "#!/usr/bin/env python3")
+	root := buildFixture(t, map[string]string{"SCRIPT": script})
+	table, err := NewTable(root, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const (
+		apache = "/usr/sbin/apache2"
+		java   = "/usr/lib/jvm/java-17-openjdk-amd64/bin/java"
+	)
+	tests := []struct {
+		name string
+		m    Matcher
+		want string
+	}{
+		{"exe: masters with workers and their CGI child; zombie and vanished pid left out",
+			Matcher{Exe: apache}, "100[101 102 103] 110[]"},
+		{"args picks one instance; its matching workers stay below it",
+			Matcher{Exe: apache, Args: regexp.MustCompile(`^-k start$`)}, "100[101 102 103]"},
+		{"args tells java programs apart",
+			Matcher{Exe: java, Args: regexp.MustCompile(`catalina\.startup\.Bootstrap`)}, "200[]"},
+		{"args is unanchored over argv[1:]",
+			Matcher{Exe: "/usr/bin/python3.11", Args: regexp.MustCompile(`other\.py`)}, "401[]"},
+		{"args never sees argv[0]",
+			Matcher{Exe: java, Args: regexp.MustCompile(`bin/java`)}, ""},
+		{"real user",
+			Matcher{Exe: java, UID: intp(1000)}, "201[]"},
+		{"any exe, one user: workers whose parent is another user's are top-level",
+			Matcher{UID: intp(33)}, "101[103] 102[] 301[]"},
+		{"a replaced binary (deleted) still matches",
+			Matcher{Exe: "/usr/sbin/nginx"}, "300[301]"},
+		{"script run by its interpreter, with or without options; not an editor of it",
+			Matcher{Exe: script}, "400[] 403[]"},
+		{"nothing runs it",
+			Matcher{Exe: "/usr/sbin/sshd"}, ""},
+		{"pidfile written after its process started",
+			Matcher{Exe: apache, PIDFile: writePIDFile(t, "100\n", 10*time.Second)}, "100[101 102 103]"},
+		{"pidfile naming an unrelated process",
+			Matcher{Exe: apache, PIDFile: writePIDFile(t, "500\n", time.Hour)}, ""},
+		{"stale pidfile whose pid belongs to a newer process of the same exe",
+			Matcher{Exe: apache, PIDFile: writePIDFile(t, "110\n", 10*time.Second)}, ""},
+		{"pidfile naming a zombie",
+			Matcher{Exe: apache, PIDFile: writePIDFile(t, "120\n", time.Hour*1000)}, ""},
+		{"pidfile holding no pid",
+			Matcher{Exe: apache, PIDFile: writePIDFile(t, "apache\n", time.Hour)}, ""},
+		{"pidfile missing",
+			Matcher{Exe: apache, PIDFile: filepath.Join(t.TempDir(), "none.pid")}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := table.Scan(tc.m)
+			if err != nil {
+				t.Fatalf("Scan: %v", err)
+			}
+			if r := render(got); r != tc.want {
+				t.Errorf("Scan = %q, want %q", r, tc.want)
+			}
+		})
+	}
+}
+
+func TestScanReportsIdentityAndArgv(t *testing.T) {
+	table, err := NewTable(buildFixture(t, nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := table.Scan(Matcher{Exe: "/usr/sbin/apache2", Args: regexp.MustCompile(`^-k`)})
+	if err != nil || len(got) != 1 {
+		t.Fatalf("Scan = %v, %v; want one match", got, err)
+	}
+	m := got[0]
+	if m.ID != (ID{PID: 100, StartTime: 500}) || m.PPID != 1 || m.State != 'S' || m.Comm != "apache2" {
+		t.Errorf("match = %+v", m.Process)
+	}
+	if want := "/usr/sbin/apache2 -k start"; strings.Join(m.Argv, " ") != want {
+		t.Errorf("argv = %q, want %q", m.Argv, want)
+	}
+	cgi := m.Descendants[2]
+	if cgi.ID != (ID{PID: 103, StartTime: 900}) || cgi.PPID != 101 || strings.Join(cgi.Argv, " ") != "/usr/bin/perl /usr/lib/cgi-bin/report.pl" {
+		t.Errorf("CGI descendant = %+v", cgi)
+	}
+	wantIDs := []ID{{100, 500}, {101, 510}, {102, 511}, {103, 900}}
+	if fmt.Sprint(m.IDs()) != fmt.Sprint(wantIDs) {
+		t.Errorf("IDs = %v, want %v", m.IDs(), wantIDs)
+	}
+}
+
+func TestScanFailsWithoutProc(t *testing.T) {
+	root := t.TempDir()
+	table, err := NewTable(root, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(root); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := table.Scan(Matcher{Exe: "/bin/true"}); err == nil {
+		t.Error("Scan of a missing proc mount succeeded")
+	}
+}
+
+func TestIdentityFixture(t *testing.T) {
+	root := buildFixture(t, nil)
+	table, err := NewTable(root, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, state, err := table.Identity(120)
+	if err != nil || id != (ID{120, 120000}) || state != 'Z' || !state.Dead() {
+		t.Errorf("Identity(120) = %v %v %v, want a zombie 120@120000", id, state, err)
+	}
+	for _, pid := range []int{104, 999} {
+		if _, _, err := table.Identity(pid); !errors.Is(err, ErrGone) {
+			t.Errorf("Identity(%d) error = %v, want ErrGone", pid, err)
+		}
+	}
+	if id, _, err := Identify(root, 100); err != nil || id != (ID{100, 500}) {
+		t.Errorf("Identify(100) = %v, %v", id, err)
+	}
+
+	alive := []struct {
+		id   ID
+		want bool
+	}{
+		{ID{100, 500}, true},
+		{ID{100, 501}, false}, // the pid now holds another process
+		{ID{120, 120000}, false},
+		{ID{104, 905}, false},
+	}
+	for _, a := range alive {
+		if got, err := table.Alive(a.id); err != nil || got != a.want {
+			t.Errorf("Alive(%v) = %v, %v; want %v", a.id, got, err, a.want)
+		}
+	}
+}
+
+func TestDescendantsFixture(t *testing.T) {
+	table, err := NewTable(buildFixture(t, nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := table.Descendants(ID{100, 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := render([]Match{{Process: Process{ID: ID{PID: 100}}, Descendants: ds}}); r != "100[101 102 103]" {
+		t.Errorf("Descendants(100) = %s", r)
+	}
+	// Kernel threads are not part of any tree.
+	ds, err = table.Descendants(ID{1, 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range ds {
+		if d.ID.PID == 2 || d.ID.PID == 9 {
+			t.Errorf("kernel thread %d listed as a descendant of init", d.ID.PID)
+		}
+	}
+	if _, err := table.Descendants(ID{100, 1}); !errors.Is(err, ErrGone) {
+		t.Errorf("Descendants of a reused pid: error = %v, want ErrGone", err)
+	}
+}
+
+func TestReadShebang(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		line string
+		want *script
+	}{
+		{"#!/nonexistent/python3 -u", &script{interpExe: "/nonexistent/python3", name: "python3"}},
+		{"#! /nonexistent/perl", &script{interpExe: "/nonexistent/perl", name: "perl"}},
+		{"#!/usr/bin/env python3", &script{name: "python3"}},
+		{"#!/usr/bin/env -S LANG=C node --harmony", &script{name: "node"}},
+		{"#!/usr/bin/env", nil},
+		{"#!", nil},
+		{"\x7fELF", nil},
+	}
+	for _, tc := range tests {
+		got := readShebang(writeScript(t, dir, tc.line))
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("readShebang(%q) = %+v, want %+v", tc.line, got, tc.want)
+		}
+	}
+	if got := readShebang(filepath.Join(dir, "missing")); got != nil {
+		t.Errorf("readShebang(missing) = %+v", got)
+	}
+}
+
+func TestRunsScript(t *testing.T) {
+	const path = "/srv/app/svc.py"
+	c := &matcher{Matcher: Matcher{Exe: path}, script: &script{interpExe: "/usr/bin/python3.11", name: "python3"}}
+	tests := []struct {
+		exe  string
+		argv []string
+		want bool
+	}{
+		{"/usr/bin/python3.11", []string{"/usr/bin/python3", path}, true},
+		{"/usr/bin/python3.11", []string{"python3", "-u", "-O", path, "-v"}, true},
+		{"/usr/bin/python3.11", []string{"python3", "--", path}, true},
+		{"/usr/bin/python3.11", []string{path, "--port", "1"}, true}, // exec -a
+		{"/usr/bin/python3.11 (deleted)", []string{"python3", path}, true},
+		{"/usr/bin/python3.11", []string{"python3", "other.py", path}, false},
+		{"/usr/bin/python3.11", []string{"python3", "--"}, false},
+		{"/usr/bin/vim.basic", []string{"vim", path}, false},
+		{"/usr/bin/vim.basic", []string{path}, false},
+		{"/usr/bin/python3.11", nil, false},
+	}
+	for _, tc := range tests {
+		if got := c.runsScript(tc.exe, tc.argv); got != tc.want {
+			t.Errorf("runsScript(%q, %q) = %v, want %v", tc.exe, tc.argv, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,123 @@
+package proc
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"sync"
+	"syscall"
+
+	"github.com/prometheus/procfs"
+)
+
+// ErrGone says a process no longer exists (or its pid now belongs to
+// another process). It is normal, never worth more than a debug line.
+var ErrGone = errors.New("process gone")
+
+// State is the one-letter state of /proc/PID/stat: R, S, D, Z, T, t, X, I.
+type State byte
+
+func (s State) String() string { return string(rune(s)) }
+
+// Dead reports whether the process has exited: a zombie (Z) or dead (X).
+// Uninterruptible (D) and stopped (T, t) processes are alive.
+func (s State) Dead() bool { return s == 'Z' || s == 'X' }
+
+// Process is one process as a scan saw it.
+type Process struct {
+	ID    ID
+	PPID  int
+	State State
+	Comm  string
+	// Argv is the command line; nil when it could not be read (a zombie has
+	// none, a process may vanish between reads).
+	Argv []string
+}
+
+// pfKthread is the PF_KTHREAD bit of the flags field of /proc/PID/stat.
+const pfKthread = 0x00200000
+
+// Table reads the process table under one proc mount. It is safe for
+// concurrent use.
+type Table struct {
+	fs   procfs.FS
+	root string
+	log  *slog.Logger
+
+	pidfdOnce sync.Once
+	pidfdOK   bool
+	noPidfd   bool // tests force the kill(2) path
+}
+
+// NewTable opens the proc file system mounted at root (/proc, or a
+// fixture tree in tests). A nil log discards.
+func NewTable(root string, log *slog.Logger) (*Table, error) {
+	fsys, err := procfs.NewFS(root)
+	if err != nil {
+		return nil, fmt.Errorf("open proc file system %s: %w", root, err)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Table{fs: fsys, root: root, log: log}, nil
+}
+
+// gone reports whether err means the process vanished while being read.
+func gone(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH)
+}
+
+// stat reads /proc/PID/stat; a vanished process yields ErrGone.
+func (t *Table) stat(pid int) (procfs.ProcStat, error) {
+	p, err := t.fs.Proc(pid)
+	if err == nil {
+		var st procfs.ProcStat
+		if st, err = p.Stat(); err == nil {
+			return st, nil
+		}
+	}
+	if gone(err) {
+		return procfs.ProcStat{}, fmt.Errorf("pid %d: %w", pid, ErrGone)
+	}
+	return procfs.ProcStat{}, fmt.Errorf("read /proc/%d/stat: %w", pid, err)
+}
+
+func stateOf(st procfs.ProcStat) State {
+	if st.State == "" {
+		return '?'
+	}
+	return State(st.State[0])
+}
+
+// Identity reads the identity and state of the process that has pid now.
+// A missing pid yields an error wrapping ErrGone.
+func (t *Table) Identity(pid int) (ID, State, error) {
+	st, err := t.stat(pid)
+	if err != nil {
+		return ID{}, 0, err
+	}
+	return ID{PID: pid, StartTime: st.Starttime}, stateOf(st), nil
+}
+
+// Identify is Identity on a proc mount opened for this one call.
+func Identify(root string, pid int) (ID, State, error) {
+	t, err := NewTable(root, nil)
+	if err != nil {
+		return ID{}, 0, err
+	}
+	return t.Identity(pid)
+}
+
+// Alive reports whether the process id is still there and has not exited.
+// Its pid now holding another process counts as not alive.
+func (t *Table) Alive(id ID) (bool, error) {
+	got, state, err := t.Identity(id.PID)
+	switch {
+	case errors.Is(err, ErrGone):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return got == id && !state.Dead(), nil
+}
