@@ -1,0 +1,483 @@
+package control_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pwatch/pwatch/internal/testpriv"
+	"github.com/pwatch/pwatch/pkg/control"
+)
+
+// The test binary doubles as a padmin for TestNonRootRefused: run with
+// clientEnv set, it calls status on that socket and prints the outcome.
+const clientEnv = "PWATCH_CONTROL_TEST_CLIENT"
+
+func TestMain(m *testing.M) {
+	if path := os.Getenv(clientEnv); path != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, err := control.Client{Path: path}.Status(ctx, "")
+		fmt.Printf("uid=%d err=%v\n", os.Getuid(), err)
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// fakeHandler answers from fixed data and records what it was asked.
+type fakeHandler struct {
+	mu    sync.Mutex
+	calls []string
+	block chan struct{} // when set, Stop waits for it or for ctx
+}
+
+func (f *fakeHandler) record(call string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, call)
+}
+
+func (f *fakeHandler) Calls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.calls...)
+}
+
+var since = time.Date(2026, 5, 24, 9, 35, 26, 0, time.UTC)
+
+func (f *fakeHandler) Status(_ context.Context, name string) ([]control.ServiceStatus, error) {
+	f.record("status " + name)
+	all := []control.ServiceStatus{
+		{Name: "apache2", State: "Up", PIDs: []int{1234}, UptimeSeconds: 10921, Restarts: 1,
+			LastEvent: &control.Event{Time: since, Text: "('apache2',pid=1234) Up"}},
+		{Name: "nginx", State: "Paused"},
+	}
+	if name == "" {
+		return all, nil
+	}
+	for _, s := range all {
+		if s.Name == name {
+			return []control.ServiceStatus{s}, nil
+		}
+	}
+	return nil, fmt.Errorf("no service %q", name)
+}
+
+func (f *fakeHandler) Rules(_ context.Context, name string) (json.RawMessage, error) {
+	f.record("rules " + name)
+	return json.RawMessage(`[{"name":"apache2","retry_count":3}]`), nil
+}
+
+func (f *fakeHandler) Stop(ctx context.Context, name string) error {
+	f.record("stop " + name)
+	if f.block != nil {
+		select {
+		case <-f.block:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if name == "ghost" {
+		return errors.New(`no service "ghost"`)
+	}
+	return nil
+}
+
+func (f *fakeHandler) Start(_ context.Context, name string) error {
+	f.record("start " + name)
+	return nil
+}
+
+func (f *fakeHandler) Reload(_ context.Context, name string) []error {
+	f.record("reload " + name)
+	if name == "" {
+		return []error{errors.New("bad.pfile:3: unknown key \"foo\""), nil, errors.New("worse.pfile:1: syntax error")}
+	}
+	return nil
+}
+
+func (f *fakeHandler) RebootCount(_ context.Context, reset bool) (control.RebootCount, error) {
+	f.record(fmt.Sprintf("reboot-count %v", reset))
+	return control.RebootCount{Count: 2, Threshold: 3, WindowSeconds: 86400}, nil
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func listen(t *testing.T, path string, h control.Handler, logger *slog.Logger) *control.Server {
+	t.Helper()
+	srv, err := control.Listen(path, h, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
+
+func TestRoundTrip(t *testing.T) {
+	testpriv.Root(t) // the server answers uid 0 only
+	path := filepath.Join(t.TempDir(), "run", "pwatch", "pcheck.sock")
+	h := &fakeHandler{}
+	listen(t, path, h, nil)
+	c := control.Client{Path: path}
+	ctx := ctxT(t)
+
+	got, err := c.Status(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := h.Status(ctx, "")
+	want[1].PIDs = []int{} // the server sends [] rather than null
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("status\n got %+v\nwant %+v", got, want)
+	}
+	if _, err := c.Status(ctx, "tomcat"); err == nil || err.Error() != `no service "tomcat"` {
+		t.Errorf("status of unknown service: %v", err)
+	}
+	if err := c.Stop(ctx, "apache2"); err != nil {
+		t.Error(err)
+	}
+	if err := c.Stop(ctx, "ghost"); err == nil || err.Error() != `no service "ghost"` {
+		t.Errorf("stop ghost: %v", err)
+	}
+	if err := c.Stop(ctx, ""); err == nil {
+		t.Error("stop without a name was taken")
+	}
+	if err := c.Start(ctx, "apache2"); err != nil {
+		t.Error(err)
+	}
+	if err := c.Reload(ctx, "apache2"); err != nil {
+		t.Error(err)
+	}
+	err = c.Reload(ctx, "")
+	if err == nil || !strings.Contains(err.Error(), "bad.pfile:3") || !strings.Contains(err.Error(), "worse.pfile:1") {
+		t.Errorf("reload errors: %v", err)
+	}
+	rules, err := c.Rules(ctx, "apache2")
+	if err != nil || string(rules) != `[{"name":"apache2","retry_count":3}]` {
+		t.Errorf("rules %s, %v", rules, err)
+	}
+	rc, err := c.RebootCount(ctx, true)
+	if err != nil || rc != (control.RebootCount{Count: 2, Threshold: 3, WindowSeconds: 86400}) {
+		t.Errorf("reboot-count %+v, %v", rc, err)
+	}
+	if _, err := control.Call(ctx, path, control.Request{Command: "explode"}); err == nil || !strings.Contains(err.Error(), `unknown command "explode"`) {
+		t.Errorf("unknown command: %v", err)
+	}
+
+	wantCalls := []string{"status ", "status ", "status tomcat", "stop apache2", "stop ghost",
+		"start apache2", "reload apache2", "reload ", "rules apache2", "reboot-count true"}
+	if calls := h.Calls(); !reflect.DeepEqual(calls, wantCalls) {
+		t.Errorf("handler calls\n got %q\nwant %q", calls, wantCalls)
+	}
+
+	for p, mode := range map[string]os.FileMode{path: os.ModeSocket | 0o600, filepath.Dir(path): os.ModeDir | 0o755} {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode() != mode {
+			t.Errorf("%s: mode %v, want %v", p, fi.Mode(), mode)
+		}
+	}
+}
+
+// The wire format padmin --json users see.
+func TestStatusJSONShape(t *testing.T) {
+	b, err := json.Marshal(control.ServiceStatus{Name: "web", State: "Up", PIDs: []int{1, 2}, UptimeSeconds: 5, Restarts: 1,
+		LastEvent: &control.Event{Time: since, Text: "x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"name":"web","state":"Up","pids":[1,2],"uptime":5,"restarts":1,"last_event":{"time":"2026-05-24T09:35:26Z","text":"x"}}`
+	if string(b) != want {
+		t.Errorf("\n got %s\nwant %s", b, want)
+	}
+}
+
+func TestUnreachable(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing.sock")
+	// A socket file whose pcheck died: connect is refused.
+	stale := filepath.Join(dir, "stale.sock")
+	staleSocket(t, stale)
+
+	for _, path := range []string{missing, stale} {
+		_, err := control.Call(ctxT(t), path, control.Request{Command: control.CommandStatus})
+		var unreachable *control.UnreachableError
+		if !errors.As(err, &unreachable) || unreachable.Path != path {
+			t.Errorf("%s: %v, want an UnreachableError", path, err)
+			continue
+		}
+		if want := "cannot reach pcheck at " + path + ": is it running? ("; !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("error %q does not start with %q", err, want)
+		}
+	}
+}
+
+func staleSocket(t *testing.T, path string) {
+	t.Helper()
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.SetUnlinkOnClose(false)
+	ln.Close()
+}
+
+func TestStaleSocketReplacedLiveOneKept(t *testing.T) {
+	testpriv.Root(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "pcheck.sock")
+	staleSocket(t, path)
+	srv := listen(t, path, &fakeHandler{}, nil)
+	if _, err := (control.Client{Path: path}).Status(ctxT(t), ""); err != nil {
+		t.Fatalf("after replacing a stale socket: %v", err)
+	}
+
+	// A second pcheck must not steal the socket of one that answers.
+	if second, err := control.Listen(path, &fakeHandler{}, nil); err == nil {
+		second.Close()
+		t.Fatal("a second server took over a live socket")
+	} else if !strings.Contains(err.Error(), "another pcheck is listening") {
+		t.Errorf("second server: %v", err)
+	}
+	if _, err := (control.Client{Path: path}).Status(ctxT(t), ""); err != nil {
+		t.Errorf("the first server stopped answering: %v", err)
+	}
+
+	// Close removes the socket.
+	srv.Close()
+	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket left after Close: %v", err)
+	}
+
+	// A non-socket in the way is an operator's file: never removed.
+	regular := filepath.Join(dir, "file")
+	os.WriteFile(regular, []byte("keep"), 0o600)
+	if s, err := control.Listen(regular, &fakeHandler{}, nil); err == nil {
+		s.Close()
+		t.Error("listened over a regular file")
+	}
+	if b, _ := os.ReadFile(regular); string(b) != "keep" {
+		t.Error("regular file was replaced")
+	}
+}
+
+// Close cancels a command in progress and waits for it.
+func TestCloseCancelsCommands(t *testing.T) {
+	testpriv.Root(t)
+	path := filepath.Join(t.TempDir(), "pcheck.sock")
+	h := &fakeHandler{block: make(chan struct{})}
+	srv, err := control.Listen(path, h, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	result := make(chan error, 1)
+	go func() { result <- control.Client{Path: path}.Stop(context.Background(), "web") }()
+	waitFor(t, func() bool { return len(h.Calls()) == 1 })
+	closed := make(chan struct{})
+	go func() { srv.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close did not return while a command was in progress")
+	}
+	if err := <-result; err == nil || !strings.Contains(err.Error(), "context canceled") {
+		t.Errorf("client got %v, want the cancellation", err)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 30s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestConcurrentClients(t *testing.T) {
+	testpriv.Root(t)
+	path := filepath.Join(t.TempDir(), "pcheck.sock")
+	listen(t, path, &fakeHandler{}, nil)
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for range 20 {
+		wg.Go(func() {
+			s, err := control.Client{Path: path}.Status(ctxT(t), "apache2")
+			if err == nil && (len(s) != 1 || s[0].Name != "apache2") {
+				err = fmt.Errorf("got %+v", s)
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// A padmin that is not root is refused twice over: the socket's mode stops
+// it at connect, and if the mode were wider, the server's SO_PEERCRED check
+// still refuses it before any command runs. The client runs for real as
+// uid 65534 (nobody): the test binary re-executed with other credentials.
+func TestNonRootRefused(t *testing.T) {
+	testpriv.Root(t)
+	dir, err := os.MkdirTemp("", "pwatch-control-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil { // nobody must reach the socket and the binary
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "control.test")
+	copyFile(t, os.Args[0], bin)
+
+	path := filepath.Join(dir, "pcheck.sock")
+	var logs syncBuffer
+	h := &fakeHandler{}
+	listen(t, path, h, slog.New(slog.NewTextHandler(&logs, nil)))
+
+	const want = "permission denied: padmin must run as root (uid 65534)"
+	asNobody := func() string {
+		cmd := exec.Command(bin)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), clientEnv+"="+path)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("client as nobody: %v: %s", err, out)
+		}
+		if !strings.HasPrefix(string(out), "uid=65534 ") {
+			t.Fatalf("client did not run as nobody: %s", out)
+		}
+		return string(out)
+	}
+
+	// The socket's mode (0600, root's).
+	if out := asNobody(); !strings.Contains(out, want) {
+		t.Errorf("through a 0600 socket: %q, want %q", out, want)
+	}
+	if strings.Contains(logs.String(), "refused") {
+		t.Errorf("the server saw a connection the socket mode should have stopped:\n%s", logs.String())
+	}
+
+	// The server's own check, with the mode opened up.
+	if err := os.Chmod(path, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if out := asNobody(); !strings.Contains(out, want) {
+		t.Errorf("through a 0666 socket: %q, want %q", out, want)
+	}
+	if !strings.Contains(logs.String(), "control connection refused: not root") || !strings.Contains(logs.String(), "uid=65534") {
+		t.Errorf("server did not log the refusal:\n%s", logs.String())
+	}
+	if calls := h.Calls(); len(calls) != 0 {
+		t.Errorf("a non-root client reached the handler: %q", calls)
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	src, err := os.Open(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestFormatStatus(t *testing.T) {
+	t.Setenv("TZ", "UTC")
+	var b bytes.Buffer
+	err := control.FormatStatus(&b, []control.ServiceStatus{
+		{Name: "apache2", State: "Up", PIDs: []int{1234}, UptimeSeconds: 10921, Restarts: 1,
+			LastEvent: &control.Event{Time: since, Text: "('apache2',pid=1234) Up"}},
+		{Name: "tomcat", State: "Up", PIDs: []int{7, 9}, UptimeSeconds: 2*86400 + 3*3600, Restarts: 0},
+		{Name: "db", State: "Restarting", PIDs: nil, UptimeSeconds: 0, Restarts: 2},
+		{Name: "q", State: "Up", PIDs: []int{5}, UptimeSeconds: 307},
+		{Name: "r", State: "Up", PIDs: []int{6}, UptimeSeconds: 42},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `SERVICE  STATE       PIDS  UPTIME  RESTARTS  LAST EVENT
+apache2  Up          1234  3h02m   1         May 24 09:35:26 ('apache2',pid=1234) Up
+tomcat   Up          7,9   2d03h   0         -
+db       Restarting  -     -       2         -
+q        Up          5     5m07s   0         -
+r        Up          6     42s     0         -
+`
+	if b.String() != want {
+		t.Errorf("\n got:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
+
+// BenchmarkStatusCall is one padmin status round trip: connect, peer
+// check, request, answer.
+func BenchmarkStatusCall(b *testing.B) {
+	testpriv.Root(b) // the server answers uid 0 only
+	path := filepath.Join(b.TempDir(), "pcheck.sock")
+	srv, err := control.Listen(path, &fakeHandler{}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	c := control.Client{Path: path}
+	ctx := context.Background()
+	for b.Loop() {
+		if _, err := c.Status(ctx, "apache2"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,60 @@
+package control
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// FormatStatus writes padmin status's table:
+//
+//	SERVICE  STATE  PIDS       UPTIME  RESTARTS  LAST EVENT
+//	apache2  Up     1234       3h02m   0         May 24 09:35:26 ('apache2',pid=1234) Up
+func FormatStatus(w io.Writer, services []ServiceStatus) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tSTATE\tPIDS\tUPTIME\tRESTARTS\tLAST EVENT")
+	for _, s := range services {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n",
+			s.Name, s.State, formatPIDs(s.PIDs), formatUptime(s.UptimeSeconds), s.Restarts, formatEvent(s.LastEvent))
+	}
+	return tw.Flush()
+}
+
+func formatPIDs(pids []int) string {
+	if len(pids) == 0 {
+		return "-"
+	}
+	s := make([]string, len(pids))
+	for i, p := range pids {
+		s[i] = strconv.Itoa(p)
+	}
+	return strings.Join(s, ",")
+}
+
+// formatUptime keeps the two largest units: 42s, 5m07s, 3h02m, 2d03h.
+func formatUptime(seconds int64) string {
+	if seconds <= 0 {
+		return "-"
+	}
+	d, h, m, s := seconds/86400, seconds/3600%24, seconds/60%60, seconds%60
+	switch {
+	case d > 0:
+		return fmt.Sprintf("%dd%02dh", d, h)
+	case h > 0:
+		return fmt.Sprintf("%dh%02dm", h, m)
+	case m > 0:
+		return fmt.Sprintf("%dm%02ds", m, s)
+	}
+	return fmt.Sprintf("%ds", s)
+}
+
+// formatEvent stamps the event as syslog does, in local time.
+func formatEvent(e *Event) string {
+	if e == nil {
+		return "-"
+	}
+	return e.Time.Local().Format(time.Stamp) + " " + e.Text
+}

@@ -1,0 +1,74 @@
+// Package control is padmin's way into a running pcheck: one JSON request
+// and one JSON response per connection over a Unix stream socket that only
+// root may use. The server side lives in pcheck (which implements Handler),
+// the client side in padmin.
+package control
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// The commands a Request carries.
+const (
+	CommandStatus      = "status"
+	CommandRules       = "rules"
+	CommandStop        = "stop"
+	CommandStart       = "start"
+	CommandReload      = "reload"
+	CommandRebootCount = "reboot-count"
+)
+
+// Request is what padmin asks.
+type Request struct {
+	Command string `json:"command"`
+	// Name is the service (pfile) the command is about; "" is all of them
+	// (status, rules, reload).
+	Name string `json:"name,omitempty"`
+	// Reset clears the reboot counter (reboot-count only).
+	Reset bool `json:"reset,omitempty"`
+}
+
+// Response is pcheck's answer; which fields are set depends on the command.
+type Response struct {
+	// Error is why the command failed as a whole.
+	Error string `json:"error,omitempty"`
+	// Services answers status.
+	Services []ServiceStatus `json:"services,omitempty"`
+	// Rules answers rules: the effective rules as padmin check --json
+	// prints them (their shape belongs to the pfile package).
+	Rules json.RawMessage `json:"rules,omitempty"`
+	// ReloadErrors lists the pfiles a reload refused (each kept its running
+	// rules); the others were reloaded.
+	ReloadErrors []string `json:"reload_errors,omitempty"`
+	// Reboots answers reboot-count.
+	Reboots *RebootCount `json:"reboots,omitempty"`
+}
+
+// ServiceStatus is one line of padmin status.
+type ServiceStatus struct {
+	Name string `json:"name"`
+	// State is Up, Down, Restarting, Stalled, Paused or RetryOver.
+	State string `json:"state"`
+	// PIDs are the service's top-level processes.
+	PIDs []int `json:"pids"`
+	// UptimeSeconds is how long the service has been Up; 0 when it is not.
+	UptimeSeconds int64 `json:"uptime"`
+	// Restarts counts the restart attempts within the grace window.
+	Restarts  int    `json:"restarts"`
+	LastEvent *Event `json:"last_event,omitempty"`
+}
+
+// Event is a service's last logged catalogue message.
+type Event struct {
+	Time time.Time `json:"time"`
+	Text string    `json:"text"`
+}
+
+// RebootCount is the reboot guard's state.
+type RebootCount struct {
+	// Count is the reboots within the window.
+	Count         int   `json:"count"`
+	Threshold     int   `json:"threshold"`
+	WindowSeconds int64 `json:"window"`
+}
