@@ -1,0 +1,75 @@
+// Package supervise keeps one service alive: one state machine per service
+// that notices its death, kills what is left of it, runs its restart script
+// within its retry budget, and takes its retry-over action.
+package supervise
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/pwatch/pwatch/pkg/msg"
+	"github.com/pwatch/pwatch/pkg/proc"
+)
+
+// Processes is what a supervisor needs of the process table, already bound
+// to its service's matcher.
+type Processes interface {
+	// Find returns the service's top-level processes now, each with the
+	// processes below it.
+	Find() ([]proc.Match, error)
+	// Kill ends the given processes (SIGTERM, then SIGKILL after
+	// termTimeout) and returns those it could not kill.
+	Kill(ctx context.Context, ids []proc.ID, termTimeout time.Duration) ([]proc.ID, error)
+	// WaitExited returns once id is a zombie or gone (its files closed, so
+	// its port is free), or when ctx ends.
+	WaitExited(ctx context.Context, id proc.ID) error
+}
+
+// Watcher is the death watch the daemon lends each service.
+type Watcher interface {
+	Watch(id proc.ID) error
+	Unwatch(id proc.ID) error
+}
+
+// Logger writes catalogue messages (syslog and stderr).
+type Logger interface {
+	Log(m msg.Message)
+}
+
+// Clock reads the monotonic clock; tests move it by hand.
+type Clock interface {
+	Now() time.Duration
+}
+
+// Deps are the supervisor's collaborators, injected by the daemon.
+type Deps struct {
+	Processes Processes
+	Watcher   Watcher
+	Log       Logger
+	// Slog takes the daemon's own diagnostics (not catalogue messages).
+	Slog  *slog.Logger
+	Clock Clock
+	// Exit asks pcheck to end with this status (retry-over shutdown: 0,
+	// exit: 3). It must not block.
+	Exit func(status int)
+	// ScanInterval is how often processes are looked for while none are
+	// known to have started (no exec event); 0 is 100ms.
+	ScanInterval time.Duration
+	// IdleScanInterval is how often a service that is down and not to be
+	// started (start_on_load no) is looked for; 0 is 1s.
+	IdleScanInterval time.Duration
+	// ExitWait bounds the wait for a dead process's files to close before
+	// its restart; 0 is 5s.
+	ExitWait time.Duration
+}
+
+// MonotonicClock is the real clock: time since the process started, which
+// Go measures on the monotonic clock, unmoved by changes of the date.
+type MonotonicClock struct{ start time.Time }
+
+// NewMonotonicClock starts a clock at zero.
+func NewMonotonicClock() *MonotonicClock { return &MonotonicClock{start: time.Now()} }
+
+// Now is the time since the clock started.
+func (c *MonotonicClock) Now() time.Duration { return time.Since(c.start) }

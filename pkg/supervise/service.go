@@ -1,0 +1,567 @@
+package supervise
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/pwatch/pwatch/pkg/exitwatch"
+	"github.com/pwatch/pwatch/pkg/msg"
+	"github.com/pwatch/pwatch/pkg/pfile"
+	"github.com/pwatch/pwatch/pkg/proc"
+)
+
+// Reasons a recovery runs, passed to the restart script as PWATCH_REASON.
+const (
+	ReasonDown   = "down"
+	ReasonStall  = "stall"
+	ReasonSocket = "socket"
+	ReasonStart  = "start"
+)
+
+// Status is a service's state as padmin shows it.
+type Status struct {
+	Name     string
+	State    State
+	PIDs     []int
+	UpSince  time.Duration // on the Clock; meaningful while Up
+	Uptime   time.Duration
+	Restarts int // restart attempts within grace
+	// LastEvent is the last catalogue message logged for the service.
+	LastEvent   string
+	LastEventAt time.Time
+}
+
+// Service supervises one pfile's service. Its Run loop owns the recovery
+// flow; the daemon feeds it exit and exec events, padmin its commands.
+type Service struct {
+	cfg *pfile.Service
+	d   Deps
+
+	mu          sync.Mutex
+	state       State
+	top         []proc.Match    // the watched top-level processes, as last scanned
+	upSince     time.Duration   // Clock time the service came Up
+	attempts    []time.Duration // Clock times of restart attempts, oldest first
+	last        string
+	lastAt      time.Time
+	pending     []input       // inputs not yet handled, in arrival order
+	paused      bool          // padmin stop: set at once, before the loop sees it
+	stallReason string        // set when a stall check killed the service
+	cancel      func()        // cancels the recovery under way, if any
+	wake        chan struct{} // a new input is pending
+	appeared    chan struct{} // an exec of the service's executable was seen
+}
+
+type inputKind int
+
+const (
+	inExit inputKind = iota + 1
+	inStop
+	inStart
+	inKill // a stall check wants the service's tree killed
+)
+
+type input struct {
+	kind   inputKind
+	ev     exitwatch.Event
+	reason string                 // inKill: stall or socket
+	done   chan<- error           // commands: closed with the result
+	onKill func(pid int, ok bool) // inKill: told how the kill went
+}
+
+// New returns the supervisor of cfg; Run starts it.
+func New(cfg *pfile.Service, d Deps) *Service {
+	if d.ScanInterval <= 0 {
+		d.ScanInterval = 100 * time.Millisecond
+	}
+	if d.IdleScanInterval <= 0 {
+		d.IdleScanInterval = time.Second
+	}
+	if d.ExitWait <= 0 {
+		d.ExitWait = 5 * time.Second
+	}
+	return &Service{
+		cfg: cfg, d: d, state: Down,
+		wake: make(chan struct{}, 1), appeared: make(chan struct{}, 1),
+	}
+}
+
+// Name is the service's name.
+func (s *Service) Name() string { return s.cfg.Name }
+
+// Config is the service's pfile.
+func (s *Service) Config() *pfile.Service { return s.cfg }
+
+// Exited hands the supervisor an exit event of one of its processes. It
+// never blocks.
+func (s *Service) Exited(ev exitwatch.Event) { s.push(input{kind: inExit, ev: ev}) }
+
+// Appeared says a process started the service's executable: a restarted
+// service can be looked for now rather than at the next scan. Never blocks.
+func (s *Service) Appeared() {
+	select {
+	case s.appeared <- struct{}{}:
+	default:
+	}
+}
+
+// Stop pauses the service (padmin stop): its processes are left alone and
+// no longer watched. A recovery under way is abandoned.
+func (s *Service) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	s.paused = true
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.mu.Unlock()
+	return s.command(ctx, inStop)
+}
+
+// Start resumes a paused or retried-over service with its counters reset
+// (padmin start); a service not running is started.
+func (s *Service) Start(ctx context.Context) error { return s.command(ctx, inStart) }
+
+// KillTree kills the service's top-level processes and their trees on behalf
+// of a stall check; the death that follows is recovered with reason. report
+// is told, per top-level process, whether it was killed.
+func (s *Service) KillTree(reason string, report func(pid int, killed bool)) {
+	s.push(input{kind: inKill, reason: reason, onKill: report})
+}
+
+func (s *Service) command(ctx context.Context, k inputKind) error {
+	done := make(chan error, 1)
+	s.push(input{kind: k, done: done})
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Service) push(in input) {
+	s.mu.Lock()
+	s.pending = append(s.pending, in)
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Service) next() (input, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.pending) == 0 {
+		return input{}, false
+	}
+	in := s.pending[0]
+	s.pending = s.pending[1:]
+	return in, true
+}
+
+// Status is a snapshot for padmin.
+func (s *Service) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.d.Clock.Now()
+	st := Status{Name: s.cfg.Name, State: s.state, Restarts: len(s.recentAttempts(now)), LastEvent: s.last, LastEventAt: s.lastAt}
+	for _, m := range s.top {
+		st.PIDs = append(st.PIDs, m.ID.PID)
+	}
+	if s.state == Up {
+		st.UpSince, st.Uptime = s.upSince, now-s.upSince
+	}
+	return st
+}
+
+// State is the service's current state.
+func (s *Service) State() State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state
+}
+
+// Run supervises until ctx ends. Watched processes are left running.
+func (s *Service) Run(ctx context.Context) {
+	s.begin(ctx)
+	idle := time.NewTicker(s.d.IdleScanInterval)
+	defer idle.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wake:
+		case <-s.appeared:
+			s.lookForUnstarted()
+		case <-idle.C:
+			s.lookForUnstarted()
+		}
+		for in, ok := s.next(); ok && ctx.Err() == nil; in, ok = s.next() {
+			s.handle(ctx, in)
+		}
+	}
+}
+
+// begin adopts a running service, or starts it (start_on_load).
+func (s *Service) begin(ctx context.Context) {
+	found, err := s.d.Processes.Find()
+	if err != nil {
+		s.d.Slog.Warn("scan failed", "service", s.cfg.Name, "error", err)
+	}
+	if len(found) >= s.cfg.MinCount {
+		s.watch(found)
+		s.d.Slog.Info("running service adopted", "service", s.cfg.Name, "pids", pidsOf(found))
+		return
+	}
+	if !s.cfg.StartOnLoad {
+		return // stays Down until its processes appear
+	}
+	s.killTrees(ctx, found)
+	s.recover(ctx, ReasonStart, 0)
+}
+
+func (s *Service) handle(ctx context.Context, in input) {
+	switch in.kind {
+	case inExit:
+		if st := s.State(); (st != Up && st != Stalled) || !s.owns(in.ev.ID) {
+			return // an old identity's late news
+		}
+		s.log(msg.Down(s.cfg.Name, in.ev.ID.PID))
+		s.log(msg.Ended(s.cfg.Name, in.ev.ID.PID, endingOf(in.ev)))
+		reason := s.takeStallReason()
+		s.setState(Down)
+		s.afterDeath(ctx, in.ev.ID)
+		s.recover(ctx, reason, in.ev.ID.PID)
+	case inStop:
+		s.unwatchAll()
+		s.setState(Paused)
+		in.done <- nil
+	case inStart:
+		s.mu.Lock()
+		s.paused = false
+		s.attempts = nil
+		resume := s.state == Paused || s.state == RetryOver
+		if resume {
+			s.moveLocked(Down)
+		}
+		s.mu.Unlock()
+		in.done <- nil
+		if resume {
+			s.begin(ctx)
+		}
+	case inKill:
+		s.killForStall(ctx, in)
+	}
+}
+
+// lookForUnstarted adopts the processes of a service that is down and not
+// being recovered (start_on_load no) once they appear.
+func (s *Service) lookForUnstarted() {
+	s.mu.Lock()
+	idle := s.state == Down && !s.paused && s.cancel == nil
+	s.mu.Unlock()
+	if !idle {
+		return
+	}
+	if found, err := s.d.Processes.Find(); err == nil && len(found) >= s.cfg.MinCount {
+		s.watch(found)
+		for _, m := range found {
+			s.log(msg.Up(s.cfg.Name, m.ID.PID))
+		}
+	}
+}
+
+// afterDeath kills what is left of a dead top-level process's tree: its
+// descendants that match the service (now orphans, top-level themselves)
+// with everything below them. Then it waits, bounded, until the dead
+// process's files are closed, so that the new server can bind its port.
+func (s *Service) afterDeath(ctx context.Context, dead proc.ID) {
+	s.mu.Lock()
+	var remembered []proc.Process
+	for _, m := range s.top {
+		if m.ID == dead {
+			remembered = m.Descendants
+		}
+	}
+	s.mu.Unlock()
+	s.unwatchAll()
+	if found, err := s.d.Processes.Find(); err == nil {
+		var orphans []proc.Match
+		for _, m := range found {
+			if slices.ContainsFunc(remembered, func(p proc.Process) bool { return p.ID == m.ID }) {
+				orphans = append(orphans, m)
+			}
+		}
+		s.killTrees(ctx, orphans)
+	}
+	wctx, cancel := context.WithTimeout(ctx, s.d.ExitWait)
+	defer cancel()
+	_ = s.d.Processes.WaitExited(wctx, dead)
+}
+
+func (s *Service) killTrees(ctx context.Context, ms []proc.Match) []proc.ID {
+	var ids []proc.ID
+	for _, m := range ms {
+		ids = append(ids, m.IDs()...)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	left, err := s.d.Processes.Kill(ctx, ids, s.cfg.KillTimeout)
+	if err != nil {
+		s.d.Slog.Warn("kill failed", "service", s.cfg.Name, "error", err)
+	}
+	return left
+}
+
+// recover runs restart attempts until the service is Up, its retries are
+// over, or it is stopped.
+func (s *Service) recover(ctx context.Context, reason string, oldPID int) {
+	rctx, cancel := context.WithCancel(ctx)
+	s.mu.Lock()
+	if s.paused {
+		s.mu.Unlock()
+		cancel()
+		return
+	}
+	s.cancel = cancel
+	s.mu.Unlock()
+	defer func() {
+		cancel()
+		s.mu.Lock()
+		s.cancel = nil
+		s.mu.Unlock()
+	}()
+
+	for rctx.Err() == nil {
+		attempt, ok := s.takeAttempt()
+		if !ok {
+			s.retryOver(rctx)
+			return
+		}
+		s.setState(Restarting)
+		s.log(msg.TryRestart(s.cfg.Name, reason, attempt))
+		found, err := s.restartOnce(rctx, reason, oldPID, attempt)
+		if rctx.Err() != nil {
+			return // stopped, or pcheck is ending
+		}
+		if err == nil {
+			s.watch(found)
+			for _, m := range found {
+				s.log(msg.Up(s.cfg.Name, m.ID.PID))
+			}
+			return
+		}
+		s.log(msg.SetPidFail(s.cfg.Name, err))
+		s.setState(Down)
+		select {
+		case <-rctx.Done():
+			return
+		case <-time.After(s.cfg.RetryInterval):
+		}
+	}
+}
+
+// takeAttempt counts a restart attempt within grace, or says the retries
+// are over.
+func (s *Service) takeAttempt() (int, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.d.Clock.Now()
+	s.attempts = s.recentAttempts(now)
+	if len(s.attempts) >= s.cfg.RetryCount {
+		return 0, false
+	}
+	s.attempts = append(s.attempts, now)
+	return len(s.attempts), true
+}
+
+// recentAttempts are the attempts made within grace of now. s.mu is held.
+func (s *Service) recentAttempts(now time.Duration) []time.Duration {
+	i := 0
+	for i < len(s.attempts) && now-s.attempts[i] >= s.cfg.Grace {
+		i++
+	}
+	return s.attempts[i:]
+}
+
+// restartOnce runs the restart script and waits for min_count top-level
+// processes, all within restart_timeout.
+func (s *Service) restartOnce(ctx context.Context, reason string, oldPID, attempt int) ([]proc.Match, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RestartTimeout)
+	defer cancel()
+	env := []string{
+		"PWATCH_SERVICE=" + s.cfg.Name,
+		"PWATCH_REASON=" + reason,
+		"PWATCH_PID=" + strconv.Itoa(oldPID),
+		"PWATCH_ATTEMPT=" + strconv.Itoa(attempt),
+	}
+	if err := runScript(ctx, s.cfg.RestartScript, env, s.scriptLogger("restart_script")); err != nil {
+		return nil, fmt.Errorf("restart script: %w", err)
+	}
+	return s.awaitProcesses(ctx)
+}
+
+// awaitProcesses looks for min_count top-level processes after every exec of
+// the service's executable and every ScanInterval, until ctx ends.
+func (s *Service) awaitProcesses(ctx context.Context) ([]proc.Match, error) {
+	tick := time.NewTicker(s.d.ScanInterval)
+	defer tick.Stop()
+	for {
+		found, err := s.d.Processes.Find()
+		if err == nil && len(found) >= s.cfg.MinCount {
+			return found, nil
+		}
+		select {
+		case <-ctx.Done():
+			if err != nil {
+				return nil, fmt.Errorf("looking for its processes: %w", err)
+			}
+			return nil, fmt.Errorf("%d of %d processes running after %s", len(found), s.cfg.MinCount, s.cfg.RestartTimeout)
+		case <-s.appeared:
+		case <-tick.C:
+		}
+	}
+}
+
+func (s *Service) retryOver(ctx context.Context) {
+	action := s.cfg.RetryOverAction
+	s.log(msg.RetryOver(s.cfg.Name, action.String()))
+	if len(s.cfg.RetryOverScript) > 0 {
+		sctx, cancel := context.WithTimeout(ctx, s.cfg.RestartTimeout)
+		err := runScript(sctx, s.cfg.RetryOverScript, []string{"PWATCH_SERVICE=" + s.cfg.Name, "PWATCH_ACTION=" + action.String()},
+			s.scriptLogger("retry_over_script"))
+		cancel()
+		if err != nil {
+			s.d.Slog.Warn("retry_over_script failed", "service", s.cfg.Name, "error", err)
+		}
+	}
+	s.setState(RetryOver)
+	switch action {
+	case pfile.ActionShutdown:
+		s.d.Exit(0)
+	case pfile.ActionExit:
+		s.d.Exit(3)
+	}
+}
+
+// killForStall kills the service's trees for a stall check. The deaths
+// that follow come back as exit events and are recovered with the reason.
+func (s *Service) killForStall(ctx context.Context, in input) {
+	s.mu.Lock()
+	if s.state != Up {
+		s.mu.Unlock()
+		return
+	}
+	top := slices.Clone(s.top)
+	s.moveLocked(Stalled)
+	s.stallReason = in.reason
+	s.mu.Unlock()
+	for _, m := range top {
+		left := s.killTrees(ctx, []proc.Match{m})
+		killed := !slices.Contains(left, m.ID)
+		if in.onKill != nil {
+			in.onKill(m.ID.PID, killed)
+		}
+		if !killed {
+			s.mu.Lock()
+			s.moveLocked(Up)
+			s.stallReason = ""
+			s.mu.Unlock()
+		}
+	}
+}
+
+// takeStallReason is the reason for the recovery of a death: the stall
+// check's if it killed the service, else down.
+func (s *Service) takeStallReason() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.stallReason
+	s.stallReason = ""
+	if r == "" {
+		return ReasonDown
+	}
+	return r
+}
+
+func (s *Service) owns(id proc.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.ContainsFunc(s.top, func(m proc.Match) bool { return m.ID == id })
+}
+
+// watch makes found the watched top-level processes and the service Up.
+func (s *Service) watch(found []proc.Match) {
+	s.mu.Lock()
+	s.top = found
+	s.moveLocked(Up)
+	s.upSince = s.d.Clock.Now()
+	s.mu.Unlock()
+	for _, m := range found {
+		if err := s.d.Watcher.Watch(m.ID); err != nil {
+			s.d.Slog.Error("watch failed", "service", s.cfg.Name, "pid", m.ID.PID, "error", err)
+		}
+	}
+}
+
+func (s *Service) unwatchAll() {
+	s.mu.Lock()
+	top := s.top
+	s.top = nil
+	s.mu.Unlock()
+	for _, m := range top {
+		_ = s.d.Watcher.Unwatch(m.ID)
+	}
+}
+
+func (s *Service) setState(to State) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.moveLocked(to)
+}
+
+// moveLocked changes the state along the transition table; a move it does
+// not allow is a bug, logged and not made. s.mu is held.
+func (s *Service) moveLocked(to State) {
+	if s.state == to {
+		return
+	}
+	if !canMove(s.state, to) {
+		s.d.Slog.Error("refused a state transition that is not allowed", "service", s.cfg.Name, "from", s.state, "to", to)
+		return
+	}
+	s.state = to
+}
+
+// log writes a catalogue message and remembers it as the last event.
+func (s *Service) log(m msg.Message) {
+	s.mu.Lock()
+	s.last, s.lastAt = m.Text, time.Now()
+	s.mu.Unlock()
+	s.d.Log.Log(m)
+}
+
+// scriptLogger logs one line of a script's output.
+func (s *Service) scriptLogger(script string) func(string) {
+	return func(line string) {
+		s.d.Slog.Info("script output", "service", s.cfg.Name, "script", script, "line", line)
+	}
+}
+
+func pidsOf(ms []proc.Match) []int {
+	pids := make([]int, len(ms))
+	for i, m := range ms {
+		pids[i] = m.ID.PID
+	}
+	return pids
+}
+
+func endingOf(ev exitwatch.Event) msg.Ending {
+	return msg.Ending{Known: ev.Known, ExitStatus: ev.ExitStatus, Signal: ev.Signal, CoreDumped: ev.CoreDumped}
+}

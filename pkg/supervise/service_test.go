@@ -1,0 +1,390 @@
+package supervise
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pwatch/pwatch/pkg/exitwatch"
+	"github.com/pwatch/pwatch/pkg/msg"
+	"github.com/pwatch/pwatch/pkg/pfile"
+	"github.com/pwatch/pwatch/pkg/proc"
+)
+
+// fakeProcs is a process table whose service is "running" while its
+// marker file exists: restart scripts in these tests create the marker.
+// Each start gets a new identity.
+type fakeProcs struct {
+	marker string
+	mu     sync.Mutex
+	next   int
+	finds  int
+	cur    *proc.Match
+	killed []proc.ID
+}
+
+func (f *fakeProcs) Find() ([]proc.Match, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.finds++
+	if _, err := os.Stat(f.marker); err != nil {
+		f.cur = nil
+		return nil, nil
+	}
+	if f.cur == nil {
+		f.next++
+		f.cur = &proc.Match{Process: proc.Process{ID: proc.ID{PID: 1000 + f.next, StartTime: uint64(f.next)}}}
+	}
+	return []proc.Match{*f.cur}, nil
+}
+
+// die makes the running process vanish, as a kill would.
+func (f *fakeProcs) die() proc.ID {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id := f.cur.ID
+	f.cur = nil
+	os.Remove(f.marker)
+	return id
+}
+
+func (f *fakeProcs) Kill(_ context.Context, ids []proc.ID, _ time.Duration) ([]proc.ID, error) {
+	f.mu.Lock()
+	f.killed = append(f.killed, ids...)
+	f.mu.Unlock()
+	return nil, nil
+}
+
+func (f *fakeProcs) WaitExited(context.Context, proc.ID) error { return nil }
+
+type fakeWatcher struct {
+	mu      sync.Mutex
+	watched map[proc.ID]bool
+}
+
+func (w *fakeWatcher) Watch(id proc.ID) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.watched[id] = true
+	return nil
+}
+
+func (w *fakeWatcher) Unwatch(id proc.ID) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.watched, id)
+	return nil
+}
+
+func (w *fakeWatcher) is(id proc.ID) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.watched[id]
+}
+
+// recorder keeps the catalogue lines in order and lets a test wait for one.
+type recorder struct {
+	mu    sync.Mutex
+	lines []string
+	more  chan struct{}
+}
+
+func (r *recorder) Log(m msg.Message) {
+	r.mu.Lock()
+	r.lines = append(r.lines, m.Text)
+	r.mu.Unlock()
+	select {
+	case r.more <- struct{}{}:
+	default:
+	}
+}
+
+func (r *recorder) all() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.lines)
+}
+
+// waitLines waits until want stands in the log, in this order, after the
+// first `from` lines; it returns the index after the last one found.
+func (r *recorder) waitLines(t *testing.T, from int, want ...string) int {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		lines := r.all()
+		i, j := from, 0
+		for ; i < len(lines) && j < len(want); i++ {
+			if lines[i] == want[j] {
+				j++
+			}
+		}
+		if j == len(want) {
+			return i
+		}
+		select {
+		case <-r.more:
+		case <-deadline:
+			t.Fatalf("log lacks %q (in order) after line %d; have:\n%s", want, from, strings.Join(lines, "\n"))
+		}
+	}
+}
+
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Duration
+}
+
+func (c *fakeClock) Now() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.now += d
+	c.mu.Unlock()
+}
+
+type harness struct {
+	svc    *Service
+	procs  *fakeProcs
+	watch  *fakeWatcher
+	log    *recorder
+	clock  *fakeClock
+	exits  chan int
+	envLog string
+}
+
+// newHarness supervises a service whose restart script creates the marker
+// (script "ok") or fails (script "fail").
+func newHarness(t *testing.T, script string, edit func(*pfile.Service)) *harness {
+	t.Helper()
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "running")
+	envLog := filepath.Join(dir, "env")
+	body := fmt.Sprintf("echo \"$PWATCH_REASON $PWATCH_PID $PWATCH_ATTEMPT\" >> %s\n", envLog)
+	if script == "ok" {
+		body += "touch " + marker + "\n"
+	} else {
+		body += "exit 1\n"
+	}
+	cfg := &pfile.Service{
+		Name: "web", Process: "/usr/sbin/web", MinCount: 1,
+		RestartScript: []string{writeScript(t, body)}, RestartTimeout: 10 * time.Second,
+		RetryCount: 3, Grace: time.Hour, KillTimeout: time.Second,
+		RetryOverAction: pfile.ActionContinue, StartOnLoad: true,
+	}
+	if edit != nil {
+		edit(cfg)
+	}
+	h := &harness{
+		procs: &fakeProcs{marker: marker}, watch: &fakeWatcher{watched: map[proc.ID]bool{}},
+		log: &recorder{more: make(chan struct{}, 1)}, clock: &fakeClock{}, exits: make(chan int, 4), envLog: envLog,
+	}
+	h.svc = New(cfg, Deps{
+		Processes: h.procs, Watcher: h.watch, Log: h.log, Clock: h.clock,
+		Slog: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Exit: func(code int) { h.exits <- code },
+		ScanInterval: 10 * time.Millisecond, IdleScanInterval: 10 * time.Millisecond,
+	})
+	return h
+}
+
+func (h *harness) run(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.svc.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func (h *harness) running(t *testing.T) {
+	t.Helper()
+	if err := os.WriteFile(h.procs.marker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (h *harness) waitFinds(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		h.procs.mu.Lock()
+		finds := h.procs.finds
+		h.procs.mu.Unlock()
+		if finds >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the service looked for its processes %d times, want %d", finds, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (h *harness) kill(sig int) proc.ID {
+	id := h.procs.die()
+	h.svc.Exited(exitwatch.Event{Kind: exitwatch.Exit, ID: id, Known: true, Signal: sig})
+	return id
+}
+
+func (h *harness) waitState(t *testing.T, want State) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for h.svc.State() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("state %v, want %v", h.svc.State(), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestAdoptsARunningServiceWithoutRestart(t *testing.T) {
+	h := newHarness(t, "ok", nil)
+	h.running(t)
+	h.run(t)
+	h.waitState(t, Up)
+	id := h.svc.Status()
+	if len(id.PIDs) != 1 || !h.watch.is(proc.ID{PID: id.PIDs[0], StartTime: 1}) {
+		t.Fatalf("status %+v: the running process is not watched", id)
+	}
+	if got := h.log.all(); len(got) != 0 {
+		t.Fatalf("adoption logged %q, want nothing", got)
+	}
+}
+
+func TestDeathIsRecovered(t *testing.T) {
+	h := newHarness(t, "ok", nil)
+	h.running(t)
+	h.run(t)
+	h.waitState(t, Up)
+	old := h.kill(9)
+	h.log.waitLines(t, 0,
+		fmt.Sprintf("Process ['web',pid=%d] Down", old.PID),
+		"killed by signal 9 (SIGKILL)",
+		"Try to restart ('web')",
+		"('web',pid=1002) Up")
+	h.waitState(t, Up)
+	if !h.watch.is(proc.ID{PID: 1002, StartTime: 2}) || h.watch.is(old) {
+		t.Fatal("the new process is not watched, or the dead one still is")
+	}
+	env, _ := os.ReadFile(h.envLog)
+	if got, want := string(env), fmt.Sprintf("down %d 1\n", old.PID); got != want {
+		t.Fatalf("script saw PWATCH_REASON PID ATTEMPT = %q, want %q", got, want)
+	}
+	if st := h.svc.Status(); st.Restarts != 1 {
+		t.Fatalf("restarts within grace = %d, want 1", st.Restarts)
+	}
+}
+
+func TestStartOnLoadStartsAServiceThatIsDown(t *testing.T) {
+	h := newHarness(t, "ok", nil)
+	h.run(t)
+	h.log.waitLines(t, 0, "Try to restart ('web')", "('web',pid=1001) Up")
+	env, _ := os.ReadFile(h.envLog)
+	if string(env) != "start 0 1\n" {
+		t.Fatalf("script env %q, want reason start, pid 0, attempt 1", env)
+	}
+}
+
+func TestStartOnLoadNoWaitsForTheService(t *testing.T) {
+	h := newHarness(t, "ok", func(c *pfile.Service) { c.StartOnLoad = false })
+	h.run(t)
+	// The first look finds nothing, and nothing is started (the script
+	// would write envLog); the service is adopted when it appears.
+	h.waitFinds(t, 1)
+	h.running(t)
+	h.log.waitLines(t, 0, "('web',pid=1001) Up")
+	if _, err := os.Stat(h.envLog); err == nil {
+		t.Fatal("the restart script ran for a start_on_load no service")
+	}
+}
+
+func TestRetryOverContinueThenStartResets(t *testing.T) {
+	h := newHarness(t, "fail", func(c *pfile.Service) { c.RetryCount = 2 })
+	h.running(t)
+	h.run(t)
+	h.waitState(t, Up)
+	h.kill(9)
+	h.log.waitLines(t, 0,
+		"Try to restart ('web')", "Set pid fail ('web')",
+		"Try to restart ('web')", "Set pid fail ('web')",
+		"Retry over ('web') action=continue")
+	h.waitState(t, RetryOver)
+	n := len(h.log.all())
+	// padmin start: counters reset, restarted again.
+	if err := h.svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h.log.waitLines(t, n, "Try to restart ('web')", "Set pid fail ('web')", "Try to restart ('web')", "Set pid fail ('web')", "Retry over ('web') action=continue")
+}
+
+func TestRetryOverExitAndShutdown(t *testing.T) {
+	for action, code := range map[pfile.Action]int{pfile.ActionExit: 3, pfile.ActionShutdown: 0} {
+		t.Run(action.String(), func(t *testing.T) {
+			h := newHarness(t, "fail", func(c *pfile.Service) { c.RetryCount = 1; c.RetryOverAction = action })
+			h.run(t)
+			h.log.waitLines(t, 0, "Set pid fail ('web')", "Retry over ('web') action="+action.String())
+			select {
+			case got := <-h.exits:
+				if got != code {
+					t.Fatalf("exit status %d, want %d", got, code)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("pcheck was not asked to end")
+			}
+		})
+	}
+}
+
+func TestAttemptsOutsideGraceAreForgotten(t *testing.T) {
+	h := newHarness(t, "ok", func(c *pfile.Service) { c.RetryCount = 1; c.Grace = time.Minute })
+	h.running(t)
+	h.run(t)
+	h.waitState(t, Up)
+	h.kill(9)
+	h.log.waitLines(t, 0, "Try to restart ('web')", "('web',pid=1002) Up")
+	h.waitState(t, Up)
+	h.clock.advance(time.Minute) // the one attempt leaves the grace window
+	n := len(h.log.all())
+	h.kill(9)
+	h.log.waitLines(t, n, "Try to restart ('web')", "('web',pid=1003) Up")
+	// Within grace, a third death is one too many.
+	h.waitState(t, Up)
+	n = len(h.log.all())
+	h.kill(9)
+	h.log.waitLines(t, n, "Retry over ('web') action=continue")
+}
+
+func TestStoppedServiceIsNotRestarted(t *testing.T) {
+	h := newHarness(t, "ok", nil)
+	h.running(t)
+	h.run(t)
+	h.waitState(t, Up)
+	id := h.svc.Status().PIDs[0]
+	if err := h.svc.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if h.svc.State() != Paused || h.watch.is(proc.ID{PID: id, StartTime: 1}) {
+		t.Fatalf("after stop: state %v, still watched %v", h.svc.State(), h.watch.is(proc.ID{PID: id, StartTime: 1}))
+	}
+	h.kill(9)
+	// Resume: the service is down, so start runs the recovery.
+	if err := h.svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	lines := h.log.waitLines(t, 0, "Try to restart ('web')", "('web',pid=1002) Up")
+	for _, l := range h.log.all()[:lines] {
+		if strings.Contains(l, "Down") {
+			t.Fatalf("a death while paused was acted on: %q", l)
+		}
+	}
+}
