@@ -192,8 +192,8 @@ func newHarness(t *testing.T, script string, edit func(*pfile.Service)) *harness
 	}
 	h.svc = New(cfg, Deps{
 		Processes: h.procs, Watcher: h.watch, Log: h.log, Clock: h.clock,
-		Slog: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Exit: func(code int) { h.exits <- code },
+		Slog:         slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Exit:         func(code int) { h.exits <- code },
 		ScanInterval: 10 * time.Millisecond, IdleScanInterval: 10 * time.Millisecond,
 	})
 	return h
