@@ -1,0 +1,100 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/pwatch/pwatch/pkg/control"
+	"github.com/pwatch/pwatch/pkg/msg"
+)
+
+// daemonCommands are the subcommands that talk to a running pcheck.
+func daemonCommands() []*cli.Command {
+	return []*cli.Command{
+		{
+			Name:      "status",
+			Usage:     "show each service's state, pids, uptime, restarts within grace and last event",
+			ArgsUsage: "[NAME]",
+			Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
+			Action: func(c *cli.Context) error {
+				services, err := client(c).Status(c.Context, c.Args().First())
+				if err != nil {
+					return err
+				}
+				if c.Bool("json") {
+					return printJSON(c, services)
+				}
+				return control.FormatStatus(c.App.Writer, services)
+			},
+		},
+		{
+			Name:      "rules",
+			Usage:     "show the rules pcheck runs now, after defaults",
+			ArgsUsage: "[NAME]",
+			Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON (the default)"}},
+			Action: func(c *cli.Context) error {
+				rules, err := client(c).Rules(c.Context, c.Args().First())
+				if err != nil {
+					return err
+				}
+				return printJSON(c, rules)
+			},
+		},
+		serviceCommand(msg.CommandStop, "stop watching NAME; its processes are left alone",
+			func(c *cli.Context, name string) error { return client(c).Stop(c.Context, name) }),
+		serviceCommand(msg.CommandStart, "watch NAME again, its counters reset",
+			func(c *cli.Context, name string) error { return client(c).Start(c.Context, name) }),
+	}
+}
+
+// serviceCommand is a command on one named service that logs its
+// "Command execute." line as padmin before asking pcheck.
+func serviceCommand(name, usage string, do func(*cli.Context, string) error) *cli.Command {
+	return &cli.Command{
+		Name: name, Usage: usage, ArgsUsage: "NAME",
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return cli.Exit(fmt.Sprintf("padmin %s: name one service", name), 2)
+			}
+			svc := c.Args().First()
+			if err := logCommand(c, name, svc); err != nil {
+				return err
+			}
+			return do(c, svc)
+		},
+	}
+}
+
+func client(c *cli.Context) control.Client {
+	return control.Client{Path: c.String("control-socket")}
+}
+
+// logCommand logs padmin's "Command execute." line to syslog (ident padmin).
+func logCommand(c *cli.Context, command, name string) error {
+	facility, err := msg.ParseFacility(c.String("syslog-facility"))
+	if err != nil {
+		return cli.Exit(err.Error(), 2)
+	}
+	log, err := msg.NewLogger(msg.Config{
+		Ident: "padmin", Facility: facility, SyslogSocket: c.String("syslog-socket"),
+		Stderr: c.App.ErrWriter,
+		// Only syslog gets the line (the operator typed the command);
+		// stderr shows only trouble reaching syslog.
+		Level: slog.LevelWarn,
+	})
+	if err != nil {
+		return err
+	}
+	defer log.Close()
+	log.Log(msg.CommandExecute(command, name))
+	return nil
+}
+
+func printJSON(c *cli.Context, v any) error {
+	enc := json.NewEncoder(c.App.Writer)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,113 @@
+// Command pcheck is pwatch's daemon: `pcheck run PFILE|DIR...` watches the
+// services its pfiles describe and brings them back when they die or stall.
+// All the work is in pkg/daemon; this file only maps flags into its config.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/pwatch/pwatch/internal/version"
+	"github.com/pwatch/pwatch/pkg/control"
+	"github.com/pwatch/pwatch/pkg/daemon"
+	"github.com/pwatch/pwatch/pkg/msg"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args, os.Stderr)
+	stop()
+	os.Exit(exitStatus(err, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stderr io.Writer) error {
+	app := &cli.App{
+		Name:    "pcheck",
+		Usage:   "watch services and bring them back when they die or stall",
+		Version: version.Version,
+		Commands: []*cli.Command{{
+			Name:      "run",
+			Usage:     "watch the services of these pfiles (files, or directories of *.pfile)",
+			ArgsUsage: "PFILE|DIR...",
+			Flags:     runFlags(),
+			Action: func(c *cli.Context) error {
+				if c.NArg() == 0 {
+					return cli.Exit("pcheck run: name at least one pfile or directory", 2)
+				}
+				return runDaemon(c, stderr)
+			},
+		}},
+		Writer:          stderr,
+		ErrWriter:       stderr,
+		ExitErrHandler:  func(*cli.Context, error) {},
+		HideHelpCommand: true,
+	}
+	return app.RunContext(ctx, args)
+}
+
+func runFlags() []cli.Flag {
+	env := func(name string) []string { return []string{"PWATCH_" + name} }
+	return []cli.Flag{
+		&cli.StringFlag{Name: "watcher", Value: "auto", EnvVars: env("WATCHER"), Usage: "death-detection backend: auto, ebpf, netlink, pidfd or proc"},
+		&cli.DurationFlag{Name: "poll-interval", Value: time.Second, EnvVars: env("POLL_INTERVAL"), Usage: "the proc backend's period"},
+		&cli.StringFlag{Name: "control-socket", Value: control.DefaultSocket, EnvVars: env("CONTROL_SOCKET"), Usage: "where padmin reaches pcheck"},
+		&cli.StringFlag{Name: "state-dir", Value: "/var/lib/pwatch", EnvVars: env("STATE_DIR"), Usage: "where state that outlives pcheck is kept"},
+		&cli.StringFlag{Name: "syslog-socket", Value: "/dev/log", EnvVars: env("SYSLOG_SOCKET"), Usage: "local syslog socket (missing: warn once, go on)"},
+		&cli.StringFlag{Name: "syslog-facility", Value: "daemon", EnvVars: env("SYSLOG_FACILITY"), Usage: "syslog facility"},
+		&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: env("LOG_FORMAT"), Usage: "stderr lines: text or json"},
+	}
+}
+
+func runDaemon(c *cli.Context, stderr io.Writer) error {
+	facility, err := msg.ParseFacility(c.String("syslog-facility"))
+	if err != nil {
+		return cli.Exit(err.Error(), 2)
+	}
+	format := c.String("log-format")
+	if format != "text" && format != "json" {
+		return cli.Exit(fmt.Sprintf("--log-format %q: want text or json", format), 2)
+	}
+	log, err := msg.NewLogger(msg.Config{
+		Ident: "pcheck", Facility: facility, SyslogSocket: c.String("syslog-socket"),
+		Stderr: stderr, Format: format,
+	})
+	if err != nil {
+		return err
+	}
+	defer log.Close()
+	return daemon.Run(c.Context, daemon.Config{
+		Paths:         c.Args().Slice(),
+		Watcher:       c.String("watcher"),
+		PollInterval:  c.Duration("poll-interval"),
+		ControlSocket: c.String("control-socket"),
+		StateDir:      c.String("state-dir"),
+	}, log)
+}
+
+// exitStatus prints err and returns pcheck's exit status: a retry over with
+// action exit ends it with 3, bad usage with 2, any other error with 1.
+func exitStatus(err error, stderr io.Writer) int {
+	if err == nil {
+		return 0
+	}
+	var st *daemon.ExitStatus
+	if errors.As(err, &st) {
+		fmt.Fprintf(stderr, "pcheck: %s\n", st.Reason)
+		return st.Code
+	}
+	code := 1
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		code = ec.ExitCode()
+	}
+	fmt.Fprintf(stderr, "pcheck: %s\n", err)
+	return code
+}

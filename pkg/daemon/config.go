@@ -1,0 +1,32 @@
+// Package daemon wires pcheck: it loads the pfiles, opens one death watch
+// for the host, runs one supervisor per service, routes the kernel's events
+// to them, and answers padmin on the control socket.
+package daemon
+
+import "time"
+
+// Config is pcheck run's flags.
+type Config struct {
+	// Paths are the pfiles and pfile directories to watch.
+	Paths []string
+	// Watcher is the death-detection backend: auto, ebpf, netlink, pidfd
+	// or proc.
+	Watcher string
+	// PollInterval is the proc backend's period.
+	PollInterval time.Duration
+	// ControlSocket is where padmin reaches pcheck.
+	ControlSocket string
+	// StateDir keeps what outlives pcheck (the reboot counter).
+	StateDir string
+	// ProcRoot is the proc mount; "" is /proc.
+	ProcRoot string
+}
+
+// ExitStatus is the error Run returns when pcheck must end with a status
+// other than 0 (retry_over_action exit: 3).
+type ExitStatus struct {
+	Code   int
+	Reason string
+}
+
+func (e *ExitStatus) Error() string { return e.Reason }

@@ -1,0 +1,100 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/pwatch/pwatch/pkg/control"
+	"github.com/pwatch/pwatch/pkg/pfile"
+	"github.com/pwatch/pwatch/pkg/supervise"
+)
+
+// daemon answers padmin (control.Handler) over the running services.
+type daemon struct {
+	order  []*supervise.Service
+	byName map[string]*supervise.Service
+}
+
+// pick is one named service, or all of them for "".
+func (d *daemon) pick(name string) ([]*supervise.Service, error) {
+	if name == "" {
+		return d.order, nil
+	}
+	s, ok := d.byName[name]
+	if !ok {
+		return nil, fmt.Errorf("no service %q is watched", name)
+	}
+	return []*supervise.Service{s}, nil
+}
+
+func (d *daemon) Status(_ context.Context, name string) ([]control.ServiceStatus, error) {
+	svcs, err := d.pick(name)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]control.ServiceStatus, 0, len(svcs))
+	for _, s := range svcs {
+		st := s.Status()
+		cs := control.ServiceStatus{
+			Name: st.Name, State: st.State.String(), PIDs: st.PIDs,
+			UptimeSeconds: int64(st.Uptime.Seconds()), Restarts: st.Restarts,
+		}
+		if cs.PIDs == nil {
+			cs.PIDs = []int{}
+		}
+		if st.LastEvent != "" {
+			cs.LastEvent = &control.Event{Time: st.LastEventAt, Text: st.LastEvent}
+		}
+		out = append(out, cs)
+	}
+	return out, nil
+}
+
+func (d *daemon) Rules(_ context.Context, name string) (json.RawMessage, error) {
+	svcs, err := d.pick(name)
+	if err != nil {
+		return nil, err
+	}
+	rules := make([]pfile.Rules, len(svcs))
+	for i, s := range svcs {
+		rules[i] = s.Config().Rules()
+	}
+	return json.Marshal(rules)
+}
+
+func (d *daemon) Stop(ctx context.Context, name string) error {
+	s, err := d.one(name)
+	if err != nil {
+		return err
+	}
+	return s.Stop(ctx)
+}
+
+func (d *daemon) Start(ctx context.Context, name string) error {
+	s, err := d.one(name)
+	if err != nil {
+		return err
+	}
+	return s.Start(ctx)
+}
+
+func (d *daemon) Reload(context.Context, string) []error {
+	return []error{errors.New("reload is not supported by this pcheck yet")}
+}
+
+func (d *daemon) RebootCount(context.Context, bool) (control.RebootCount, error) {
+	return control.RebootCount{}, errors.New("automatic reboot is not supported by this pcheck yet")
+}
+
+func (d *daemon) one(name string) (*supervise.Service, error) {
+	if name == "" {
+		return nil, errors.New("name the service")
+	}
+	svcs, err := d.pick(name)
+	if err != nil {
+		return nil, err
+	}
+	return svcs[0], nil
+}

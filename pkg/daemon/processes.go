@@ -1,0 +1,40 @@
+package daemon
+
+import (
+	"context"
+	"time"
+
+	"github.com/pwatch/pwatch/pkg/proc"
+)
+
+// serviceProcesses is the process table seen through one service's
+// matcher: what supervise.Processes asks for.
+type serviceProcesses struct {
+	table   *proc.Table
+	matcher proc.Matcher
+}
+
+func (p serviceProcesses) Find() ([]proc.Match, error) { return p.table.Scan(p.matcher) }
+
+func (p serviceProcesses) Kill(ctx context.Context, ids []proc.ID, termTimeout time.Duration) ([]proc.ID, error) {
+	return p.table.Kill(ctx, ids, proc.KillOptions{Timeout: termTimeout})
+}
+
+// exitPoll is how often a dead process is re-read while we wait for the
+// kernel to finish its exit (files closed, ports freed).
+const exitPoll = 2 * time.Millisecond
+
+func (p serviceProcesses) WaitExited(ctx context.Context, id proc.ID) error {
+	t := time.NewTicker(exitPoll)
+	defer t.Stop()
+	for {
+		if alive, err := p.table.Alive(id); err == nil && !alive {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}

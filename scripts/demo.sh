@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# `make demo`: run pcheck on pfile/demo.pfile, watching a demo web server.
+# Installs the demo under /tmp/pwatch-demo; pcheck starts the server itself
+# (start_on_load). Stop with Ctrl-C: the server is left running, as pcheck
+# always leaves its services; `pkill -f /tmp/pwatch-demo/demoserver` ends it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" != 0 ]; then
+	echo "make demo: pcheck needs root (BPF, signals to any process): run it with sudo" >&2
+	exit 1
+fi
+dir=/tmp/pwatch-demo
+mkdir -p "$dir"
+# Copy over a running binary would fail (text busy): stop an old demo first.
+pkill -f "^$dir/demoserver" 2>/dev/null || true
+cp bin/demoserver "$dir/demoserver"
+cp scripts/restart/demo.restart "$dir/demo.restart"
+cat <<MSG
+
+pcheck is starting on pfile/demo.pfile. In another terminal, try:
+
+  curl http://127.0.0.1:18080/                    # the demo server answers
+  sudo kill -9 \$(pgrep -f $dir/demoserver)        # kill it: pcheck logs Down, restarts it
+  sudo bin/padmin --control-socket $dir/pcheck.sock status
+  sudo bin/padmin --control-socket $dir/pcheck.sock stop demo    # now a kill is not acted on
+  sudo bin/padmin --control-socket $dir/pcheck.sock start demo   # watched (and started) again
+
+Ctrl-C stops pcheck and leaves the server running.
+
+MSG
+exec bin/pcheck run --control-socket "$dir/pcheck.sock" --syslog-socket "${PWATCH_SYSLOG_SOCKET:-/dev/log}" pfile/demo.pfile
