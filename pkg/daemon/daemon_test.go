@@ -1,0 +1,66 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pwatch/pwatch/pkg/msg"
+)
+
+func testLogger(t *testing.T) (*msg.Logger, *bytes.Buffer) {
+	t.Helper()
+	var buf bytes.Buffer
+	l, err := msg.NewLogger(msg.Config{Ident: "pcheck", Stderr: &buf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, &buf
+}
+
+// A start with a bad pfile is refused whole, naming every error.
+func TestRunRefusesBadPfiles(t *testing.T) {
+	dir := t.TempDir()
+	good := "process /usr/bin/sleep\nrestart_script /bin/true\n"
+	bad := "process /usr/bin/sleep\nrestart_script /bin/true\nretry_count -1\nretry_over_action restart\n"
+	os.WriteFile(filepath.Join(dir, "a.pfile"), []byte(good), 0o644)
+	os.WriteFile(filepath.Join(dir, "b.pfile"), []byte(bad), 0o644)
+	log, _ := testLogger(t)
+	err := Run(context.Background(), Config{Paths: []string{dir}, Watcher: "proc", ControlSocket: filepath.Join(dir, "sock")}, log)
+	if err == nil {
+		t.Fatal("Run started with a bad pfile")
+	}
+	for _, want := range []string{"b.pfile:3:", "b.pfile:4:"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %s", err, want)
+		}
+	}
+	if _, statErr := os.Stat(filepath.Join(dir, "sock")); statErr == nil {
+		t.Error("the control socket was opened although the start was refused")
+	}
+}
+
+func TestRunRefusesRebootUntilSupported(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "r.pfile")
+	os.WriteFile(p, []byte("process /usr/bin/sleep\nrestart_script /bin/true\nretry_over_action reboot\n"), 0o644)
+	log, _ := testLogger(t)
+	err := Run(context.Background(), Config{Paths: []string{p}, Watcher: "proc", ControlSocket: filepath.Join(dir, "sock")}, log)
+	if err == nil || !strings.Contains(err.Error(), "reboot") {
+		t.Fatalf("err = %v, want reboot refused", err)
+	}
+}
+
+func TestRunRefusesUnknownUser(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "u.pfile")
+	os.WriteFile(p, []byte("process /usr/bin/sleep\nrestart_script /bin/true\nuser no-such-user-pwatch\n"), 0o644)
+	log, _ := testLogger(t)
+	err := Run(context.Background(), Config{Paths: []string{p}, Watcher: "proc", ControlSocket: filepath.Join(dir, "sock")}, log)
+	if err == nil || !strings.Contains(err.Error(), "no-such-user-pwatch") {
+		t.Fatalf("err = %v, want the unknown user named", err)
+	}
+}
