@@ -1,0 +1,73 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/pwatch/pwatch/pkg/pfile"
+	"github.com/urfave/cli/v2"
+)
+
+func checkCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "check",
+		Usage:     "validate pfiles without a daemon",
+		ArgsUsage: "PFILE|DIR...",
+		Description: "Reads each pfile (a directory stands for its *.pfile files) and prints\n" +
+			"\"OK NAME\" for a valid one or each error as FILE:LINE: MESSAGE on stderr.\n" +
+			"Warnings go to stderr too and do not fail the check. The exit status is\n" +
+			"1 when any file has an error, else 0. With --json, each valid service's\n" +
+			"effective rules are printed instead of OK lines, one JSON object per line.",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "json", Usage: "print each service's effective rules as one JSON object per line"},
+		},
+		Action: runCheck,
+	}
+}
+
+func runCheck(c *cli.Context) error {
+	if c.NArg() == 0 {
+		return cli.Exit("check: expected at least one PFILE or DIR", 2)
+	}
+	out, errOut := c.App.Writer, c.App.ErrWriter
+	failed := false
+	report := func(err error) {
+		failed = true
+		for _, e := range pfile.AsErrors(err) {
+			fmt.Fprintln(errOut, e.Error())
+		}
+	}
+	files, err := pfile.Files(c.Args().Slice()...)
+	if err != nil {
+		report(err)
+	}
+	enc := json.NewEncoder(out)
+	enc.SetEscapeHTML(false)
+	names := map[string]string{}
+	for _, f := range files {
+		svc, warns, err := pfile.LoadFile(f)
+		for _, w := range warns {
+			fmt.Fprintln(errOut, w.String())
+		}
+		if err != nil {
+			report(err)
+			continue
+		}
+		if prev, dup := names[svc.Name]; dup {
+			report(&pfile.Error{File: f, Msg: fmt.Sprintf("service name %q is already used by %s", svc.Name, prev)})
+			continue
+		}
+		names[svc.Name] = f
+		if c.Bool("json") {
+			if err := enc.Encode(svc); err != nil {
+				return err
+			}
+			continue
+		}
+		fmt.Fprintf(out, "OK %s\n", svc.Name)
+	}
+	if failed {
+		return cli.Exit("", 1)
+	}
+	return nil
+}

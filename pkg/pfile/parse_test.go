@@ -1,0 +1,549 @@
+package pfile
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+const samplesDir = "../../pfile"
+
+func mustParse(t *testing.T, src string) (*Service, []Warning) {
+	t.Helper()
+	svc, warns, err := Parse("t.pfile", []byte(src))
+	if err != nil {
+		t.Fatalf("Parse: %v\nsource:\n%s", err, src)
+	}
+	return svc, warns
+}
+
+func readSample(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(samplesDir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// The table of spec/pfile.md "The seed's three samples".
+var goldenSamples = []struct {
+	file     string
+	kind     Kind
+	interval int
+	errorVal bool
+	duration int
+	port     int
+	host     string
+	timeout  int
+	path     string // "" is the table's "-"
+	action   bool
+	warnings []string
+}{
+	{"sample1.pfile", KindHTTP, 60, false, 600, 8080, "127.0.0.1", 10, "/", true, nil},
+	{"sample2.pfile", KindTCP, 60, false, 600, 8080, "127.0.0.1", 10, "", true, nil},
+	{"sample3.pfile", KindHTTPS, 60, false, 600, 433, "localhost", 5, "/", true, []string{
+		"sample3.pfile:8: warning: taken as the rest of the comment on line 7 (it follows a comment ending with ':'); start it with # to make that explicit",
+	}},
+}
+
+func TestSeedSamples(t *testing.T) {
+	for _, g := range goldenSamples {
+		t.Run(g.file, func(t *testing.T) {
+			src := readSample(t, g.file)
+			for _, variant := range []struct {
+				name string
+				src  []byte
+			}{
+				{"LF", src},
+				{"CRLF", []byte(strings.ReplaceAll(string(src), "\n", "\r\n"))},
+			} {
+				svc, warns, err := Parse(g.file, variant.src)
+				if err != nil {
+					t.Fatalf("%s: %v", variant.name, err)
+				}
+				var ws []string
+				for _, w := range warns {
+					ws = append(ws, w.String())
+				}
+				if !reflect.DeepEqual(ws, g.warnings) {
+					t.Errorf("%s: warnings %q, want %q", variant.name, ws, g.warnings)
+				}
+				if svc.Name != strings.TrimSuffix(g.file, ".pfile") {
+					t.Errorf("name %q", svc.Name)
+				}
+				if len(svc.Checks) != 1 {
+					t.Fatalf("%s: %d checks, want 1", variant.name, len(svc.Checks))
+				}
+				c := svc.Checks[0]
+				got := []any{c.Kind, c.Interval, c.StopAfterDetect, c.Duration, c.Port, c.Host, c.Timeout, c.Path, c.ActionError}
+				want := []any{g.kind, time.Duration(g.interval) * time.Second, g.errorVal, time.Duration(g.duration) * time.Second,
+					g.port, g.host, time.Duration(g.timeout) * time.Second, g.path, g.action}
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("%s: check %v, want %v", variant.name, got, want)
+				}
+				if !c.ListenCheck {
+					t.Errorf("listen_check should default to yes")
+				}
+			}
+		})
+	}
+}
+
+// The samples keep the seed's text byte for byte below the added lines.
+func TestSeedSamplesVerbatim(t *testing.T) {
+	seed := filepath.Join("..", "..", "..", "shared", "seed", "000_4b09d7b16b04f295.txt")
+	raw, err := os.ReadFile(seed)
+	if err != nil {
+		t.Skipf("seed not beside the repository: %v", err)
+	}
+	for _, name := range []string{"sample1.pfile", "sample2.pfile", "sample3.pfile"} {
+		src := string(readSample(t, name))
+		i := strings.Index(src, "\n\n")
+		copied := src[i+2:]
+		if !strings.Contains(string(raw), "```\n"+copied+"```\n") {
+			t.Errorf("%s: the text below the process entry is not a verbatim block of the seed", name)
+		}
+	}
+}
+
+func TestLoadSamplesDir(t *testing.T) {
+	svcs, warns, err := LoadDir(samplesDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(samplesDir, "*.pfile"))
+	if len(svcs) != len(files) {
+		t.Errorf("%d services from %d files", len(svcs), len(files))
+	}
+	got := map[string]bool{}
+	for i, s := range svcs {
+		got[s.Name] = true
+		if i > 0 && svcs[i-1].Name >= s.Name {
+			t.Errorf("services not sorted by name: %s before %s", svcs[i-1].Name, s.Name)
+		}
+	}
+	for _, n := range []string{"apache2", "nginx", "sample1", "sample2", "sample3", "tomcat"} {
+		if !got[n] {
+			t.Errorf("service %s missing from %s", n, samplesDir)
+		}
+	}
+	for _, w := range warns {
+		if !strings.HasSuffix(w.File, "sample3.pfile") {
+			t.Errorf("unexpected warning: %s", w)
+		}
+	}
+}
+
+func TestRealisticSamples(t *testing.T) {
+	svcs, _, err := Load(filepath.Join(samplesDir, "apache2.pfile"), filepath.Join(samplesDir, "nginx.pfile"), filepath.Join(samplesDir, "tomcat.pfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	apache, nginx, tomcat := svcs[0], svcs[1], svcs[2]
+	if apache.Process != "/usr/sbin/apache2" || !apache.ArgsRE.MatchString("-k start") || apache.ArgsRE.MatchString("-k graceful") {
+		t.Errorf("apache2: process %q args %q", apache.Process, apache.Args)
+	}
+	if apache.RetryOverAction != ActionExit || apache.Checks[0].Port != 80 {
+		t.Errorf("apache2: %+v", apache)
+	}
+	if nginx.Process != "/usr/sbin/nginx" || nginx.ArgsRE != nil {
+		t.Errorf("nginx: process %q args %q", nginx.Process, nginx.Args)
+	}
+	if nginx.Checks[0].ExpectStatus != (StatusRange{100, 499}) {
+		t.Errorf("nginx: expect_status %v", nginx.Checks[0].ExpectStatus)
+	}
+	const boot = "-Djava.util.logging.config.file=/var/lib/tomcat10/conf/logging.properties -classpath /usr/share/tomcat10/bin/bootstrap.jar:/usr/share/tomcat10/bin/tomcat-juli.jar -Dcatalina.base=/var/lib/tomcat10 -Dcatalina.home=/usr/share/tomcat10 org.apache.catalina.startup.Bootstrap "
+	if !tomcat.ArgsRE.MatchString(boot+"start") || !tomcat.ArgsRE.MatchString(boot+"-security start") || tomcat.ArgsRE.MatchString(boot+"stop") {
+		t.Errorf("tomcat: args %q", tomcat.Args)
+	}
+	if tomcat.User != "tomcat" || tomcat.RestartTimeout != 180*time.Second || tomcat.Checks[0].Port != 8080 {
+		t.Errorf("tomcat: %+v", tomcat)
+	}
+	for _, s := range svcs {
+		if !strings.HasPrefix(s.RestartScript[0], "/etc/pwatch/scripts/") {
+			t.Errorf("%s: restart_script %v", s.Name, s.RestartScript)
+		}
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	svc, warns := mustParse(t, pf(lProc, lRS, lOpen, lExec, lAct, lClose))
+	if len(warns) != 0 {
+		t.Errorf("warnings: %v", warns)
+	}
+	want := &Service{
+		Name: "t", File: "t.pfile", Process: "/usr/sbin/apache2",
+		MinCount: 1, RestartScript: []string{"/etc/pwatch/scripts/apache2.restart"},
+		RestartTimeout: 60 * time.Second, RetryCount: 3, Grace: 86400 * time.Second,
+		RetryInterval: 0, RetryOverAction: ActionContinue, KillTimeout: 10 * time.Second,
+		StartOnLoad: true,
+		Checks: []Check{{
+			Kind: KindHTTP, Block: "_bi_webserv", Line: 3, Library: "/opt/HA/PSWE/lib/lib_bi_webserv.so",
+			Interval: 60 * time.Second, Duration: 600 * time.Second, Port: 8080, Host: "127.0.0.1",
+			Timeout: 10 * time.Second, Path: "/", ActionError: true, ListenCheck: true,
+		}},
+	}
+	if !reflect.DeepEqual(svc, want) {
+		t.Errorf("got  %+v\nwant %+v", svc, want)
+	}
+
+	// PS_EXEC fields left empty or "-" take their defaults too.
+	svc, _ = mustParse(t, pf(lProc, lRS, lOpen, execHead+"-:::5:-:8080:-:-:-", lAct, lClose))
+	c := svc.Checks[0]
+	if c.Interval != 60*time.Second || c.StopAfterDetect || c.Duration != 600*time.Second ||
+		c.Host != "127.0.0.1" || c.Timeout != 10*time.Second || c.Path != "/" {
+		t.Errorf("defaults from empty fields: %+v", c)
+	}
+	// The probe timeout defaults to min(interval, 10).
+	svc, _ = mustParse(t, pf(lProc, lRS, "_bi_socket{",
+		"PS_EXEC DLL:/x/lib_bi_socket.so:DIRECT:-:10:1:2:10:22",
+		"PS_ACTION DLL:/x/lib_bi_socket.so:DIRECT:0:0", "}"))
+	if c := svc.Checks[0]; c.Timeout != 10*time.Second || !c.StopAfterDetect || c.ActionError || c.Path != "" {
+		t.Errorf("tcp check: %+v", c)
+	}
+}
+
+func TestAllKeys(t *testing.T) {
+	svc, warns := mustParse(t, pf(
+		"process /usr/lib/jvm/java-17-openjdk-amd64/bin/java",
+		`args "org\.apache\.catalina\.startup\.Bootstrap start$"`,
+		"pidfile /run/tomcat.pid",
+		"user 998",
+		"min_count 2",
+		`restart_script /etc/pwatch/scripts/tomcat.restart --reason "stall or down"`,
+		"restart_timeout 120",
+		"retry_count 0",
+		"grace 3600",
+		"retry_interval 5",
+		"retry_over_action REBOOT",
+		"retry_over_script /usr/local/bin/alert tomcat",
+		"recovery_timeout 900",
+		"kill_timeout 0",
+		"start_on_load no",
+		"_bi_webservs{",
+		"PS_EXEC DLL:/opt/HA/PSWE/lib/lib_bi_webservs.so:DIRECT:-:30:1:5:90:8443:[::1]:3:/health?x=1",
+		"PS_ACTION DLL:/opt/HA/PSWE/lib/lib_bi_webservs.so:DIRECT:--:0:0",
+		"tls_verify yes",
+		"tls_ca /etc/ssl/certs/ca-certificates.crt",
+		"tls_server_name www.example.org",
+		"expect_status 200-399",
+		"listen_check no",
+		"}",
+	))
+	if len(warns) != 0 {
+		t.Errorf("warnings: %v", warns)
+	}
+	want := &Service{
+		Name: "t", File: "t.pfile", Process: "/usr/lib/jvm/java-17-openjdk-amd64/bin/java",
+		Args: `org\.apache\.catalina\.startup\.Bootstrap start$`, ArgsRE: svc.ArgsRE,
+		PIDFile: "/run/tomcat.pid", User: "998", MinCount: 2,
+		RestartScript:  []string{"/etc/pwatch/scripts/tomcat.restart", "--reason", "stall or down"},
+		RestartTimeout: 120 * time.Second, RetryCount: 0, Grace: 3600 * time.Second,
+		RetryInterval: 5 * time.Second, RetryOverAction: ActionReboot,
+		RetryOverScript: []string{"/usr/local/bin/alert", "tomcat"},
+		RecoveryTimeout: 900 * time.Second, KillTimeout: 0, StartOnLoad: false,
+		Checks: []Check{{
+			Kind: KindHTTPS, Block: "_bi_webservs", Line: 16, Library: "/opt/HA/PSWE/lib/lib_bi_webservs.so",
+			Interval: 30 * time.Second, StopAfterDetect: true, Duration: 90 * time.Second, Port: 8443,
+			Host: "::1", Timeout: 3 * time.Second, Path: "/health?x=1", ActionError: false,
+			TLSVerify: true, TLSCA: "/etc/ssl/certs/ca-certificates.crt", TLSServerName: "www.example.org",
+			ExpectStatus: StatusRange{200, 399}, ListenCheck: false,
+		}},
+	}
+	if !reflect.DeepEqual(svc, want) {
+		t.Errorf("got  %+v\nwant %+v", svc, want)
+	}
+	if svc.ArgsRE == nil || !svc.ArgsRE.MatchString("-Dx=y org.apache.catalina.startup.Bootstrap start") {
+		t.Errorf("args regexp %v", svc.ArgsRE)
+	}
+}
+
+func TestLexical(t *testing.T) {
+	t.Run("CRLF", func(t *testing.T) {
+		svc, _ := mustParse(t, "process /usr/sbin/apache2\r\nrestart_script /r \"a b\"\r\nretry_count 5\r\n")
+		if svc.Process != "/usr/sbin/apache2" || svc.RetryCount != 5 || !reflect.DeepEqual(svc.RestartScript, []string{"/r", "a b"}) {
+			t.Errorf("%+v", svc)
+		}
+	})
+	t.Run("BOM and no final newline", func(t *testing.T) {
+		svc, _ := mustParse(t, "\xef\xbb\xbfprocess /usr/sbin/apache2\nrestart_script /r")
+		if svc.Process != "/usr/sbin/apache2" {
+			t.Errorf("%+v", svc)
+		}
+	})
+	t.Run("backslash continuation", func(t *testing.T) {
+		svc, _ := mustParse(t, pf(
+			"process /usr/sbin/apa\\",
+			"che2",
+			"restart_script /etc/pwatch/scripts/apache2.restart \\",
+			"    --graceful \\",
+			"    \"--reason=down or stall\"",
+			lOpen,
+			"  PS_EXEC DLL:/opt/HA/PSWE/lib/lib_bi_webserv.so:DIRECT:-:60:0:\\",
+			"          2:600:8080",
+			lAct, lClose))
+		if svc.Process != "/usr/sbin/apache2" {
+			t.Errorf("process %q", svc.Process)
+		}
+		if want := []string{"/etc/pwatch/scripts/apache2.restart", "--graceful", "--reason=down or stall"}; !reflect.DeepEqual(svc.RestartScript, want) {
+			t.Errorf("restart_script %q, want %q", svc.RestartScript, want)
+		}
+		if svc.Checks[0].Port != 8080 {
+			t.Errorf("port %d", svc.Checks[0].Port)
+		}
+	})
+	t.Run("colon continuation of PS_ entries", func(t *testing.T) {
+		svc, _ := mustParse(t, pf(lProc, lRS, lOpen,
+			"  PS_EXEC DLL:",
+			"     /opt/HA/PSWE/lib/lib_bi_webserv.so:",
+			"\t\tDIRECT:-:60:0:2:600:8080",
+			lAct, lClose))
+		if svc.Checks[0].Port != 8080 {
+			t.Errorf("port %d", svc.Checks[0].Port)
+		}
+	})
+	t.Run("colon at the end before a statement does not join", func(t *testing.T) {
+		_, _, err := Parse("t.pfile", []byte(pf(lProc, lRS, lOpen, lExec,
+			"  PS_ACTION DLL:/opt/HA/PSWE/lib/lib_bi_webserv.so:DIRECT:-::-:1:0:", lClose)))
+		want := `t.pfile:5:68: PS_ACTION argc: "" must be 0 (the last field)`
+		if err == nil || err.Error() != want {
+			t.Errorf("got %v, want %s", err, want)
+		}
+	})
+	t.Run("quoting and escapes", func(t *testing.T) {
+		svc, _ := mustParse(t, pf(lProc,
+			`restart_script "/opt/my app/restart" "say \"hi\"" "back\\slash" "\d+" plain#not-a-comment "#nor this"  # but this is`,
+			`args "^-k start( -DFOREGROUND)?$"`))
+		want := []string{"/opt/my app/restart", `say "hi"`, `back\slash`, `\d+`, "plain#not-a-comment", "#nor this"}
+		if !reflect.DeepEqual(svc.RestartScript, want) {
+			t.Errorf("restart_script %q, want %q", svc.RestartScript, want)
+		}
+		if svc.Args != "^-k start( -DFOREGROUND)?$" {
+			t.Errorf("args %q", svc.Args)
+		}
+	})
+	t.Run("args unquoted takes the rest of the line", func(t *testing.T) {
+		svc, _ := mustParse(t, pf(lProc, lRS, `args   -k  start \S*   # comment`))
+		if svc.Args != `-k  start \S*` {
+			t.Errorf("args %q", svc.Args)
+		}
+	})
+	t.Run("case-insensitive keys", func(t *testing.T) {
+		svc, _ := mustParse(t, pf("PROCESS /usr/sbin/apache2", "Restart_Script /r", "Retry_Count 7",
+			"Retry_Over_Action Shutdown", "Start_On_Load NO", "_BI_WEBSERV{",
+			"  ps_exec DLL:/opt/HA/PSWE/lib/lib_bi_webserv.so:direct:-:60:0:2:600:8080",
+			"  Ps_Action dll:/opt/HA/PSWE/lib/lib_bi_webserv.so:DIRECT:-::-:1:0", "  Listen_Check NO", "}"))
+		if svc.RetryCount != 7 || svc.RetryOverAction != ActionShutdown || svc.StartOnLoad || svc.Checks[0].ListenCheck {
+			t.Errorf("%+v", svc)
+		}
+	})
+	t.Run("wrapped comment", func(t *testing.T) {
+		svc, warns := mustParse(t, pf(lProc, lRS,
+			"# the fields are:",
+			"  <interval>:<duration>:",
+			"  <port>",
+			"retry_count 4"))
+		if svc.RetryCount != 4 {
+			t.Errorf("retry_count %d", svc.RetryCount)
+		}
+		var got []string
+		for _, w := range warns {
+			got = append(got, w.String())
+		}
+		want := []string{
+			"t.pfile:4: warning: taken as the rest of the comment on line 3 (it follows a comment ending with ':'); start it with # to make that explicit",
+			"t.pfile:5: warning: taken as the rest of the comment on line 3 (it follows a comment ending with ':'); start it with # to make that explicit",
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("warnings\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	})
+	t.Run("comment ending in colon does not swallow a statement", func(t *testing.T) {
+		svc, warns := mustParse(t, pf(lProc, lRS,
+			"# retry settings:",
+			"retry_count 7",
+			"# the stall check:",
+			lOpen, lExec, lAct,
+			"  # and then:",
+			"  listen_check no",
+			"# end:",
+			lClose))
+		if len(warns) != 0 {
+			t.Errorf("warnings: %v", warns)
+		}
+		if svc.RetryCount != 7 || len(svc.Checks) != 1 || svc.Checks[0].ListenCheck {
+			t.Errorf("%+v", svc)
+		}
+	})
+	t.Run("comment ending in colon does not swallow a misspelt key", func(t *testing.T) {
+		_, warns, err := Parse("t.pfile", []byte(pf(lProc, lRS, "# retries:", "retry_cont 7")))
+		if len(warns) != 0 || err == nil || !strings.Contains(err.Error(), `t.pfile:4:1: unknown key "retry_cont" (did you mean retry_count?)`) {
+			t.Errorf("warnings %v, error %v", warns, err)
+		}
+	})
+	t.Run("blank line ends a wrapped comment", func(t *testing.T) {
+		_, _, err := Parse("t.pfile", []byte(pf(lProc, lRS, "# note:", "", "  <port>")))
+		if err == nil || !strings.Contains(err.Error(), `t.pfile:5:3: expected a key`) {
+			t.Errorf("error %v", err)
+		}
+	})
+	t.Run("brace on the next line", func(t *testing.T) {
+		svc, _ := mustParse(t, pf(lProc, lRS, "_bi_webserv", "{", lExec, lAct, "}  # end"))
+		if len(svc.Checks) != 1 {
+			t.Errorf("%+v", svc)
+		}
+	})
+	t.Run("brace after a space", func(t *testing.T) {
+		svc, _ := mustParse(t, pf(lProc, lRS, "_bi_webserv {", lExec, lAct, "}"))
+		if len(svc.Checks) != 1 {
+			t.Errorf("%+v", svc)
+		}
+	})
+	t.Run("two blocks", func(t *testing.T) {
+		svc, _ := mustParse(t, pf(lProc, lRS, lOpen, lExec, lAct, lClose,
+			"_bi_socket{",
+			"  PS_EXEC DLL:/opt/HA/PSWE/lib/lib_bi_socket.so:DIRECT:-:60:0:2:600:8443",
+			"  PS_ACTION DLL:/opt/HA/PSWE/lib/lib_bi_socket.so:DIRECT:-::-:1:0", lClose))
+		if len(svc.Checks) != 2 || svc.Checks[1].Kind != KindTCP || svc.Checks[1].Line != 7 {
+			t.Errorf("%+v", svc.Checks)
+		}
+	})
+	t.Run("ignored PS_EXEC timeout is a warning", func(t *testing.T) {
+		_, warns := mustParse(t, pf(lProc, lRS, lOpen, execHead+"30:60:0:2:600:8080", lAct, lClose))
+		if len(warns) != 1 || warns[0].String() != `t.pfile:4:57: warning: PS_EXEC timeout field "30" is ignored: the probe timeout is argv[3] (after duration, port and host)` {
+			t.Errorf("warnings %v", warns)
+		}
+	})
+	t.Run("tls_ca without tls_verify is a warning", func(t *testing.T) {
+		_, warns := mustParse(t, pf(lProc, lRS, "_bi_webservs{",
+			"PS_EXEC DLL:/l/lib_bi_webservs.so:DIRECT:-:60:0:2:600:443",
+			"PS_ACTION DLL:/l/lib_bi_webservs.so:DIRECT:-::-:1:0", "tls_ca /etc/ca.pem", "}"))
+		if len(warns) != 1 || warns[0].String() != "t.pfile:6:8: warning: tls_ca has no effect without tls_verify yes" {
+			t.Errorf("warnings %v", warns)
+		}
+	})
+}
+
+// The keys of padmin check --json (spec/behaviour.md "Command lines").
+func TestRulesJSON(t *testing.T) {
+	svc, _, err := LoadFile(filepath.Join(samplesDir, "sample3.pfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	keys := func(m map[string]any) []string {
+		var ks []string
+		for k := range m {
+			ks = append(ks, k)
+		}
+		sort.Strings(ks)
+		return ks
+	}
+	wantKeys := []string{"args", "checks", "grace", "kill_timeout", "min_count", "name", "pidfile", "process",
+		"recovery_timeout", "restart_script", "restart_timeout", "retry_count", "retry_interval",
+		"retry_over_action", "retry_over_script", "start_on_load", "user"}
+	if got := keys(m); !reflect.DeepEqual(got, wantKeys) {
+		t.Errorf("keys %v, want %v", got, wantKeys)
+	}
+	checks := m["checks"].([]any)
+	c := checks[0].(map[string]any)
+	wantCheck := map[string]any{
+		"check": "https", "block": "_bi_webservs", "line": 9.0, "library": "/opt/HA/PSWE/lib/lib_bi_webservs.so",
+		"interval": 60.0, "error": 0.0, "duration": 600.0, "port": 433.0, "host": "localhost",
+		"timeout": 5.0, "path": "/", "action_error": 1.0, "tls_verify": false, "tls_ca": nil,
+		"tls_server_name": "localhost", "expect_status": nil, "listen_check": true,
+	}
+	if !reflect.DeepEqual(c, wantCheck) {
+		t.Errorf("check\n%v\nwant\n%v", c, wantCheck)
+	}
+	if m["grace"] != 86400.0 || m["retry_over_action"] != "continue" || m["args"] != nil || m["start_on_load"] != true {
+		t.Errorf("service %v", m)
+	}
+
+	// The JSON view reads back into Rules unchanged.
+	var r Rules
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(r, svc.Rules()) {
+		t.Errorf("round trip\n%+v\n%+v", r, svc.Rules())
+	}
+
+	// Set values: expect_status as {min,max}, recovery_timeout in seconds.
+	svc, _ = mustParse(t, pf(lProc, lRS, "retry_over_action reboot", "recovery_timeout 300", lOpen, lExec, lAct, "expect_status 200-399", lClose))
+	b, _ = json.Marshal(svc)
+	if !strings.Contains(string(b), `"recovery_timeout":300`) || !strings.Contains(string(b), `"expect_status":{"min":200,"max":399}`) {
+		t.Errorf("json %s", b)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	for _, d := range []string{a, b, filepath.Join(dir, "empty")} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	good := pf(lProc, lRS)
+	write := func(p, s string) {
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(a, "web.pfile"), good)
+	write(filepath.Join(b, "web.pfile"), good)
+	write(filepath.Join(a, "notes.txt"), "not a pfile")
+	write(filepath.Join(a, ".hidden.pfile"), "garbage")
+
+	svcs, _, err := Load(a)
+	if err != nil || len(svcs) != 1 || svcs[0].Name != "web" {
+		t.Errorf("Load(a): %v %v", svcs, err)
+	}
+	_, _, err = Load(a, b)
+	if want := filepath.Join(b, "web.pfile") + `: service name "web" is already used by ` + filepath.Join(a, "web.pfile"); err == nil || err.Error() != want {
+		t.Errorf("duplicate names: %v, want %s", err, want)
+	}
+	_, _, err = Load(filepath.Join(dir, "empty"))
+	if want := filepath.Join(dir, "empty") + ": no *.pfile files in this directory"; err == nil || err.Error() != want {
+		t.Errorf("empty dir: %v", err)
+	}
+	_, _, err = Load(filepath.Join(dir, "missing.pfile"))
+	if want := filepath.Join(dir, "missing.pfile") + ": stat: no such file or directory"; err == nil || err.Error() != want {
+		t.Errorf("missing: %v", err)
+	}
+	big := filepath.Join(dir, "big.pfile")
+	write(big, good+strings.Repeat("#\n", MaxFileSize))
+	if _, _, err = LoadFile(big); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("big: %v", err)
+	}
+	if _, _, err := LoadFile(a); err == nil || !strings.Contains(err.Error(), "is a directory") {
+		t.Errorf("dir as file: %v", err)
+	}
+}
+
+func TestNoPanicOnOddInput(t *testing.T) {
+	for _, src := range []string{
+		"{", "}", "_bi_", "_bi_x", "PS_EXEC", "PS_EXEC :", "\\", "a\\", "\"", "process \"", "#:", "#:\n:",
+		"_bi_x{\nPS_EXEC ::::::::\n}", "_bi_x{\nPS_ACTION :::::\n}", "_bi_x{\nPS_EXEC DLL:\n", "args \"(\"",
+		"_bi_x{\nPS_EXEC DLL:/a/lib_bi_socket.so:DIRECT:-:-:-:2:-:[::1\n}", "\r", "\n\n\n", "process /x \\\n",
+	} {
+		svc, _, err := Parse("t.pfile", []byte(src))
+		if (svc == nil) == (err == nil) {
+			t.Errorf("%q: service %v, error %v", src, svc, err)
+		}
+	}
+}
