@@ -49,12 +49,23 @@ type Event struct {
 type Watcher interface {
 	// Name is the backend's name: ebpf, netlink, pidfd or proc.
 	Name() string
-	// Watch reports the exit of id, once. A process already gone or of
-	// another identity is reported at once as exited (status unknown).
+	// Watch reports the exit of id, at most once per Watch (watching an
+	// identity already watched changes nothing). A process already gone or
+	// of another identity (the pid reused) is reported at once as exited,
+	// status unknown; one already a zombie at once, with its status (if
+	// /proc shows it to us: CAP_SYS_PTRACE). An
+	// exit is the whole thread group's end (all threads exited, or a
+	// zombie): a thread's exit is never reported, even the leader's while
+	// other threads run.
 	Watch(id proc.ID) error
 	// Unwatch stops watching id; unknown ids are ignored.
 	Unwatch(id proc.ID) error
-	// WatchExec reports processes that start executing path.
+	// WatchExec reports processes that start executing path (absolute),
+	// matched by device and inode, from the call on: processes already
+	// running it are not reported. Backends without a kernel exec
+	// notification (pidfd, proc) find them by scanning /proc every
+	// Options.PollInterval, so they report up to one interval late and
+	// miss a process that lives shorter than that.
 	WatchExec(path string) error
 	UnwatchExec(path string) error
 	// Events is the stream of exit and exec events; closed by Close.

@@ -1,0 +1,109 @@
+// helper is the real process behind package testproc. Every mode (but
+// sleep) waits for stdin to close before it acts, so a test can start
+// watching first and then decide the exact moment of the exit.
+//
+//   helper exit CODE      exit(CODE)
+//   helper segv           fault on a NULL write (a real SIGSEGV)
+//   helper sleep          run until killed
+//   helper threads N CODE N extra threads; stdin commands:
+//                           't' the extra threads exit (joined), "ok\n" on stdout
+//                           'l' the leader thread exits, another thread reads on
+//                         EOF: exit(CODE) from whichever thread reads
+//   helper zombie CODE    fork a child, print its pid, never reap it; the child
+//                         exits with CODE at EOF, the parent lives until killed
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+static void wait_eof(void) {
+	char c;
+	while (read(0, &c, 1) > 0) {
+	}
+}
+
+static int stop_pipe[2];
+static pthread_t *workers;
+static int nworkers;
+static int code;
+
+static void *worker(void *arg) {
+	char c;
+	(void)arg;
+	while (read(stop_pipe[0], &c, 1) > 0) {
+	}
+	return NULL;
+}
+
+static void *command_loop(void *arg) {
+	char c;
+	(void)arg;
+	for (;;) {
+		ssize_t n = read(0, &c, 1);
+		if (n <= 0)
+			exit(code);
+		if (c == 't') {
+			close(stop_pipe[1]);
+			for (int i = 0; i < nworkers; i++)
+				pthread_join(workers[i], NULL);
+			if (write(1, "ok\n", 3) != 3)
+				exit(100);
+		} else if (c == 'l') {
+			pthread_t t;
+			if (pthread_create(&t, NULL, command_loop, NULL) != 0)
+				exit(101);
+			pthread_exit(NULL);
+		}
+	}
+}
+
+int main(int argc, char **argv) {
+	if (argc < 2)
+		return 2;
+	// No core files: CoreDumped stays false and tests stay fast.
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	const char *mode = argv[1];
+	if (strcmp(mode, "exit") == 0 && argc == 3) {
+		wait_eof();
+		return atoi(argv[2]);
+	}
+	if (strcmp(mode, "segv") == 0) {
+		wait_eof();
+		*(volatile int *)0 = 1;
+		return 3;
+	}
+	if (strcmp(mode, "sleep") == 0) {
+		for (;;)
+			pause();
+	}
+	if (strcmp(mode, "threads") == 0 && argc == 4) {
+		nworkers = atoi(argv[2]);
+		code = atoi(argv[3]);
+		if (pipe(stop_pipe) != 0)
+			return 102;
+		workers = calloc(nworkers, sizeof *workers);
+		for (int i = 0; i < nworkers; i++)
+			if (pthread_create(&workers[i], NULL, worker, NULL) != 0)
+				return 103;
+		if (write(1, "ready\n", 6) != 6)
+			return 104;
+		command_loop(NULL);
+	}
+	if (strcmp(mode, "zombie") == 0 && argc == 3) {
+		pid_t child = fork();
+		if (child < 0)
+			return 105;
+		if (child == 0) {
+			wait_eof();
+			_exit(atoi(argv[2]));
+		}
+		printf("%d\n", child);
+		fflush(stdout);
+		close(0);
+		for (;;)
+			pause();
+	}
+	return 2;
+}

@@ -1,0 +1,376 @@
+package exitwatch
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
+
+	"github.com/pwatch/pwatch/pkg/proc"
+)
+
+// The netlink backend listens to the kernel's proc connector, which reports
+// every thread's exit (with exit_code) and every exec on the host; events
+// are filtered in user space against the watched identities. A thread's
+// exit ends the watch only once every thread of its group has begun to exit
+// (groupExiting), so the Exit is reported when the last thread enters
+// do_exit: /proc may show the process for some microseconds more. When the
+// socket overruns (ENOBUFS) events are lost, so every watched identity is
+// checked again through /proc. Needs CAP_NET_ADMIN.
+func init() {
+	register(backend{name: "netlink", rank: 1, probe: probeNetlink, open: openNetlink})
+}
+
+const (
+	procCnMcastListen = netlink.PROC_CN_MCAST_LISTEN
+	procCnMcastIgnore = 2
+	// netlinkRcvBuf absorbs bursts (a thousand exits at once is ~100 KiB).
+	netlinkRcvBuf = 8 << 20
+	// netlinkAckTimeout bounds the wait for the kernel's answer to LISTEN.
+	netlinkAckTimeout = 2 * time.Second
+)
+
+func probeNetlink(Options) error {
+	s, err := dialProcConnector()
+	if err != nil {
+		return err
+	}
+	sendMcastOp(s, procCnMcastIgnore)
+	s.Close()
+	return nil
+}
+
+// dialProcConnector opens a connector socket and subscribes to process
+// events, waiting for the kernel's acknowledgement so that a refusal is an
+// error now, not silence later. Only a kernel without the connector or
+// without process events is ErrNotSupported; EPERM is a real error.
+func dialProcConnector() (*nl.NetlinkSocket, error) {
+	s, err := nl.Subscribe(unix.NETLINK_CONNECTOR, netlink.CN_IDX_PROC)
+	if errors.Is(err, unix.EPROTONOSUPPORT) || errors.Is(err, unix.EAFNOSUPPORT) {
+		return nil, fmt.Errorf("netlink connector: %w (%w)", ErrNotSupported, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("netlink connector: %w", err)
+	}
+	if err := s.SetReceiveBufferSize(netlinkRcvBuf, true); err != nil {
+		// SO_RCVBUFFORCE needs CAP_NET_ADMIN; take what the limit allows.
+		_ = s.SetReceiveBufferSize(netlinkRcvBuf, false)
+	}
+	if err := sendMcastOp(s, procCnMcastListen); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("proc connector listen: %w", err)
+	}
+	if err := awaitAck(s); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func sendMcastOp(s *nl.NetlinkSocket, op uint32) error {
+	req := nl.NetlinkRequest{NlMsghdr: unix.NlMsghdr{Type: unix.NLMSG_DONE}}
+	req.AddData(nl.NewCnMsg(netlink.CN_IDX_PROC, netlink.CN_VAL_PROC, op))
+	return s.Send(&req)
+}
+
+// awaitAck reads until the PROC_EVENT_NONE acknowledgement of LISTEN.
+// Process events that arrive first concern nothing watched yet.
+func awaitAck(s *nl.NetlinkSocket) error {
+	tv := unix.NsecToTimeval(netlinkAckTimeout.Nanoseconds())
+	if err := s.SetReceiveTimeout(&tv); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(netlinkAckTimeout)
+	for time.Now().Before(deadline) {
+		msgs, from, err := s.Receive()
+		if errors.Is(err, unix.EAGAIN) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("proc connector: %w", err)
+		}
+		if from.Pid != nl.PidKernel {
+			continue
+		}
+		for _, m := range msgs {
+			ev, ok := parseProcEvent(m.Data)
+			if !ok || ev.what != netlink.PROC_EVENT_NONE {
+				continue
+			}
+			if ev.ackErr != 0 {
+				return fmt.Errorf("proc connector refused to listen: %w", unix.Errno(ev.ackErr))
+			}
+			return s.SetReceiveTimeout(&unix.Timeval{})
+		}
+	}
+	return fmt.Errorf("proc connector: no answer within %v, kernel without CONFIG_PROC_EVENTS: %w", netlinkAckTimeout, ErrNotSupported)
+}
+
+// procEvent is the part of a proc connector message we use.
+type procEvent struct {
+	what      uint32
+	pid, tgid int
+	exitCode  int           // wait(2)-style status of the exiting thread
+	at        time.Duration // when the kernel sent it, CLOCK_MONOTONIC
+	ackErr    uint32
+}
+
+// parseProcEvent decodes a cn_msg carrying a proc_event. The layout is the
+// kernel's (include/uapi/linux/cn_proc.h), in host byte order.
+func parseProcEvent(b []byte) (procEvent, bool) {
+	r := bytes.NewReader(b)
+	var cn nl.CnMsg
+	var hdr netlink.ProcEventHeader
+	if binary.Read(r, nl.NativeEndian(), &cn) != nil || binary.Read(r, nl.NativeEndian(), &hdr) != nil {
+		return procEvent{}, false
+	}
+	if cn.ID.Idx != netlink.CN_IDX_PROC || cn.ID.Val != netlink.CN_VAL_PROC {
+		return procEvent{}, false
+	}
+	ev := procEvent{what: hdr.What, at: time.Duration(hdr.Timestamp)}
+	switch hdr.What {
+	case netlink.PROC_EVENT_NONE:
+		if binary.Read(r, nl.NativeEndian(), &ev.ackErr) != nil {
+			return procEvent{}, false
+		}
+	case netlink.PROC_EVENT_EXIT:
+		var e netlink.ExitProcEvent
+		if binary.Read(r, nl.NativeEndian(), &e) != nil {
+			return procEvent{}, false
+		}
+		ev.pid, ev.tgid, ev.exitCode = int(e.ProcessPid), int(e.ProcessTgid), int(e.ExitCode)
+	case netlink.PROC_EVENT_EXEC:
+		var e netlink.ExecProcEvent
+		if binary.Read(r, nl.NativeEndian(), &e) != nil {
+			return procEvent{}, false
+		}
+		ev.pid, ev.tgid = int(e.ProcessPid), int(e.ProcessTgid)
+	}
+	return ev, true
+}
+
+type netlinkWatcher struct {
+	opt   Options
+	queue *eventQueue
+	sock  *nl.NetlinkSocket
+	done  chan struct{}
+
+	mu sync.Mutex
+	// watched maps a pid to the start times watched under it (normally one;
+	// two only while a reused pid's old identity awaits its report).
+	watched map[int]map[uint64]struct{}
+	exes    exePaths
+	closed  bool
+}
+
+func openNetlink(opt Options) (Watcher, error) {
+	s, err := dialProcConnector()
+	if err != nil {
+		return nil, err
+	}
+	w := &netlinkWatcher{
+		opt:     opt,
+		queue:   newEventQueue(),
+		sock:    s,
+		done:    make(chan struct{}),
+		watched: map[int]map[uint64]struct{}{},
+		exes:    exePaths{},
+	}
+	go w.loop()
+	return w, nil
+}
+
+func (w *netlinkWatcher) Name() string         { return "netlink" }
+func (w *netlinkWatcher) Events() <-chan Event { return w.queue.out }
+
+func (w *netlinkWatcher) Watch(id proc.ID) error {
+	if err := validID(id); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, ok := w.watched[id.PID][id.StartTime]; ok {
+		return nil
+	}
+	// Events read from here on are matched against id (w.mu is held, so
+	// none is handled before the check below). An exit that happened
+	// before is found now: gone, reused, zombie, or all threads exiting.
+	exiting, err := groupExiting(w.opt.ProcRoot, id)
+	if err != nil {
+		return fmt.Errorf("watch %v: %w", id, err)
+	}
+	if exiting {
+		w.queue.push(w.exitNow(id))
+		return nil
+	}
+	if w.watched[id.PID] == nil {
+		w.watched[id.PID] = map[uint64]struct{}{}
+	}
+	w.watched[id.PID][id.StartTime] = struct{}{}
+	return nil
+}
+
+// exitNow is the Exit of an identity found exited without its exit event:
+// with the status while it is a zombie, else unknown.
+func (w *netlinkWatcher) exitNow(id proc.ID) Event {
+	if alive, ev := checkAlive(w.opt.ProcRoot, id); !alive {
+		return ev
+	}
+	return exitEvent(id, false, 0) // still inside do_exit
+}
+
+func (w *netlinkWatcher) Unwatch(id proc.ID) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.forget(id)
+	return nil
+}
+
+// forget drops one watch; w.mu is held.
+func (w *netlinkWatcher) forget(id proc.ID) {
+	delete(w.watched[id.PID], id.StartTime)
+	if len(w.watched[id.PID]) == 0 {
+		delete(w.watched, id.PID)
+	}
+}
+
+func (w *netlinkWatcher) WatchExec(path string) error {
+	if err := checkExePath(path); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	if _, ok := w.exes[path]; !ok {
+		w.exes[path] = monotonicNow()
+	}
+	w.mu.Unlock()
+	return nil
+}
+
+func (w *netlinkWatcher) UnwatchExec(path string) error {
+	w.mu.Lock()
+	delete(w.exes, path)
+	w.mu.Unlock()
+	return nil
+}
+
+func (w *netlinkWatcher) loop() {
+	defer close(w.done)
+	for {
+		msgs, from, err := w.sock.Receive()
+		if errors.Is(err, unix.ENOBUFS) {
+			w.overrun()
+			continue
+		}
+		if err != nil {
+			w.mu.Lock()
+			closed := w.closed
+			w.mu.Unlock()
+			if !closed {
+				w.opt.Logger.Error("netlink watcher: receive failed, no more exits will be seen", "err", err)
+			}
+			return
+		}
+		if from.Pid != nl.PidKernel {
+			continue // only the kernel speaks for processes
+		}
+		for _, m := range msgs {
+			if ev, ok := parseProcEvent(m.Data); ok {
+				w.handle(ev)
+			}
+		}
+	}
+}
+
+func (w *netlinkWatcher) handle(ev procEvent) {
+	switch ev.what {
+	case netlink.PROC_EVENT_EXIT:
+		w.threadExited(ev)
+	case netlink.PROC_EVENT_EXEC:
+		w.execed(ev)
+	}
+}
+
+// threadExited decides whether the exit of thread ev.pid ends its watched
+// group. The exit_code of the thread that ends the group is the group's
+// status (an exit_group or fatal signal gives every thread the group's
+// code; a leader that exited first left the decision to the last thread).
+func (w *netlinkWatcher) threadExited(ev procEvent) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for start := range w.watched[ev.tgid] {
+		id := proc.ID{PID: ev.tgid, StartTime: start}
+		exiting, err := groupExiting(w.opt.ProcRoot, id)
+		if err != nil {
+			w.opt.Logger.Warn("netlink watcher: cannot read the exiting group", "id", id, "err", err)
+			continue
+		}
+		if !exiting {
+			continue // another thread runs on; its exit will come
+		}
+		w.forget(id)
+		w.queue.push(exitEvent(id, !pidReused(w.opt.ProcRoot, id), ev.exitCode))
+	}
+}
+
+// pidReused tells whether id's pid now holds another process, whose
+// thread's exit code must not be taken for id's.
+func pidReused(procRoot string, id proc.ID) bool {
+	st, err := readStat(procRoot, id.PID)
+	return err == nil && st.StartTime != id.StartTime
+}
+
+func (w *netlinkWatcher) execed(ev procEvent) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.exes) == 0 {
+		return
+	}
+	path, ok := execMatch(w.opt.ProcRoot, ev.tgid, w.exes.keys())
+	if !ok || ev.at < w.exes[path] {
+		return // not watched, or an exec from before the watch still queued
+	}
+	id, err := readID(w.opt.ProcRoot, ev.tgid)
+	if err != nil {
+		return // exited already
+	}
+	w.queue.push(Event{Kind: Exec, ID: id, Exe: path, At: monotonicNow()})
+}
+
+// overrun handles lost events: every watched identity is checked through
+// /proc. Lost exec events cannot be recovered.
+func (w *netlinkWatcher) overrun() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.opt.Logger.Warn("netlink watcher: socket overrun, events lost; rescanning watched processes")
+	for pid, starts := range w.watched {
+		for start := range starts {
+			id := proc.ID{PID: pid, StartTime: start}
+			if exiting, err := groupExiting(w.opt.ProcRoot, id); err == nil && exiting {
+				w.forget(id)
+				w.queue.push(w.exitNow(id))
+			}
+		}
+	}
+}
+
+func (w *netlinkWatcher) Close() error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return nil
+	}
+	w.closed = true
+	w.mu.Unlock()
+	// Tell the kernel one listener fewer, so it can stop building events.
+	_ = sendMcastOp(w.sock, procCnMcastIgnore)
+	w.sock.Close()
+	<-w.done
+	w.queue.close()
+	return nil
+}

@@ -1,0 +1,55 @@
+package exitwatch
+
+import (
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pwatch/pwatch/internal/testpriv"
+	"github.com/pwatch/pwatch/internal/testproc"
+	"github.com/pwatch/pwatch/pkg/proc"
+)
+
+// TestNetlinkOverrunRescans: when the socket overflowed (ENOBUFS) the
+// exit events are lost; the rescan must still report every dead watched
+// identity, once, and leave the living ones watched.
+func TestNetlinkOverrunRescans(t *testing.T) {
+	testpriv.Root(t) // to read a zombie's exit code from /proc
+	// No socket: the exits below are never seen as events, as in an overrun.
+	w := &netlinkWatcher{
+		opt:     Options{}.withDefaults(),
+		queue:   newEventQueue(),
+		watched: map[int]map[uint64]struct{}{},
+		exes:    exePaths{},
+	}
+	t.Cleanup(w.queue.close)
+	dead, alive := testproc.Sleep(t), testproc.Sleep(t)
+	for _, id := range []proc.ID{dead.ID, alive.ID} {
+		if err := w.Watch(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dead.Signal(syscall.SIGKILL)
+	dead.WaitZombie()
+	w.overrun()
+	select {
+	case ev := <-w.Events():
+		if ev.ID != dead.ID || !ev.Known || ev.Signal != int(syscall.SIGKILL) {
+			t.Errorf("rescan reported %+v, want %v killed by SIGKILL", ev, dead.ID)
+		}
+	case <-time.After(eventDeadline):
+		t.Fatal("rescan reported nothing")
+	}
+	w.overrun() // a second rescan must not report it again
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, ok := w.watched[alive.ID.PID][alive.ID.StartTime]; !ok {
+		t.Error("the living process is no longer watched after the rescan")
+	}
+	if _, ok := w.watched[dead.ID.PID]; ok {
+		t.Error("the dead process is still watched after the rescan")
+	}
+	if len(w.queue.items) != 0 {
+		t.Errorf("second rescan queued %+v", w.queue.items)
+	}
+}

@@ -1,0 +1,137 @@
+package exitwatch
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/pwatch/pwatch/pkg/proc"
+)
+
+// The proc backend polls /proc every Options.PollInterval: a watched
+// process that is missing, has another start time, or is a zombie is
+// reported as exited (with its status while it is a zombie). Detection
+// latency is up to one interval; it needs nothing but a readable /proc.
+func init() {
+	register(backend{name: "proc", rank: 3, probe: probeProc, open: openProc})
+}
+
+func probeProc(opt Options) error {
+	_, err := readStat(opt.ProcRoot, os.Getpid())
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s is not a procfs mount: %w (%w)", opt.ProcRoot, ErrNotSupported, err)
+	}
+	return err
+}
+
+type procPoller struct {
+	opt   Options
+	queue *eventQueue
+	exec  *execPoller
+
+	mu      sync.Mutex
+	watched map[proc.ID]struct{}
+
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+func openProc(opt Options) (Watcher, error) {
+	if err := probeProc(opt); err != nil {
+		return nil, err
+	}
+	w := &procPoller{
+		opt:     opt,
+		queue:   newEventQueue(),
+		watched: map[proc.ID]struct{}{},
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	w.exec = newExecPoller(opt, w.queue.push)
+	go w.loop()
+	return w, nil
+}
+
+func (w *procPoller) Name() string             { return "proc" }
+func (w *procPoller) Events() <-chan Event     { return w.queue.out }
+func (w *procPoller) WatchExec(p string) error { return w.exec.add(p) }
+
+func (w *procPoller) UnwatchExec(p string) error {
+	w.exec.remove(p)
+	return nil
+}
+
+func (w *procPoller) Watch(id proc.ID) error {
+	if err := validID(id); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, ok := w.watched[id]; ok {
+		return nil
+	}
+	if alive, ev := checkAlive(w.opt.ProcRoot, id); !alive {
+		w.queue.push(ev)
+		return nil
+	}
+	w.watched[id] = struct{}{}
+	return nil
+}
+
+func (w *procPoller) Unwatch(id proc.ID) error {
+	w.mu.Lock()
+	delete(w.watched, id)
+	w.mu.Unlock()
+	return nil
+}
+
+func (w *procPoller) loop() {
+	defer close(w.done)
+	t := time.NewTicker(w.opt.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-t.C:
+			w.poll()
+		}
+	}
+}
+
+// poll checks every watched identity. The reads run outside the lock so
+// Watch is not held up; an identity unwatched meanwhile is not reported.
+func (w *procPoller) poll() {
+	w.mu.Lock()
+	ids := make([]proc.ID, 0, len(w.watched))
+	for id := range w.watched {
+		ids = append(ids, id)
+	}
+	w.mu.Unlock()
+	for _, id := range ids {
+		alive, ev := checkAlive(w.opt.ProcRoot, id)
+		if alive {
+			continue
+		}
+		w.mu.Lock()
+		if _, ok := w.watched[id]; ok {
+			delete(w.watched, id)
+			w.queue.push(ev)
+		}
+		w.mu.Unlock()
+	}
+}
+
+func (w *procPoller) Close() error {
+	w.closeOnce.Do(func() {
+		close(w.stop)
+		<-w.done
+		w.exec.close()
+		w.queue.close()
+	})
+	return nil
+}
