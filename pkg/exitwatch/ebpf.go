@@ -1,0 +1,431 @@
+package exitwatch
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/features"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
+
+	"github.com/pwatch/pwatch/pkg/proc"
+)
+
+func init() {
+	register(backend{name: "ebpf", rank: 0, probe: probeEBPF, open: func(o Options) (Watcher, error) {
+		w, err := loadEBPF(o, 0)
+		if err != nil {
+			return nil, err
+		}
+		w.start()
+		return w, nil
+	}})
+}
+
+// lostCheckInterval bounds how long a lost event can go unnoticed when the
+// ring buffer falls silent right after the loss.
+const lostCheckInterval = time.Second
+
+// EBPFStats are the ebpf backend's counters, for metrics. The Watcher that
+// Open("ebpf") returns has a method Stats() EBPFStats.
+type EBPFStats struct {
+	// Received counts events read from the ring buffer.
+	Received uint64
+	// Lost counts events the kernel dropped because the ring buffer was full.
+	Lost uint64
+	// Rescans counts re-checks of the watched set after losses.
+	Rescans uint64
+}
+
+// probeEBPF asks the kernel for what the BPF programs need.
+func probeEBPF(Options) error {
+	checks := []struct {
+		what  string
+		probe func() error
+	}{
+		{"raw tracepoint programs", func() error { return features.HaveProgramType(ebpf.RawTracepoint) }},
+		{"ring buffer maps", func() error { return features.HaveMapType(ebpf.RingBuf) }},
+		{"bpf_get_current_task", func() error { return features.HaveProgramHelper(ebpf.RawTracepoint, asm.FnGetCurrentTask) }},
+		{"bpf_probe_read_kernel", func() error { return features.HaveProgramHelper(ebpf.RawTracepoint, asm.FnProbeReadKernel) }},
+		{"bpf_ringbuf_reserve", func() error { return features.HaveProgramHelper(ebpf.RawTracepoint, asm.FnRingbufReserve) }},
+		{"kernel BTF (CO-RE)", func() error { _, err := btf.LoadKernelSpec(); return err }},
+	}
+	for _, c := range checks {
+		err := c.probe()
+		if errors.Is(err, ebpf.ErrNotSupported) {
+			return fmt.Errorf("%s: %w (%w)", c.what, ErrNotSupported, err)
+		}
+		if err != nil {
+			return fmt.Errorf("probing %s: %w", c.what, err)
+		}
+	}
+	return nil
+}
+
+// ebpfWatcher is the ebpf backend: the kernel filters exits and execs against
+// two maps and sends the matches through a ring buffer.
+type ebpfWatcher struct {
+	procRoot string
+	log      *slog.Logger
+	objs     ebpfObjects
+	links    []link.Link
+	reader   *ringbuf.Reader
+	out      *eventQueue
+	readDone chan struct{}
+
+	// mu guards the user-space copies of the maps, and keeps each kernel
+	// map update in step with its copy.
+	mu      sync.Mutex
+	watched map[int]proc.ID         // by pid, as the kernel map
+	exes    map[ebpfExeKey][]string // watched paths by executable
+	exeKeys map[string]ebpfExeKey   // and back
+	closed  bool                    // the kernel objects are gone
+
+	received, rescans atomic.Uint64
+	started           atomic.Bool
+	lostSeen          uint64 // lost_events when last checked; reader goroutine only
+	closeOnce         sync.Once
+	closeErr          error
+}
+
+// loadEBPF loads and attaches the programs without reading events yet, so a
+// test can let the ring buffer overflow. ringBytes 0 keeps the compiled size.
+func loadEBPF(opt Options, ringBytes uint32) (_ *ebpfWatcher, err error) {
+	opt = opt.withDefaults()
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, fmt.Errorf("raising the memlock limit for BPF: %w", err)
+	}
+	spec, err := loadEbpf()
+	if err != nil {
+		return nil, err
+	}
+	if ringBytes != 0 {
+		spec.Maps[ebpfMapEvents].MaxEntries = ringBytes
+	}
+	w := &ebpfWatcher{
+		procRoot: opt.ProcRoot,
+		log:      opt.Logger.With("watcher", "ebpf"),
+		out:      newEventQueue(),
+		readDone: make(chan struct{}),
+		watched:  map[int]proc.ID{},
+		exes:     map[ebpfExeKey][]string{},
+		exeKeys:  map[string]ebpfExeKey{},
+	}
+	if err := spec.LoadAndAssign(&w.objs, nil); err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			return nil, fmt.Errorf("loading BPF programs: %+v", ve)
+		}
+		return nil, fmt.Errorf("loading BPF objects: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			w.closeKernelSide()
+		}
+	}()
+	if err := w.attach(); err != nil {
+		return nil, err
+	}
+	if w.reader, err = ringbuf.NewReader(w.objs.Events); err != nil {
+		return nil, fmt.Errorf("opening the ring buffer: %w", err)
+	}
+	return w, nil
+}
+
+// attach hooks the programs to the scheduler's exit and exec tracepoints.
+func (w *ebpfWatcher) attach() error {
+	for _, tp := range []struct {
+		name string
+		prog *ebpf.Program
+	}{
+		{"sched_process_exit", w.objs.WatchedExit},
+		{"sched_process_exec", w.objs.WatchedExec},
+	} {
+		l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: tp.name, Program: tp.prog})
+		if err != nil {
+			return fmt.Errorf("attaching to raw tracepoint %s: %w", tp.name, err)
+		}
+		w.links = append(w.links, l)
+	}
+	return nil
+}
+
+// detach unhooks the programs; the maps and the watched set stay.
+func (w *ebpfWatcher) detach() {
+	for _, l := range w.links {
+		if err := l.Close(); err != nil {
+			w.log.Warn("detaching a BPF program", "err", err)
+		}
+	}
+	w.links = nil
+}
+
+// start begins reading events.
+func (w *ebpfWatcher) start() {
+	w.started.Store(true)
+	go w.read()
+}
+
+func (w *ebpfWatcher) Name() string { return "ebpf" }
+
+func (w *ebpfWatcher) Events() <-chan Event { return w.out.out }
+
+// Stats returns the counters.
+func (w *ebpfWatcher) Stats() EBPFStats {
+	s := EBPFStats{Received: w.received.Load(), Rescans: w.rescans.Load()}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.closed {
+		s.Lost = w.lost()
+	}
+	return s
+}
+
+func (w *ebpfWatcher) Watch(id proc.ID) error {
+	if id.PID <= 0 || id.PID > math.MaxInt32 {
+		return fmt.Errorf("watch %v: invalid pid", id)
+	}
+	w.mu.Lock()
+	cur, had := w.watched[id.PID]
+	w.mu.Unlock()
+	if had && cur != id {
+		// One pid, two identities: at most one of them is alive.
+		alive, ev := checkAlive(w.procRoot, cur)
+		if alive {
+			w.out.push(exitEvent(id, false, 0))
+			return nil
+		}
+		w.report(ev)
+	}
+	w.mu.Lock()
+	err := w.objs.WatchedPids.Put(uint32(id.PID), id.StartTime)
+	if err == nil {
+		w.watched[id.PID] = id
+	}
+	w.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("watch %v: %w", id, err)
+	}
+	// It may have died before the map held it: the kernel would not tell.
+	if alive, ev := checkAlive(w.procRoot, id); !alive {
+		w.report(ev)
+	}
+	return nil
+}
+
+func (w *ebpfWatcher) Unwatch(id proc.ID) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.forgetLocked(id)
+}
+
+// forgetLocked drops id from both maps, if it is watched.
+func (w *ebpfWatcher) forgetLocked(id proc.ID) error {
+	if w.watched[id.PID] != id {
+		return nil
+	}
+	delete(w.watched, id.PID)
+	// The kernel deletes the entry itself when it reports the exit.
+	if err := w.objs.WatchedPids.Delete(uint32(id.PID)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("unwatch %v: %w", id, err)
+	}
+	return nil
+}
+
+// report sends an Exit event if its process is still watched, so each watch
+// reports once whichever path (kernel event, re-check, rescan) sees it first.
+func (w *ebpfWatcher) report(ev Event) {
+	w.mu.Lock()
+	watched := w.watched[ev.ID.PID] == ev.ID
+	if watched {
+		if err := w.forgetLocked(ev.ID); err != nil {
+			w.log.Warn("cannot remove a dead process from the BPF map", "id", ev.ID, "err", err)
+		}
+	}
+	w.mu.Unlock()
+	if watched {
+		w.out.push(ev)
+	}
+}
+
+func (w *ebpfWatcher) WatchExec(path string) error {
+	if err := checkExePath(path); err != nil {
+		return err
+	}
+	key, err := exeKeyOf(path)
+	if err != nil {
+		return fmt.Errorf("watch exec %s: %w", path, err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, ok := w.exeKeys[path]; ok {
+		return nil
+	}
+	if err := w.objs.WatchedExes.Put(key, uint8(1)); err != nil {
+		return fmt.Errorf("watch exec %s: %w", path, err)
+	}
+	w.exeKeys[path] = key
+	w.exes[key] = append(w.exes[key], path)
+	return nil
+}
+
+func (w *ebpfWatcher) UnwatchExec(path string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	key, ok := w.exeKeys[path]
+	if !ok {
+		return nil
+	}
+	delete(w.exeKeys, path)
+	var rest []string
+	for _, p := range w.exes[key] {
+		if p != path {
+			rest = append(rest, p)
+		}
+	}
+	if len(rest) > 0 {
+		w.exes[key] = rest
+		return nil
+	}
+	delete(w.exes, key)
+	if err := w.objs.WatchedExes.Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("unwatch exec %s: %w", path, err)
+	}
+	return nil
+}
+
+// exeKeyOf names path's file as the BPF program sees it.
+func exeKeyOf(path string) (ebpfExeKey, error) {
+	k, err := statKey(path)
+	if err != nil {
+		return ebpfExeKey{}, err
+	}
+	// The kernel's internal dev_t is MKDEV: major << 20 | minor.
+	return ebpfExeKey{Dev: unix.Major(k.dev)<<20 | unix.Minor(k.dev), Ino: k.ino}, nil
+}
+
+// read turns ring-buffer records into events until Close. It blocks in the
+// kernel while the ring is empty. Losses happen only while it is full, so
+// the lost counter is checked each time it has been drained, and at least
+// every lostCheckInterval in case the count landed just after a drain.
+func (w *ebpfWatcher) read() {
+	defer close(w.readDone)
+	var rec ringbuf.Record
+	deadline := time.Now().Add(lostCheckInterval)
+	for {
+		w.reader.SetDeadline(deadline)
+		err := w.reader.ReadInto(&rec)
+		switch {
+		case errors.Is(err, ringbuf.ErrClosed):
+			return
+		case errors.Is(err, os.ErrDeadlineExceeded): // drained, or idle
+			w.rescanIfLost()
+			deadline = time.Now().Add(lostCheckInterval)
+		case err != nil:
+			w.log.Error("reading the BPF ring buffer", "err", err)
+		default:
+			w.received.Add(1)
+			w.handle(rec.RawSample)
+			// A past deadline reads on without waiting, then reports the
+			// ring drained.
+			deadline = time.Now()
+		}
+	}
+}
+
+func (w *ebpfWatcher) handle(raw []byte) {
+	var e ebpfEvent
+	if _, err := binary.Decode(raw, binary.NativeEndian, &e); err != nil {
+		w.log.Error("malformed BPF event", "len", len(raw), "err", err)
+		return
+	}
+	id := proc.ID{PID: int(e.Pid), StartTime: e.StartTime}
+	at := time.Duration(e.AtNs)
+	switch ebpfEventKind(e.Kind) {
+	case ebpfEventKindEVENT_EXIT:
+		ev := exitEvent(id, true, int(e.WaitStatus))
+		ev.At = at
+		w.report(ev)
+	case ebpfEventKindEVENT_EXEC:
+		w.mu.Lock()
+		paths := w.exes[e.Exe]
+		w.mu.Unlock()
+		for _, p := range paths {
+			w.out.push(Event{Kind: Exec, ID: id, Exe: p, At: at})
+		}
+	default:
+		w.log.Error("unknown BPF event kind", "kind", e.Kind)
+	}
+}
+
+// lost reads the kernel's count of dropped events.
+func (w *ebpfWatcher) lost() uint64 {
+	var n uint64
+	if err := w.objs.LostEvents.Get(&n); err != nil {
+		w.log.Warn("reading the lost-event counter", "err", err)
+	}
+	return n
+}
+
+// rescanIfLost re-checks every watched process through /proc when the
+// kernel dropped events since the last look.
+func (w *ebpfWatcher) rescanIfLost() {
+	n := w.lost()
+	if n == w.lostSeen {
+		return
+	}
+	w.log.Warn("BPF ring buffer overflowed; re-checking watched processes", "lost", n-w.lostSeen)
+	w.lostSeen = n
+	w.rescan()
+}
+
+// rescan reports every watched process that is no longer alive.
+func (w *ebpfWatcher) rescan() {
+	w.rescans.Add(1)
+	w.mu.Lock()
+	ids := make([]proc.ID, 0, len(w.watched))
+	for _, id := range w.watched {
+		ids = append(ids, id)
+	}
+	w.mu.Unlock()
+	for _, id := range ids {
+		if alive, ev := checkAlive(w.procRoot, id); !alive {
+			w.report(ev)
+		}
+	}
+}
+
+// Close detaches the programs, stops the reader and closes Events.
+func (w *ebpfWatcher) Close() error {
+	w.closeOnce.Do(func() {
+		w.closeErr = w.reader.Close()
+		if w.started.Load() {
+			<-w.readDone // it may still touch the maps
+		}
+		w.mu.Lock()
+		w.closed = true
+		w.mu.Unlock()
+		w.closeKernelSide()
+		w.out.close()
+	})
+	return w.closeErr
+}
+
+func (w *ebpfWatcher) closeKernelSide() {
+	w.detach()
+	if err := w.objs.Close(); err != nil {
+		w.log.Warn("closing BPF objects", "err", err)
+	}
+}
