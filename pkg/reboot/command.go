@@ -1,0 +1,122 @@
+package reboot
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// DefaultTimeout bounds a reboot command that does not return. systemctl
+// reboot and /sbin/reboot return as soon as the init system has the request.
+const DefaultTimeout = time.Minute
+
+// maxOutput bounds the command output kept for the log.
+const maxOutput = 64 << 10
+
+// Command is the program that reboots the node, run without a shell.
+type Command struct {
+	Argv []string
+	// Timeout bounds the run; 0 is DefaultTimeout.
+	Timeout time.Duration
+}
+
+// ParseCommand turns --reboot-command into a Command: the line is split
+// into words as a shell would split them (quotes and backslashes; see
+// splitCommandLine) but run without a shell. An empty line is
+// DefaultCommand.
+func ParseCommand(line string) (Command, error) {
+	argv, err := splitCommandLine(line)
+	if err != nil {
+		return Command{}, fmt.Errorf("reboot command %q: %w", line, err)
+	}
+	if len(argv) == 0 {
+		return DefaultCommand(), nil
+	}
+	return Command{Argv: argv}, nil
+}
+
+// DefaultCommand is `systemctl reboot` on a host booted with systemd, else
+// /sbin/reboot.
+func DefaultCommand() Command {
+	return Command{Argv: defaultArgv(exec.LookPath, isDir)}
+}
+
+// defaultArgv decides the default command from what the host has. systemd
+// creates /run/systemd/system at boot (sd_booted(3)); systemctl installed
+// on a host booted without systemd cannot reboot it.
+func defaultArgv(lookPath func(string) (string, error), isDir func(string) bool) []string {
+	if path, err := lookPath("systemctl"); err == nil && isDir("/run/systemd/system") {
+		return []string{path, "reboot"}
+	}
+	return []string{"/sbin/reboot"}
+}
+
+func isDir(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
+}
+
+// String is the command line, for logs.
+func (c Command) String() string { return strings.Join(c.Argv, " ") }
+
+// Run runs the command in a process group of its own and returns its
+// output (stdout and stderr, at most 64 KiB). A command still running after
+// the timeout is killed with its group.
+func (c Command) Run(ctx context.Context) ([]byte, error) {
+	if len(c.Argv) == 0 {
+		return nil, errors.New("no reboot command")
+	}
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	out := &cappedBuffer{max: maxOutput}
+	cmd := exec.CommandContext(ctx, c.Argv[0], c.Argv[1:]...)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// The command leads its group and stays unreaped until Wait returns, so
+	// -pid names its group and nothing else.
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	// Something the command started may keep the output pipe open; do not
+	// wait for it past the command's own exit.
+	cmd.WaitDelay = time.Second
+	err := cmd.Run()
+	output := out.Bytes()
+	switch {
+	case ctx.Err() != nil && err != nil:
+		return output, fmt.Errorf("reboot command %s did not finish within %s: %w", c, timeout, ctx.Err())
+	case err != nil:
+		return output, fmt.Errorf("reboot command %s: %w%s", c, err, outputSuffix(output))
+	}
+	return output, nil
+}
+
+func outputSuffix(out []byte) string {
+	if s := strings.TrimSpace(string(out)); s != "" {
+		return ": " + s
+	}
+	return ""
+}
+
+// cappedBuffer keeps the first max bytes written and drops the rest, so a
+// chatty command cannot grow pcheck's memory.
+type cappedBuffer struct {
+	bytes.Buffer
+	max int
+}
+
+func (b *cappedBuffer) Write(p []byte) (int, error) {
+	if room := b.max - b.Len(); room > 0 {
+		b.Buffer.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
