@@ -43,6 +43,25 @@ func daemonCommands() []*cli.Command {
 				return printJSON(c, rules)
 			},
 		},
+		{
+			Name:  "reboot-count",
+			Usage: "show the reboot guard's count of automatic reboots within its window",
+			Flags: []cli.Flag{
+				&cli.BoolFlag{Name: "reset", Usage: "clear the count first"},
+				&cli.BoolFlag{Name: "json", Usage: "print JSON"},
+			},
+			Action: func(c *cli.Context) error {
+				rc, err := client(c).RebootCount(c.Context, c.Bool("reset"))
+				if err != nil {
+					return err
+				}
+				if c.Bool("json") {
+					return printJSON(c, rc)
+				}
+				_, err = fmt.Fprintf(c.App.Writer, "%d of %d automatic reboots within %ds\n", rc.Count, rc.Threshold, rc.WindowSeconds)
+				return err
+			},
+		},
 		serviceCommand(msg.CommandStop, "stop watching NAME; its processes are left alone",
 			func(c *cli.Context, name string) error { return client(c).Stop(c.Context, name) }),
 		serviceCommand(msg.CommandStart, "watch NAME again, its counters reset",

@@ -62,6 +62,9 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "state-dir", Value: "/var/lib/pwatch", EnvVars: env("STATE_DIR"), Usage: "where state that outlives pcheck is kept"},
 		&cli.StringFlag{Name: "syslog-socket", Value: "/dev/log", EnvVars: env("SYSLOG_SOCKET"), Usage: "local syslog socket (missing: warn once, go on)"},
 		&cli.StringFlag{Name: "syslog-facility", Value: "daemon", EnvVars: env("SYSLOG_FACILITY"), Usage: "syslog facility"},
+		&cli.StringFlag{Name: "reboot-command", EnvVars: env("REBOOT_COMMAND"), Usage: "how to reboot the node (default: systemctl reboot under systemd, else /sbin/reboot); split like a shell, run without one"},
+		&cli.IntFlag{Name: "reboot-threshold", Value: 3, EnvVars: env("REBOOT_THRESHOLD"), Usage: "at most this many automatic reboots within --reboot-window (0: never reboot)"},
+		&cli.Int64Flag{Name: "reboot-window", Value: 86400, EnvVars: env("REBOOT_WINDOW"), Usage: "the reboot guard's window, in seconds"},
 		&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: env("LOG_FORMAT"), Usage: "stderr lines: text or json"},
 	}
 }
@@ -84,11 +87,14 @@ func runDaemon(c *cli.Context, stderr io.Writer) error {
 	}
 	defer log.Close()
 	return daemon.Run(c.Context, daemon.Config{
-		Paths:         c.Args().Slice(),
-		Watcher:       c.String("watcher"),
-		PollInterval:  c.Duration("poll-interval"),
-		ControlSocket: c.String("control-socket"),
-		StateDir:      c.String("state-dir"),
+		Paths:           c.Args().Slice(),
+		Watcher:         c.String("watcher"),
+		PollInterval:    c.Duration("poll-interval"),
+		ControlSocket:   c.String("control-socket"),
+		StateDir:        c.String("state-dir"),
+		RebootCommand:   c.String("reboot-command"),
+		RebootThreshold: c.Int("reboot-threshold"),
+		RebootWindow:    time.Duration(c.Int64("reboot-window")) * time.Second,
 	}, log)
 }
 

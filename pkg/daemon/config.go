@@ -18,6 +18,13 @@ type Config struct {
 	ControlSocket string
 	// StateDir keeps what outlives pcheck (the reboot counter).
 	StateDir string
+	// RebootCommand reboots the node; "" is systemctl reboot where systemd
+	// runs, else /sbin/reboot.
+	RebootCommand string
+	// RebootThreshold and RebootWindow bound automatic reboots: at most
+	// the threshold within the window.
+	RebootThreshold int
+	RebootWindow    time.Duration
 	// ProcRoot is the proc mount; "" is /proc.
 	ProcRoot string
 }

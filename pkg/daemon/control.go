@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/pwatch/pwatch/pkg/control"
 	"github.com/pwatch/pwatch/pkg/pfile"
+	"github.com/pwatch/pwatch/pkg/reboot"
 	"github.com/pwatch/pwatch/pkg/supervise"
 )
 
@@ -15,6 +17,7 @@ import (
 type daemon struct {
 	order  []*supervise.Service
 	byName map[string]*supervise.Service
+	guard  *reboot.Guard
 }
 
 // pick is one named service, or all of them for "".
@@ -84,8 +87,17 @@ func (d *daemon) Reload(context.Context, string) []error {
 	return []error{errors.New("reload is not supported by this pcheck yet")}
 }
 
-func (d *daemon) RebootCount(context.Context, bool) (control.RebootCount, error) {
-	return control.RebootCount{}, errors.New("automatic reboot is not supported by this pcheck yet")
+func (d *daemon) RebootCount(_ context.Context, reset bool) (control.RebootCount, error) {
+	if reset {
+		if err := d.guard.Reset(); err != nil {
+			return control.RebootCount{}, err
+		}
+	}
+	n, err := d.guard.Count()
+	if err != nil {
+		return control.RebootCount{}, err
+	}
+	return control.RebootCount{Count: n, Threshold: d.guard.Threshold(), WindowSeconds: int64(d.guard.Window() / time.Second)}, nil
 }
 
 func (d *daemon) one(name string) (*supervise.Service, error) {

@@ -7,12 +7,14 @@ import (
 	"os/user"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/pwatch/pwatch/pkg/control"
 	"github.com/pwatch/pwatch/pkg/exitwatch"
 	"github.com/pwatch/pwatch/pkg/msg"
 	"github.com/pwatch/pwatch/pkg/pfile"
 	"github.com/pwatch/pwatch/pkg/proc"
+	"github.com/pwatch/pwatch/pkg/reboot"
 	"github.com/pwatch/pwatch/pkg/supervise"
 )
 
@@ -32,12 +34,20 @@ func Run(ctx context.Context, cfg Config, log *msg.Logger) error {
 	if err != nil {
 		return err
 	}
-	if err := refuseUnsupported(svcs); err != nil {
-		return err
-	}
 	matchers, err := matchersFor(svcs)
 	if err != nil {
 		return err
+	}
+	guard, err := reboot.NewGuard(cfg.StateDir, cfg.RebootThreshold, cfg.RebootWindow, time.Now)
+	if err != nil {
+		return err
+	}
+	rebootCmd, err := reboot.ParseCommand(cfg.RebootCommand)
+	if err != nil {
+		return fmt.Errorf("--reboot-command: %w", err)
+	}
+	rebootNode := func(ctx context.Context, service string) error {
+		return reboot.Reboot(ctx, guard, rebootCmd, service, slog)
 	}
 	table, err := proc.NewTable(cfg.ProcRoot, slog)
 	if err != nil {
@@ -61,7 +71,7 @@ func Run(ctx context.Context, cfg Config, log *msg.Logger) error {
 	}
 
 	r := newRouter(w)
-	d := &daemon{byName: map[string]*supervise.Service{}}
+	d := &daemon{byName: map[string]*supervise.Service{}, guard: guard}
 	clock := supervise.NewMonotonicClock()
 	for i, cfgSvc := range svcs {
 		watch := &serviceWatch{r: r}
@@ -72,6 +82,7 @@ func Run(ctx context.Context, cfg Config, log *msg.Logger) error {
 			Slog:      slog,
 			Clock:     clock,
 			Exit:      endWith,
+			Reboot:    rebootNode,
 		})
 		watch.s = s
 		if err := r.watchExec(cfgSvc.Process, s); err != nil {
@@ -107,17 +118,6 @@ func Run(ctx context.Context, cfg Config, log *msg.Logger) error {
 	cancel()
 	wg.Wait()
 	return result
-}
-
-// refuseUnsupported refuses what this version cannot do yet.
-func refuseUnsupported(svcs []*pfile.Service) error {
-	var errs []error
-	for _, s := range svcs {
-		if s.RetryOverAction == pfile.ActionReboot {
-			errs = append(errs, fmt.Errorf("%s: retry_over_action reboot: automatic reboot is not supported by this pcheck", s.File))
-		}
-	}
-	return errors.Join(errs...)
 }
 
 // matchersFor turns each service's process keys into a process matcher.

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pwatch/pwatch/pkg/msg"
 )
@@ -29,7 +30,7 @@ func TestRunRefusesBadPfiles(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "a.pfile"), []byte(good), 0o644)
 	os.WriteFile(filepath.Join(dir, "b.pfile"), []byte(bad), 0o644)
 	log, _ := testLogger(t)
-	err := Run(context.Background(), Config{Paths: []string{dir}, Watcher: "proc", ControlSocket: filepath.Join(dir, "sock")}, log)
+	err := Run(context.Background(), Config{Paths: []string{dir}, Watcher: "proc", ControlSocket: filepath.Join(dir, "sock"), StateDir: dir, RebootThreshold: 3, RebootWindow: time.Hour}, log)
 	if err == nil {
 		t.Fatal("Run started with a bad pfile")
 	}
@@ -43,14 +44,22 @@ func TestRunRefusesBadPfiles(t *testing.T) {
 	}
 }
 
-func TestRunRefusesRebootUntilSupported(t *testing.T) {
+func TestRunRefusesBadRebootSettings(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "r.pfile")
 	os.WriteFile(p, []byte("process /usr/bin/sleep\nrestart_script /bin/true\nretry_over_action reboot\n"), 0o644)
 	log, _ := testLogger(t)
-	err := Run(context.Background(), Config{Paths: []string{p}, Watcher: "proc", ControlSocket: filepath.Join(dir, "sock")}, log)
-	if err == nil || !strings.Contains(err.Error(), "reboot") {
-		t.Fatalf("err = %v, want reboot refused", err)
+	base := Config{Paths: []string{p}, Watcher: "proc", ControlSocket: filepath.Join(dir, "sock"), StateDir: dir, RebootThreshold: 3, RebootWindow: time.Hour}
+	bad := map[string]func(*Config){
+		"window":  func(c *Config) { c.RebootWindow = 0 },
+		"command": func(c *Config) { c.RebootCommand = "echo rebooting; reboot" },
+	}
+	for name, edit := range bad {
+		cfg := base
+		edit(&cfg)
+		if err := Run(context.Background(), cfg, log); err == nil {
+			t.Errorf("%s: Run started with bad reboot settings", name)
+		}
 	}
 }
 
@@ -59,7 +68,7 @@ func TestRunRefusesUnknownUser(t *testing.T) {
 	p := filepath.Join(dir, "u.pfile")
 	os.WriteFile(p, []byte("process /usr/bin/sleep\nrestart_script /bin/true\nuser no-such-user-pwatch\n"), 0o644)
 	log, _ := testLogger(t)
-	err := Run(context.Background(), Config{Paths: []string{p}, Watcher: "proc", ControlSocket: filepath.Join(dir, "sock")}, log)
+	err := Run(context.Background(), Config{Paths: []string{p}, Watcher: "proc", ControlSocket: filepath.Join(dir, "sock"), StateDir: dir, RebootThreshold: 3, RebootWindow: time.Hour}, log)
 	if err == nil || !strings.Contains(err.Error(), "no-such-user-pwatch") {
 		t.Fatalf("err = %v, want the unknown user named", err)
 	}

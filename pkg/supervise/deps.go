@@ -53,6 +53,11 @@ type Deps struct {
 	// Exit asks pcheck to end with this status (retry-over shutdown: 0,
 	// exit: 3). It must not block.
 	Exit func(status int)
+	// Reboot reboots the node for service through the reboot guard
+	// (retry_over_action reboot, recovery_timeout). It returns an error
+	// wrapping reboot.ErrThresholdReached when the guard refuses; any
+	// error means the node is not rebooting. nil: reboot is not available.
+	Reboot func(ctx context.Context, service string) error
 	// ScanInterval is how often processes are looked for while none are
 	// known to have started (no exec event); 0 is 100ms.
 	ScanInterval time.Duration

@@ -2,6 +2,7 @@ package supervise
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"github.com/pwatch/pwatch/pkg/msg"
 	"github.com/pwatch/pwatch/pkg/pfile"
 	"github.com/pwatch/pwatch/pkg/proc"
+	"github.com/pwatch/pwatch/pkg/reboot"
 )
 
 // Reasons a recovery runs, passed to the restart script as PWATCH_REASON.
@@ -319,10 +321,20 @@ func (s *Service) killTrees(ctx context.Context, ms []proc.Match) []proc.ID {
 	return left
 }
 
+// errRecoveryTimeout ends a recovery that took longer than
+// recovery_timeout.
+var errRecoveryTimeout = errors.New("recovery_timeout passed")
+
 // recover runs restart attempts until the service is Up, its retries are
-// over, or it is stopped.
+// over, or it is stopped. With recovery_timeout, a service not back in time
+// reboots the node, retries left or not.
 func (s *Service) recover(ctx context.Context, reason string, oldPID int) {
 	rctx, cancel := context.WithCancel(ctx)
+	if s.cfg.RecoveryTimeout > 0 {
+		var cancelTimeout context.CancelFunc
+		rctx, cancelTimeout = context.WithTimeoutCause(rctx, s.cfg.RecoveryTimeout, errRecoveryTimeout)
+		defer cancelTimeout()
+	}
 	s.mu.Lock()
 	if s.paused {
 		s.mu.Unlock()
@@ -341,14 +353,15 @@ func (s *Service) recover(ctx context.Context, reason string, oldPID int) {
 	for rctx.Err() == nil {
 		attempt, ok := s.takeAttempt()
 		if !ok {
-			s.retryOver(rctx)
+			s.retryOver(ctx)
 			return
 		}
 		s.setState(Restarting)
 		s.log(msg.TryRestart(s.cfg.Name, reason, attempt))
 		found, err := s.restartOnce(rctx, reason, oldPID, attempt)
 		if rctx.Err() != nil {
-			return // stopped, or pcheck is ending
+			s.recoveryEnded(ctx, rctx)
+			return
 		}
 		if err == nil {
 			s.watch(found)
@@ -361,9 +374,37 @@ func (s *Service) recover(ctx context.Context, reason string, oldPID int) {
 		s.setState(Down)
 		select {
 		case <-rctx.Done():
+			s.recoveryEnded(ctx, rctx)
 			return
 		case <-time.After(s.cfg.RetryInterval):
 		}
+	}
+}
+
+// recoveryEnded handles a recovery cut short: by padmin stop or pcheck's
+// end (nothing to do), or by recovery_timeout (reboot).
+func (s *Service) recoveryEnded(ctx, rctx context.Context) {
+	if ctx.Err() != nil || !errors.Is(context.Cause(rctx), errRecoveryTimeout) {
+		return
+	}
+	s.d.Slog.Warn("service not back within recovery_timeout: rebooting", "service", s.cfg.Name, "recovery_timeout", s.cfg.RecoveryTimeout)
+	s.setState(RetryOver)
+	s.reboot(ctx)
+}
+
+// reboot asks the reboot guard to reboot the node; past its threshold, or
+// when it cannot, the service is left as with continue.
+func (s *Service) reboot(ctx context.Context) {
+	if s.d.Reboot == nil {
+		s.d.Slog.Error("automatic reboot is not available: acting as continue", "service", s.cfg.Name)
+		return
+	}
+	err := s.d.Reboot(ctx, s.cfg.Name)
+	switch {
+	case errors.Is(err, reboot.ErrThresholdReached):
+		s.log(msg.RebootThresholdReached(s.cfg.Name))
+	case err != nil:
+		s.d.Slog.Error("no reboot: acting as continue", "service", s.cfg.Name, "error", err)
 	}
 }
 
@@ -447,6 +488,8 @@ func (s *Service) retryOver(ctx context.Context) {
 		s.d.Exit(0)
 	case pfile.ActionExit:
 		s.d.Exit(3)
+	case pfile.ActionReboot:
+		s.reboot(ctx)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/pwatch/pwatch/pkg/msg"
 	"github.com/pwatch/pwatch/pkg/pfile"
 	"github.com/pwatch/pwatch/pkg/proc"
+	"github.com/pwatch/pwatch/pkg/reboot"
 )
 
 // fakeProcs is a process table whose service is "running" while its
@@ -387,4 +388,64 @@ func TestStoppedServiceIsNotRestarted(t *testing.T) {
 			t.Fatalf("a death while paused was acted on: %q", l)
 		}
 	}
+}
+
+// rebootRecorder stands in for the reboot guard and command.
+type rebootRecorder struct {
+	calls  chan string
+	answer error
+}
+
+func (r *rebootRecorder) reboot(_ context.Context, service string) error {
+	r.calls <- service
+	return r.answer
+}
+
+func TestRetryOverReboot(t *testing.T) {
+	for name, answer := range map[string]error{"allowed": nil, "threshold": fmt.Errorf("guard: %w", reboot.ErrThresholdReached)} {
+		t.Run(name, func(t *testing.T) {
+			rec := &rebootRecorder{calls: make(chan string, 4), answer: answer}
+			h := newHarness(t, "fail", func(c *pfile.Service) { c.RetryCount = 1; c.RetryOverAction = pfile.ActionReboot })
+			h.svc.d.Reboot = rec.reboot
+			h.run(t)
+			h.log.waitLines(t, 0, "Set pid fail ('web')", "Retry over ('web') action=reboot")
+			select {
+			case svc := <-rec.calls:
+				if svc != "web" {
+					t.Fatalf("reboot for %q", svc)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("no reboot asked for")
+			}
+			if answer != nil {
+				h.log.waitLines(t, 0, "Retry over ('web') action=reboot", "Reboot threshold reached ('web')")
+			}
+			h.waitState(t, RetryOver)
+		})
+	}
+}
+
+// A service not back within recovery_timeout reboots the node although
+// retries are left.
+func TestRecoveryTimeoutReboots(t *testing.T) {
+	rec := &rebootRecorder{calls: make(chan string, 4)}
+	h := newHarness(t, "fail", func(c *pfile.Service) {
+		c.RetryCount = 1000
+		c.RetryInterval = 20 * time.Millisecond
+		c.RetryOverAction = pfile.ActionReboot
+		c.RecoveryTimeout = 500 * time.Millisecond
+	})
+	h.svc.d.Reboot = rec.reboot
+	h.run(t)
+	select {
+	case <-rec.calls:
+	case <-time.After(20 * time.Second):
+		t.Fatal("recovery_timeout did not reboot")
+	}
+	for _, l := range h.log.all() {
+		if strings.HasPrefix(l, "Retry over") {
+			t.Fatalf("logged %q: the retries were not over", l)
+		}
+	}
+	h.waitState(t, RetryOver)
 }
