@@ -62,6 +62,21 @@ func daemonCommands() []*cli.Command {
 				return err
 			},
 		},
+		{
+			Name:      "reload",
+			Usage:     "re-read the pfiles (or NAME's); any error refuses the whole reload and the running rules stay",
+			ArgsUsage: "[NAME]",
+			Action: func(c *cli.Context) error {
+				if c.NArg() > 1 {
+					return cli.Exit("padmin reload: name one service, or none for all", 2)
+				}
+				name := c.Args().First()
+				if err := logCommand(c, msg.CommandReload, name); err != nil {
+					return err
+				}
+				return client(c).Reload(c.Context, name)
+			},
+		},
 		serviceCommand(msg.CommandStop, "stop watching NAME; its processes are left alone",
 			func(c *cli.Context, name string) error { return client(c).Stop(c.Context, name) }),
 		serviceCommand(msg.CommandStart, "watch NAME again, its counters reset",

@@ -5,31 +5,35 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/pwatch/pwatch/pkg/control"
 	"github.com/pwatch/pwatch/pkg/pfile"
-	"github.com/pwatch/pwatch/pkg/reboot"
 	"github.com/pwatch/pwatch/pkg/supervise"
 )
 
-// daemon answers padmin (control.Handler) over the running services.
-type daemon struct {
-	order  []*supervise.Service
-	byName map[string]*supervise.Service
-	guard  *reboot.Guard
-}
-
-// pick is one named service, or all of them for "".
+// pick is one named service, or all of them, by name, for "".
 func (d *daemon) pick(name string) ([]*supervise.Service, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if name == "" {
-		return d.order, nil
+		names := make([]string, 0, len(d.services))
+		for n := range d.services {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		out := make([]*supervise.Service, len(names))
+		for i, n := range names {
+			out[i] = d.services[n].svc
+		}
+		return out, nil
 	}
-	s, ok := d.byName[name]
+	r, ok := d.services[name]
 	if !ok {
 		return nil, fmt.Errorf("no service %q is watched", name)
 	}
-	return []*supervise.Service{s}, nil
+	return []*supervise.Service{r.svc}, nil
 }
 
 func (d *daemon) Status(_ context.Context, name string) ([]control.ServiceStatus, error) {
@@ -81,10 +85,6 @@ func (d *daemon) Start(ctx context.Context, name string) error {
 		return err
 	}
 	return s.Start(ctx)
-}
-
-func (d *daemon) Reload(context.Context, string) []error {
-	return []error{errors.New("reload is not supported by this pcheck yet")}
 }
 
 func (d *daemon) RebootCount(_ context.Context, reset bool) (control.RebootCount, error) {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/signal"
 	"os/user"
 	"strconv"
-	"sync"
+	"syscall"
 	"time"
 
 	"github.com/pwatch/pwatch/pkg/control"
@@ -21,20 +23,13 @@ import (
 // Run watches the services of cfg.Paths until ctx ends (nil: a clean stop,
 // the watched processes left running) or a retry-over action ends pcheck
 // (nil for shutdown, *ExitStatus{3} for exit). Any error in any pfile
-// refuses the start, returning every error.
+// refuses the start, returning every error. SIGHUP reloads the pfiles.
 func Run(ctx context.Context, cfg Config, log *msg.Logger) error {
 	slog := log.Slog()
 	if cfg.ProcRoot == "" {
 		cfg.ProcRoot = "/proc"
 	}
-	svcs, warns, err := pfile.Load(cfg.Paths...)
-	for _, w := range warns {
-		slog.Warn(w.String())
-	}
-	if err != nil {
-		return err
-	}
-	matchers, err := matchersFor(svcs)
+	svcs, matchers, err := loadRules(cfg.Paths, log)
 	if err != nil {
 		return err
 	}
@@ -45,9 +40,6 @@ func Run(ctx context.Context, cfg Config, log *msg.Logger) error {
 	rebootCmd, err := reboot.ParseCommand(cfg.RebootCommand)
 	if err != nil {
 		return fmt.Errorf("--reboot-command: %w", err)
-	}
-	rebootNode := func(ctx context.Context, service string) error {
-		return reboot.Reboot(ctx, guard, rebootCmd, service, slog)
 	}
 	table, err := proc.NewTable(cfg.ProcRoot, slog)
 	if err != nil {
@@ -62,34 +54,14 @@ func Run(ctx context.Context, cfg Config, log *msg.Logger) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ending := make(chan int, 1)
-	endWith := func(code int) {
-		select {
-		case ending <- code:
-		default:
-		}
+	d := &daemon{
+		paths: cfg.Paths, log: log, table: table, router: newRouter(w), guard: guard,
+		clock: supervise.NewMonotonicClock(), ctx: ctx,
+		ending:   make(chan int, 1),
+		services: map[string]*running{},
 	}
-
-	r := newRouter(w)
-	d := &daemon{byName: map[string]*supervise.Service{}, guard: guard}
-	clock := supervise.NewMonotonicClock()
-	for i, cfgSvc := range svcs {
-		watch := &serviceWatch{r: r}
-		s := supervise.New(cfgSvc, supervise.Deps{
-			Processes: serviceProcesses{table: table, matcher: matchers[i]},
-			Watcher:   watch,
-			Log:       log,
-			Slog:      slog,
-			Clock:     clock,
-			Exit:      endWith,
-			Reboot:    rebootNode,
-		})
-		watch.s = s
-		if err := r.watchExec(cfgSvc.Process, s); err != nil {
-			slog.Warn("no exec events for this service: restarts are found by scanning", "service", cfgSvc.Name, "error", err)
-		}
-		d.order = append(d.order, s)
-		d.byName[cfgSvc.Name] = s
+	d.rebootNode = func(ctx context.Context, service string) error {
+		return reboot.Reboot(ctx, guard, rebootCmd, service, slog)
 	}
 
 	ctl, err := control.Listen(cfg.ControlSocket, d, slog)
@@ -98,26 +70,57 @@ func Run(ctx context.Context, cfg Config, log *msg.Logger) error {
 	}
 	defer ctl.Close()
 
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); r.run(ctx) }()
-	for _, s := range d.order {
-		wg.Add(1)
-		go func() { defer wg.Done(); s.Run(ctx) }()
+	routerDone := make(chan struct{})
+	go func() { defer close(routerDone); d.router.run(ctx) }()
+	d.mu.Lock()
+	for i, s := range svcs {
+		d.startLocked(s, matchers[i], false)
 	}
-	slog.Info("pcheck running", "services", len(d.order), "control_socket", cfg.ControlSocket)
+	d.mu.Unlock()
+	slog.Info("pcheck running", "services", len(svcs), "control_socket", cfg.ControlSocket)
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
 	var result error
-	select {
-	case <-ctx.Done():
-	case code := <-ending:
-		if code != 0 {
-			result = &ExitStatus{Code: code, Reason: "a service's retries are over (retry_over_action exit)"}
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-hup:
+			if errs := d.Reload(ctx, ""); len(errs) > 0 {
+				slog.Error("SIGHUP: reload refused; the running rules stay", "errors", errors.Join(errs...))
+			}
+		case code := <-d.ending:
+			if code != 0 {
+				result = &ExitStatus{Code: code, Reason: "a service's retries are over (retry_over_action exit)"}
+			}
+			break loop
 		}
 	}
 	cancel()
-	wg.Wait()
+	d.stopAll()
+	<-routerDone
 	return result
+}
+
+// loadRules reads and checks every pfile of paths, and the users they name:
+// all or nothing.
+func loadRules(paths []string, log *msg.Logger) ([]*pfile.Service, []proc.Matcher, error) {
+	svcs, warns, err := pfile.Load(paths...)
+	for _, w := range warns {
+		log.Slog().Warn(w.String())
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	matchers, err := matchersFor(svcs)
+	if err != nil {
+		return nil, nil, err
+	}
+	return svcs, matchers, nil
 }
 
 // matchersFor turns each service's process keys into a process matcher.

@@ -46,6 +46,23 @@ func (sw *serviceWatch) Unwatch(id proc.ID) error {
 	return sw.r.w.Unwatch(id)
 }
 
+// forget drops every watch of s (a supervisor that was stopped): its
+// processes' exits no longer concern anyone.
+func (r *router) forget(s *supervise.Service) {
+	r.mu.Lock()
+	var ids []proc.ID
+	for id, o := range r.owners {
+		if o == s {
+			ids = append(ids, id)
+			delete(r.owners, id)
+		}
+	}
+	r.mu.Unlock()
+	for _, id := range ids {
+		_ = r.w.Unwatch(id)
+	}
+}
+
 // watchExec asks for the exec events of s's executable.
 func (r *router) watchExec(exe string, s *supervise.Service) error {
 	r.mu.Lock()

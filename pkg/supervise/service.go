@@ -111,6 +111,15 @@ func (s *Service) Appeared() {
 	}
 }
 
+// StartPaused makes a supervisor not yet running begin Paused: a reload
+// keeps a service stopped by padmin stopped.
+func (s *Service) StartPaused() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.paused = true
+	s.state = Paused
+}
+
 // Stop pauses the service (padmin stop): its processes are left alone and
 // no longer watched. A recovery under way is abandoned.
 func (s *Service) Stop(ctx context.Context) error {
@@ -211,6 +220,9 @@ func (s *Service) Run(ctx context.Context) {
 
 // begin adopts a running service, or starts it (start_on_load).
 func (s *Service) begin(ctx context.Context) {
+	if s.isPaused() {
+		return
+	}
 	found, err := s.d.Processes.Find()
 	if err != nil {
 		s.d.Slog.Warn("scan failed", "service", s.cfg.Name, "error", err)
@@ -531,6 +543,12 @@ func (s *Service) takeStallReason() string {
 		return ReasonDown
 	}
 	return r
+}
+
+func (s *Service) isPaused() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.paused
 }
 
 func (s *Service) owns(id proc.ID) bool {

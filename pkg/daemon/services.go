@@ -1,0 +1,154 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"sync"
+
+	"github.com/pwatch/pwatch/pkg/msg"
+	"github.com/pwatch/pwatch/pkg/pfile"
+	"github.com/pwatch/pwatch/pkg/proc"
+	"github.com/pwatch/pwatch/pkg/reboot"
+	"github.com/pwatch/pwatch/pkg/supervise"
+)
+
+// daemon holds the running supervisors: it starts, replaces and stops them
+// (reload), and answers padmin (control.Handler).
+type daemon struct {
+	paths      []string
+	log        *msg.Logger
+	table      *proc.Table
+	router     *router
+	guard      *reboot.Guard
+	clock      supervise.Clock
+	rebootNode func(ctx context.Context, service string) error
+	ctx        context.Context // supervisors run until it ends
+	ending     chan int        // a retry-over action's exit status
+
+	mu       sync.Mutex // serialises reloads and guards services
+	services map[string]*running
+}
+
+// running is one supervisor and what it takes to stop it.
+type running struct {
+	svc    *supervise.Service
+	watch  *serviceWatch
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// startLocked starts supervising cfg. d.mu is held.
+func (d *daemon) startLocked(cfg *pfile.Service, m proc.Matcher, paused bool) {
+	watch := &serviceWatch{r: d.router}
+	svc := supervise.New(cfg, supervise.Deps{
+		Processes: serviceProcesses{table: d.table, matcher: m},
+		Watcher:   watch,
+		Log:       d.log,
+		Slog:      d.log.Slog(),
+		Clock:     d.clock,
+		Exit:      d.endWith,
+		Reboot:    d.rebootNode,
+	})
+	watch.s = svc
+	if paused {
+		svc.StartPaused()
+	}
+	if err := d.router.watchExec(cfg.Process, svc); err != nil {
+		d.log.Slog().Warn("no exec events for this service: restarts are found by scanning", "service", cfg.Name, "error", err)
+	}
+	ctx, cancel := context.WithCancel(d.ctx)
+	r := &running{svc: svc, watch: watch, cancel: cancel, done: make(chan struct{})}
+	d.services[cfg.Name] = r
+	go func() { defer close(r.done); svc.Run(ctx) }()
+}
+
+// stopLocked stops supervising name, leaving its processes alone. d.mu is
+// held.
+func (d *daemon) stopLocked(name string) {
+	r := d.services[name]
+	r.cancel()
+	<-r.done
+	d.router.forget(r.svc)
+	_ = d.router.unwatchExec(r.svc.Config().Process, r.svc)
+	delete(d.services, name)
+}
+
+func (d *daemon) stopAll() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for name := range d.services {
+		d.stopLocked(name)
+	}
+}
+
+func (d *daemon) endWith(code int) {
+	select {
+	case d.ending <- code:
+	default:
+	}
+}
+
+// Reload re-reads every pfile. Any error refuses the whole reload and the
+// running rules stay. Otherwise added pfiles are watched, removed ones no
+// longer (their processes left alone), and changed ones get a new
+// supervisor that adopts the running service without restarting it; with a
+// name, only that service is touched.
+func (d *daemon) Reload(_ context.Context, name string) []error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	svcs, matchers, err := loadRules(d.paths, d.log)
+	if err != nil {
+		errs := flatten(err)
+		d.log.Slog().Error("reload refused; the running rules stay", "errors", err)
+		return errs
+	}
+	if name != "" {
+		if _, ok := d.services[name]; !ok && !slices.ContainsFunc(svcs, func(s *pfile.Service) bool { return s.Name == name }) {
+			return []error{fmt.Errorf("no pfile for service %q", name)}
+		}
+	}
+	wanted := map[string]bool{}
+	for i, cfg := range svcs {
+		wanted[cfg.Name] = true
+		if name != "" && cfg.Name != name {
+			continue
+		}
+		old, ok := d.services[cfg.Name]
+		switch {
+		case !ok:
+			d.log.Slog().Info("reload: watching a new service", "service", cfg.Name)
+			d.startLocked(cfg, matchers[i], false)
+		case !reflect.DeepEqual(old.svc.Config().Rules(), cfg.Rules()):
+			d.log.Slog().Info("reload: the service's rules changed", "service", cfg.Name)
+			paused := old.svc.State() == supervise.Paused
+			d.stopLocked(cfg.Name)
+			d.startLocked(cfg, matchers[i], paused)
+		}
+	}
+	for n := range d.services {
+		if !wanted[n] && (name == "" || n == name) {
+			d.log.Slog().Info("reload: the service's pfile is gone: no longer watched", "service", n)
+			d.stopLocked(n)
+		}
+	}
+	return nil
+}
+
+// flatten splits a joined error (every pfile error) into its parts.
+func flatten(err error) []error {
+	var es pfile.Errors
+	if errors.As(err, &es) {
+		out := make([]error, len(es))
+		for i, e := range es {
+			out[i] = e
+		}
+		return out
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
