@@ -1,0 +1,77 @@
+package sockdiag
+
+import (
+	"errors"
+	"fmt"
+)
+
+// The ways a listen check fails. Each fails the stall check like an
+// unanswered probe.
+var (
+	// ErrNoListener: nothing listens on the port.
+	ErrNoListener = errors.New("no LISTEN socket on the port")
+	// ErrNotOwned: something listens on the port, but not the service.
+	ErrNotOwned = errors.New("no LISTEN socket on the port belongs to the service")
+	// ErrAcceptQueueFull: a listener of the service has a full accept queue
+	// (see Listener.Full).
+	ErrAcceptQueueFull = errors.New("accept queue full")
+)
+
+// Result is what a listen check found.
+type Result struct {
+	// Owned are the service's listeners on the port; Foreign the others'.
+	Owned, Foreign []Listener
+}
+
+// Fullest is the service's listener whose accept queue is the fullest
+// (relative to its backlog), and false when it has none.
+func (r Result) Fullest() (Listener, bool) {
+	if len(r.Owned) == 0 {
+		return Listener{}, false
+	}
+	best := r.Owned[0]
+	for _, l := range r.Owned[1:] {
+		if l.Fill() > best.Fill() {
+			best = l
+		}
+	}
+	return best, true
+}
+
+// Check looks for the LISTEN sockets on port, and checks that one belongs to
+// the processes pids (its inode among their descriptors in /proc) and that
+// none of theirs has a full accept queue. The Result is filled in whenever
+// the kernel answered, also with ErrNotOwned or ErrAcceptQueueFull. The
+// listeners' addresses are not compared with the probe's host: the port is
+// what the service owns.
+func Check(port int, pids []int) (Result, error) {
+	ls, err := Listeners(port)
+	if err != nil {
+		return Result{}, err
+	}
+	if len(ls) == 0 {
+		return Result{}, fmt.Errorf("port %d: %w", port, ErrNoListener)
+	}
+	mine, err := SocketInodes("/proc", pids)
+	if err != nil {
+		return Result{}, err
+	}
+	var r Result
+	for _, l := range ls {
+		if mine[l.Inode] {
+			r.Owned = append(r.Owned, l)
+		} else {
+			r.Foreign = append(r.Foreign, l)
+		}
+	}
+	if len(r.Owned) == 0 {
+		return r, fmt.Errorf("port %d (%d listeners, pids %v): %w", port, len(ls), pids, ErrNotOwned)
+	}
+	for _, l := range r.Owned {
+		if l.Full() {
+			return r, fmt.Errorf("port %d, %v: %d connections waiting, backlog %d: %w",
+				port, l.Addr, l.AcceptQueue, l.Backlog, ErrAcceptQueueFull)
+		}
+	}
+	return r, nil
+}
