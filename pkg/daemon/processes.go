@@ -16,8 +16,8 @@ type serviceProcesses struct {
 
 func (p serviceProcesses) Find() ([]proc.Match, error) { return p.table.Scan(p.matcher) }
 
-func (p serviceProcesses) Kill(ctx context.Context, ids []proc.ID, termTimeout time.Duration) ([]proc.ID, error) {
-	return p.table.Kill(ctx, ids, proc.KillOptions{Timeout: termTimeout})
+func (p serviceProcesses) Kill(ctx context.Context, ids []proc.ID, o proc.KillOptions) ([]proc.ID, error) {
+	return p.table.Kill(ctx, ids, o)
 }
 
 // exitPoll is how often a dead process is re-read while we wait for the

@@ -51,6 +51,8 @@ func (d *daemon) startLocked(cfg *pfile.Service, m proc.Matcher, paused bool) {
 		Clock:     d.clock,
 		Exit:      d.endWith,
 		Reboot:    d.rebootNode,
+		// ListenCheck: sock_diag, for blocks with listen_check yes.
+		ListenCheck: listenCheck,
 	})
 	watch.s = svc
 	if paused {

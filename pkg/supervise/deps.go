@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pwatch/pwatch/pkg/msg"
+	"github.com/pwatch/pwatch/pkg/pfile"
 	"github.com/pwatch/pwatch/pkg/proc"
 )
 
@@ -18,9 +19,9 @@ type Processes interface {
 	// Find returns the service's top-level processes now, each with the
 	// processes below it.
 	Find() ([]proc.Match, error)
-	// Kill ends the given processes (SIGTERM, then SIGKILL after
-	// termTimeout) and returns those it could not kill.
-	Kill(ctx context.Context, ids []proc.ID, termTimeout time.Duration) ([]proc.ID, error)
+	// Kill ends the given processes (o.Signal, then SIGKILL after
+	// o.Timeout) and returns those it could not kill.
+	Kill(ctx context.Context, ids []proc.ID, o proc.KillOptions) ([]proc.ID, error)
 	// WaitExited returns once id is a zombie or gone (its files closed, so
 	// its port is free), or when ctx ends.
 	WaitExited(ctx context.Context, id proc.ID) error
@@ -58,6 +59,14 @@ type Deps struct {
 	// wrapping reboot.ErrThresholdReached when the guard refuses; any
 	// error means the node is not rebooting. nil: reboot is not available.
 	Reboot func(ctx context.Context, service string) error
+	// ListenCheck checks through the kernel that one of pids listens on
+	// port with room in its accept queue, and reports that queue's length
+	// and backlog (-1 unknown). nil: listen_check is not done.
+	ListenCheck func(port int, pids []int) (queue, backlog int, err error)
+	// Probe replaces the real probes (tests).
+	Probe func(ctx context.Context, c pfile.Check) error
+	// ObserveProbe, if set, is told of every probe (metrics).
+	ObserveProbe func(service string, c pfile.Check, took time.Duration, err error)
 	// ScanInterval is how often processes are looked for while none are
 	// known to have started (no exec event); 0 is 100ms.
 	ScanInterval time.Duration

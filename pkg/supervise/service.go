@@ -56,6 +56,11 @@ type Service struct {
 	cancel      func()        // cancels the recovery under way, if any
 	wake        chan struct{} // a new input is pending
 	appeared    chan struct{} // an exec of the service's executable was seen
+
+	runCtx     context.Context // Run's; stall checks run under it
+	checks     []CheckStatus   // one per stall-check block
+	checkGen   uint64          // counts Up spells; ties stalls to theirs
+	stopChecks func()          // ends this Up spell's check runners
 }
 
 type inputKind int
@@ -68,11 +73,11 @@ const (
 )
 
 type input struct {
-	kind   inputKind
-	ev     exitwatch.Event
-	reason string                 // inKill: stall or socket
-	done   chan<- error           // commands: closed with the result
-	onKill func(pid int, ok bool) // inKill: told how the kill went
+	kind  inputKind
+	ev    exitwatch.Event // inExit
+	done  chan<- error    // commands: given the result
+	check int             // inKill: the block that found the stall
+	gen   uint64          // inKill: the Up spell it was found in
 }
 
 // New returns the supervisor of cfg; Run starts it.
@@ -86,8 +91,12 @@ func New(cfg *pfile.Service, d Deps) *Service {
 	if d.ExitWait <= 0 {
 		d.ExitWait = 5 * time.Second
 	}
+	checks := make([]CheckStatus, len(cfg.Checks))
+	for i, c := range cfg.Checks {
+		checks[i] = CheckStatus{Check: c, Listen: ListenStatus{AcceptQueue: -1, Backlog: -1}}
+	}
 	return &Service{
-		cfg: cfg, d: d, state: Down,
+		cfg: cfg, d: d, state: Down, checks: checks,
 		wake: make(chan struct{}, 1), appeared: make(chan struct{}, 1),
 	}
 }
@@ -135,13 +144,6 @@ func (s *Service) Stop(ctx context.Context) error {
 // Start resumes a paused or retried-over service with its counters reset
 // (padmin start); a service not running is started.
 func (s *Service) Start(ctx context.Context) error { return s.command(ctx, inStart) }
-
-// KillTree kills the service's top-level processes and their trees on behalf
-// of a stall check; the death that follows is recovered with reason. report
-// is told, per top-level process, whether it was killed.
-func (s *Service) KillTree(reason string, report func(pid int, killed bool)) {
-	s.push(input{kind: inKill, reason: reason, onKill: report})
-}
 
 func (s *Service) command(ctx context.Context, k inputKind) error {
 	done := make(chan error, 1)
@@ -199,6 +201,9 @@ func (s *Service) State() State {
 
 // Run supervises until ctx ends. Watched processes are left running.
 func (s *Service) Run(ctx context.Context) {
+	s.mu.Lock()
+	s.runCtx = ctx
+	s.mu.Unlock()
 	s.begin(ctx)
 	idle := time.NewTicker(s.d.IdleScanInterval)
 	defer idle.Stop()
@@ -259,6 +264,9 @@ func (s *Service) handle(ctx context.Context, in input) {
 		s.mu.Lock()
 		s.paused = false
 		s.attempts = nil
+		for i := range s.checks {
+			s.checks[i].Stopped = false
+		}
 		resume := s.state == Paused || s.state == RetryOver
 		if resume {
 			s.moveLocked(Down)
@@ -326,7 +334,7 @@ func (s *Service) killTrees(ctx context.Context, ms []proc.Match) []proc.ID {
 	if len(ids) == 0 {
 		return nil
 	}
-	left, err := s.d.Processes.Kill(ctx, ids, s.cfg.KillTimeout)
+	left, err := s.d.Processes.Kill(ctx, ids, proc.KillOptions{Timeout: s.cfg.KillTimeout})
 	if err != nil {
 		s.d.Slog.Warn("kill failed", "service", s.cfg.Name, "error", err)
 	}
@@ -483,6 +491,7 @@ func (s *Service) awaitProcesses(ctx context.Context) ([]proc.Match, error) {
 }
 
 func (s *Service) retryOver(ctx context.Context) {
+	s.unwatchAll()
 	action := s.cfg.RetryOverAction
 	s.log(msg.RetryOver(s.cfg.Name, action.String()))
 	if len(s.cfg.RetryOverScript) > 0 {
@@ -502,33 +511,6 @@ func (s *Service) retryOver(ctx context.Context) {
 		s.d.Exit(3)
 	case pfile.ActionReboot:
 		s.reboot(ctx)
-	}
-}
-
-// killForStall kills the service's trees for a stall check. The deaths
-// that follow come back as exit events and are recovered with the reason.
-func (s *Service) killForStall(ctx context.Context, in input) {
-	s.mu.Lock()
-	if s.state != Up {
-		s.mu.Unlock()
-		return
-	}
-	top := slices.Clone(s.top)
-	s.moveLocked(Stalled)
-	s.stallReason = in.reason
-	s.mu.Unlock()
-	for _, m := range top {
-		left := s.killTrees(ctx, []proc.Match{m})
-		killed := !slices.Contains(left, m.ID)
-		if in.onKill != nil {
-			in.onKill(m.ID.PID, killed)
-		}
-		if !killed {
-			s.mu.Lock()
-			s.moveLocked(Up)
-			s.stallReason = ""
-			s.mu.Unlock()
-		}
 	}
 }
 
@@ -597,7 +579,14 @@ func (s *Service) moveLocked(to State) {
 		s.d.Slog.Error("refused a state transition that is not allowed", "service", s.cfg.Name, "from", s.state, "to", to)
 		return
 	}
+	from := s.state
 	s.state = to
+	switch {
+	case to == Up:
+		s.startChecksLocked()
+	case from == Up:
+		s.stopChecksLocked()
+	}
 }
 
 // log writes a catalogue message and remembers it as the last event.

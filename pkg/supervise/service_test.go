@@ -2,6 +2,7 @@ package supervise
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -30,6 +32,9 @@ type fakeProcs struct {
 	finds  int
 	cur    *proc.Match
 	killed []proc.ID
+	// unkillable processes survive SIGKILL; onDeath hears of a kill.
+	unkillable bool
+	onDeath    func(exitwatch.Event)
 }
 
 func (f *fakeProcs) Find() ([]proc.Match, error) {
@@ -57,10 +62,22 @@ func (f *fakeProcs) die() proc.ID {
 	return id
 }
 
-func (f *fakeProcs) Kill(_ context.Context, ids []proc.ID, _ time.Duration) ([]proc.ID, error) {
+// Kill records the kill; a SIGKILL to the running process kills it (and
+// tells onDeath), unless it is unkillable.
+func (f *fakeProcs) Kill(_ context.Context, ids []proc.ID, o proc.KillOptions) ([]proc.ID, error) {
 	f.mu.Lock()
 	f.killed = append(f.killed, ids...)
+	unkillable, onDeath := f.unkillable, f.onDeath
+	hit := o.Signal == syscall.SIGKILL && f.cur != nil && slices.Contains(ids, f.cur.ID)
 	f.mu.Unlock()
+	if !hit {
+		return nil, nil
+	}
+	if unkillable {
+		return ids, errors.New("operation not permitted")
+	}
+	id := f.die()
+	onDeath(exitwatch.Event{Kind: exitwatch.Exit, ID: id, Known: true, Signal: 9})
 	return nil, nil
 }
 
@@ -191,6 +208,7 @@ func newHarness(t *testing.T, script string, edit func(*pfile.Service)) *harness
 		procs: &fakeProcs{marker: marker}, watch: &fakeWatcher{watched: map[proc.ID]bool{}},
 		log: &recorder{more: make(chan struct{}, 1)}, clock: &fakeClock{}, exits: make(chan int, 4), envLog: envLog,
 	}
+	h.procs.onDeath = func(ev exitwatch.Event) { h.svc.Exited(ev) }
 	h.svc = New(cfg, Deps{
 		Processes: h.procs, Watcher: h.watch, Log: h.log, Clock: h.clock,
 		Slog:         slog.New(slog.NewTextHandler(io.Discard, nil)),

@@ -1,0 +1,206 @@
+package supervise
+
+import (
+	"context"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/pwatch/pwatch/pkg/msg"
+	"github.com/pwatch/pwatch/pkg/pfile"
+	"github.com/pwatch/pwatch/pkg/probe"
+	"github.com/pwatch/pwatch/pkg/proc"
+)
+
+// ListenStatus is what the last listen check of a block saw.
+type ListenStatus struct {
+	// AcceptQueue and Backlog of the service's fullest listener on the
+	// port; -1 when unknown.
+	AcceptQueue, Backlog int
+}
+
+// CheckStatus is one stall-check block's state, for padmin and metrics.
+type CheckStatus struct {
+	Check  pfile.Check
+	OK     bool // the last round succeeded
+	Ran    bool // a round has run since the service came Up
+	Listen ListenStatus
+	// Stopped: error 1 and a stall was found; no more checks.
+	Stopped bool
+	// LastDuration is how long the last probe round took.
+	LastDuration time.Duration
+	Stalls       uint64
+}
+
+// Checks is the state of the service's stall-check blocks.
+func (s *Service) Checks() []CheckStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.checks)
+}
+
+// startChecksLocked starts a runner for each stall-check block that has not
+// stopped, for the life of this Up spell. s.mu is held.
+func (s *Service) startChecksLocked() {
+	if s.runCtx == nil || len(s.cfg.Checks) == 0 {
+		return
+	}
+	s.checkGen++
+	ctx, cancel := context.WithCancel(s.runCtx)
+	s.stopChecks = cancel
+	for i, c := range s.cfg.Checks {
+		if s.checks[i].Stopped {
+			continue
+		}
+		do, err := s.probeOf(i)
+		var r *probe.Runner
+		if err == nil {
+			r, err = probe.NewRunner(c, probe.Options{
+				OnStall:  s.onStall(i, s.checkGen),
+				OnResult: s.onResult(i),
+				Extra:    s.listenCheck(i),
+				Probe:    do,
+				Clock:    s.d.Clock,
+				Logger:   s.d.Slog.With("service", s.cfg.Name),
+			})
+		}
+		if err != nil {
+			s.d.Slog.Error("stall check not started", "service", s.cfg.Name, "check", c.Block, "error", err)
+			continue
+		}
+		go r.Run(ctx)
+	}
+}
+
+// stopChecksLocked ends the runners of this Up spell. s.mu is held.
+func (s *Service) stopChecksLocked() {
+	if s.stopChecks != nil {
+		s.stopChecks()
+		s.stopChecks = nil
+	}
+}
+
+// probeOf is the block's probe, timed for status and metrics.
+func (s *Service) probeOf(i int) (func(context.Context) error, error) {
+	c := s.cfg.Checks[i]
+	do := s.d.Probe
+	if do == nil {
+		p, err := probe.New(c)
+		if err != nil {
+			return nil, err
+		}
+		do = func(ctx context.Context, _ pfile.Check) error { return p.Probe(ctx) }
+	}
+	return func(ctx context.Context) error {
+		start := time.Now()
+		err := do(ctx, c)
+		took := time.Since(start)
+		s.mu.Lock()
+		s.checks[i].LastDuration = took
+		s.mu.Unlock()
+		if s.d.ObserveProbe != nil {
+			s.d.ObserveProbe(s.cfg.Name, c, took, err)
+		}
+		return err
+	}, nil
+}
+
+// listenCheck is the extra round of a listen_check block: the kernel's
+// LISTEN sockets on the port must include one of the service's, with room
+// in its accept queue.
+func (s *Service) listenCheck(i int) func(context.Context) error {
+	c := s.cfg.Checks[i]
+	if !c.ListenCheck || s.d.ListenCheck == nil {
+		return nil
+	}
+	return func(context.Context) error {
+		queue, backlog, err := s.d.ListenCheck(c.Port, s.treePIDs())
+		s.mu.Lock()
+		s.checks[i].Listen = ListenStatus{AcceptQueue: queue, Backlog: backlog}
+		s.mu.Unlock()
+		return err
+	}
+}
+
+// treePIDs are the pids of the watched processes and those below them.
+func (s *Service) treePIDs() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var pids []int
+	for _, m := range s.top {
+		for _, id := range m.IDs() {
+			pids = append(pids, id.PID)
+		}
+	}
+	return pids
+}
+
+func (s *Service) onResult(i int) func(probe.Result) {
+	return func(r probe.Result) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.checks[i].OK, s.checks[i].Ran = r.Err == nil, true
+	}
+}
+
+// onStall hands a stall to the supervisor's loop; gen ties it to the Up
+// spell whose runner found it, so a late stall never kills a newer service.
+func (s *Service) onStall(i int, gen uint64) func(probe.Stall) {
+	return func(probe.Stall) {
+		s.mu.Lock()
+		s.checks[i].Stalls++
+		if s.cfg.Checks[i].StopAfterDetect {
+			s.checks[i].Stopped = true
+		}
+		s.mu.Unlock()
+		s.push(input{kind: inKill, check: i, gen: gen})
+	}
+}
+
+// killForStall logs the stall, kills the service's trees with SIGKILL and
+// says how that went. The deaths come back as exit events and are recovered
+// with reason stall (http, https) or socket (tcp). A kill that failed runs
+// retry_over_action when the block's PS_ACTION error is 1.
+func (s *Service) killForStall(ctx context.Context, in input) {
+	c := s.cfg.Checks[in.check]
+	s.mu.Lock()
+	if s.state != Up || in.gen != s.checkGen || len(s.top) == 0 {
+		s.mu.Unlock()
+		return
+	}
+	top := slices.Clone(s.top)
+	s.moveLocked(Stalled)
+	s.stallReason = ReasonStall
+	if c.Kind == pfile.KindTCP {
+		s.stallReason = ReasonSocket
+	}
+	s.mu.Unlock()
+
+	if c.Kind == pfile.KindTCP {
+		s.log(msg.SocketStall(s.cfg.Name, top[0].ID.PID, c.Port))
+	} else {
+		s.log(msg.WebStall(s.cfg.Name, top[0].ID.PID, c.Port))
+	}
+	failed := false
+	for _, m := range top {
+		left, err := s.d.Processes.Kill(ctx, m.IDs(), proc.KillOptions{Signal: syscall.SIGKILL})
+		if slices.Contains(left, m.ID) {
+			failed = true
+			s.log(msg.KillFailed(s.cfg.Name, m.ID.PID, err))
+		} else {
+			s.log(msg.Killed(s.cfg.Name, m.ID.PID))
+		}
+	}
+	if !failed {
+		return
+	}
+	s.mu.Lock()
+	s.stallReason = ""
+	if !c.ActionError {
+		s.moveLocked(Up) // still running, still watched: check on
+	}
+	s.mu.Unlock()
+	if c.ActionError {
+		s.retryOver(ctx)
+	}
+}

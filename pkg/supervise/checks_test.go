@@ -1,0 +1,185 @@
+package supervise
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pwatch/pwatch/pkg/pfile"
+)
+
+// fakeProbes answers each block's probes: failing ports fail. It counts
+// the probes of each port.
+type fakeProbes struct {
+	mu      sync.Mutex
+	failing map[int]bool
+	count   map[int]int
+	more    chan struct{}
+}
+
+func newFakeProbes() *fakeProbes {
+	return &fakeProbes{failing: map[int]bool{}, count: map[int]int{}, more: make(chan struct{}, 1)}
+}
+
+func (f *fakeProbes) probe(_ context.Context, c pfile.Check) error {
+	f.mu.Lock()
+	f.count[c.Port]++
+	fail := f.failing[c.Port]
+	f.mu.Unlock()
+	select {
+	case f.more <- struct{}{}:
+	default:
+	}
+	if fail {
+		return errors.New("no answer")
+	}
+	return nil
+}
+
+func (f *fakeProbes) fail(port int, on bool) {
+	f.mu.Lock()
+	f.failing[port] = on
+	f.mu.Unlock()
+}
+
+func (f *fakeProbes) probes(port int) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.count[port]
+}
+
+// waitProbes waits until port has been probed n times in all.
+func (f *fakeProbes) waitProbes(t *testing.T, port, n int) {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for f.probes(port) < n {
+		select {
+		case <-f.more:
+		case <-deadline:
+			t.Fatalf("port %d probed %d times, want %d", port, f.probes(port), n)
+		}
+	}
+}
+
+// fastCheck is a block with a short schedule: the pfile's 10 s minimum is
+// the language's rule, not the supervisor's.
+func fastCheck(kind pfile.Kind, port int, stopAfter, actionError bool) pfile.Check {
+	return pfile.Check{Kind: kind, Block: fmt.Sprintf("_bi_%v_%d", kind, port), Port: port, Host: "127.0.0.1",
+		Interval: 10 * time.Millisecond, Duration: 50 * time.Millisecond, Timeout: 10 * time.Millisecond,
+		StopAfterDetect: stopAfter, ActionError: actionError}
+}
+
+// realClock: stall checks measure durations on the harness clock, which
+// these tests let run.
+type realClock struct{ start time.Time }
+
+func (c realClock) Now() time.Duration { return time.Since(c.start) }
+
+func newStallHarness(t *testing.T, checks ...pfile.Check) (*harness, *fakeProbes) {
+	t.Helper()
+	probes := newFakeProbes()
+	h := newHarness(t, "ok", func(c *pfile.Service) { c.Checks = checks })
+	h.svc.d.Probe = probes.probe
+	h.svc.d.Clock = realClock{time.Now()}
+	h.running(t)
+	return h, probes
+}
+
+func TestStallKillsAndRecovers(t *testing.T) {
+	for _, tc := range []struct {
+		kind          pfile.Kind
+		find, reason string
+	}{
+		{pfile.KindHTTP, "Find Web Server Stall: pid = 1001 : port = 8080", "stall"},
+		{pfile.KindHTTPS, "Find Web Server Stall: pid = 1001 : port = 8080", "stall"},
+		{pfile.KindTCP, "Find Socket Service Stall: pid = 1001 : port = 8080", "socket"},
+	} {
+		t.Run(tc.kind.String(), func(t *testing.T) {
+			h, probes := newStallHarness(t, fastCheck(tc.kind, 8080, false, true))
+			h.run(t)
+			h.waitState(t, Up)
+			probes.waitProbes(t, 8080, 2) // answering: no stall
+			probes.fail(8080, true)
+			h.log.waitLines(t, 0, tc.find, "Killed Process: pid= 1001",
+				"Process ['web',pid=1001] Down", "killed by signal 9 (SIGKILL)",
+				"Try to restart ('web')", "('web',pid=1002) Up")
+			env, _ := os.ReadFile(h.envLog)
+			if want := tc.reason + " 1001 1\n"; string(env) != want {
+				t.Fatalf("restart script saw %q, want %q", env, want)
+			}
+		})
+	}
+}
+
+func TestSlowButAnsweringServiceIsNotKilled(t *testing.T) {
+	h, probes := newStallHarness(t, fastCheck(pfile.KindHTTP, 8080, false, false))
+	h.run(t)
+	h.waitState(t, Up)
+	// Fail in short runs, each shorter than the duration: never a stall.
+	for range 5 {
+		probes.fail(8080, true)
+		probes.waitProbes(t, 8080, probes.probes(8080)+1)
+		probes.fail(8080, false)
+		probes.waitProbes(t, 8080, probes.probes(8080)+2)
+	}
+	if got := h.log.all(); len(got) != 0 {
+		t.Fatalf("logged %q for a service that kept answering", got)
+	}
+}
+
+// error 1 stops a block after its first detection; another block goes on.
+func TestStopAfterFirstDetection(t *testing.T) {
+	h, probes := newStallHarness(t, fastCheck(pfile.KindHTTP, 8080, true, true), fastCheck(pfile.KindTCP, 9090, false, true))
+	h.run(t)
+	h.waitState(t, Up)
+	probes.fail(8080, true)
+	h.log.waitLines(t, 0, "Find Web Server Stall: pid = 1001 : port = 8080", "('web',pid=1002) Up")
+	before := probes.probes(8080)
+	// The sentinel block probes for many stall durations: the stopped
+	// block would have found a second stall meanwhile.
+	probes.waitProbes(t, 9090, probes.probes(9090)+30)
+	if after := probes.probes(8080); after != before {
+		t.Fatalf("the stopped block probed %d more times", after-before)
+	}
+	for _, l := range h.log.all() {
+		if l == "('web',pid=1003) Up" {
+			t.Fatal("a second stall was acted on")
+		}
+	}
+	if st := h.svc.Checks(); !st[0].Stopped || st[1].Stopped {
+		t.Fatalf("check status %+v: want the first stopped, the second running", st)
+	}
+}
+
+func TestKillFailureRunsRetryOverAction(t *testing.T) {
+	h, probes := newStallHarness(t, fastCheck(pfile.KindHTTP, 8080, false, true))
+	h.procs.unkillable = true
+	h.run(t)
+	h.waitState(t, Up)
+	probes.fail(8080, true)
+	h.log.waitLines(t, 0, "Find Web Server Stall: pid = 1001 : port = 8080",
+		"Can not killed Process: pid= 1001", "Retry over ('web') action=continue")
+	h.waitState(t, RetryOver)
+}
+
+func TestKillFailureWithActionErrorZeroGoesOn(t *testing.T) {
+	h, probes := newStallHarness(t, fastCheck(pfile.KindHTTP, 8080, false, false))
+	h.procs.unkillable = true
+	h.run(t)
+	h.waitState(t, Up)
+	probes.fail(8080, true)
+	// Two stalls in a row, each a failed kill and nothing more.
+	h.log.waitLines(t, 0, "Can not killed Process: pid= 1001", "Can not killed Process: pid= 1001")
+	for _, l := range h.log.all() {
+		if l == "Retry over ('web') action=continue" {
+			t.Fatal("retry over with PS_ACTION error 0")
+		}
+	}
+	if h.svc.State() != Up {
+		t.Fatalf("state %v, want Up", h.svc.State())
+	}
+}
