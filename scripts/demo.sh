@@ -11,16 +11,18 @@ if [ "$(id -u)" != 0 ]; then
 fi
 dir=/tmp/pwatch-demo
 mkdir -p "$dir"
-# Copy over a running binary would fail (text busy): stop an old demo first.
+# A fresh start: end an old demo's server. Files are replaced by rename, as
+# a package upgrade does, so a still-running old binary is no obstacle.
 pkill -f "^$dir/demoserver" 2>/dev/null || true
-cp bin/demoserver "$dir/demoserver"
-cp scripts/restart/demo.restart "$dir/demo.restart"
+install -m 0755 bin/demoserver "$dir/.demoserver.new" && mv -f "$dir/.demoserver.new" "$dir/demoserver"
+install -m 0755 scripts/restart/demo.restart "$dir/demo.restart"
 cat <<MSG
 
 pcheck is starting on pfile/demo.pfile. In another terminal, try:
 
   curl http://127.0.0.1:18080/                    # the demo server answers
   sudo kill -9 \$(pgrep -f $dir/demoserver)        # kill it: pcheck logs Down, restarts it
+  sudo kill -USR1 \$(pgrep -f $dir/demoserver)      # make it hang: after 30 s, a stall; killed, restarted
   sudo bin/padmin --control-socket $dir/pcheck.sock status
   sudo bin/padmin --control-socket $dir/pcheck.sock stop demo    # now a kill is not acted on
   sudo bin/padmin --control-socket $dir/pcheck.sock start demo   # watched (and started) again

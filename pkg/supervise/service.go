@@ -298,29 +298,39 @@ func (s *Service) lookForUnstarted() {
 	}
 }
 
-// afterDeath kills what is left of a dead top-level process's tree: its
-// descendants that match the service (now orphans, top-level themselves)
-// with everything below them. Then it waits, bounded, until the dead
-// process's files are closed, so that the new server can bind its port.
+// afterDeath kills what is left of a dead top-level process's tree, then
+// waits, bounded, until the dead process's files are closed, so that the
+// new server can bind its port.
+//
+// What is left: the descendants remembered from the last scan (by identity,
+// so a reused pid is never hit), and every process now matching the service
+// that is not one of its other watched top-level processes and started
+// after the dead one. The latter finds the workers a master started since
+// the last scan (nginx and apache replace a worker that dies): orphaned
+// now, they would hold the port against the restart.
 func (s *Service) afterDeath(ctx context.Context, dead proc.ID) {
 	s.mu.Lock()
-	var remembered []proc.Process
+	var leftovers []proc.ID
+	others := map[proc.ID]bool{}
 	for _, m := range s.top {
 		if m.ID == dead {
-			remembered = m.Descendants
+			for _, d := range m.Descendants {
+				leftovers = append(leftovers, d.ID)
+			}
+		} else {
+			others[m.ID] = true
 		}
 	}
 	s.mu.Unlock()
 	s.unwatchAll()
 	if found, err := s.d.Processes.Find(); err == nil {
-		var orphans []proc.Match
 		for _, m := range found {
-			if slices.ContainsFunc(remembered, func(p proc.Process) bool { return p.ID == m.ID }) {
-				orphans = append(orphans, m)
+			if !others[m.ID] && m.ID.StartTime >= dead.StartTime {
+				leftovers = append(leftovers, m.IDs()...)
 			}
 		}
-		s.killTrees(ctx, orphans)
 	}
+	s.kill(ctx, leftovers)
 	wctx, cancel := context.WithTimeout(ctx, s.d.ExitWait)
 	defer cancel()
 	_ = s.d.Processes.WaitExited(wctx, dead)
@@ -331,6 +341,14 @@ func (s *Service) killTrees(ctx context.Context, ms []proc.Match) []proc.ID {
 	for _, m := range ms {
 		ids = append(ids, m.IDs()...)
 	}
+	return s.kill(ctx, ids)
+}
+
+// kill ends ids: SIGTERM, SIGKILL after kill_timeout. It returns those it
+// could not kill.
+func (s *Service) kill(ctx context.Context, ids []proc.ID) []proc.ID {
+	slices.SortFunc(ids, func(a, b proc.ID) int { return a.PID - b.PID })
+	ids = slices.Compact(ids)
 	if len(ids) == 0 {
 		return nil
 	}
