@@ -91,7 +91,7 @@ func newStallHarness(t *testing.T, checks ...pfile.Check) (*harness, *fakeProbes
 
 func TestStallKillsAndRecovers(t *testing.T) {
 	for _, tc := range []struct {
-		kind          pfile.Kind
+		kind         pfile.Kind
 		find, reason string
 	}{
 		{pfile.KindHTTP, "Find Web Server Stall: pid = 1001 : port = 8080", "stall"},
