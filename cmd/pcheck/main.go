@@ -65,6 +65,8 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "reboot-command", EnvVars: env("REBOOT_COMMAND"), Usage: "how to reboot the node (default: systemctl reboot under systemd, else /sbin/reboot); split like a shell, run without one"},
 		&cli.IntFlag{Name: "reboot-threshold", Value: 3, EnvVars: env("REBOOT_THRESHOLD"), Usage: "at most this many automatic reboots within --reboot-window (0: never reboot)"},
 		&cli.Int64Flag{Name: "reboot-window", Value: 86400, EnvVars: env("REBOOT_WINDOW"), Usage: "the reboot guard's window, in seconds"},
+		&cli.StringFlag{Name: "metrics-listen", EnvVars: env("METRICS_LISTEN"), Usage: "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464; off unless given)"},
+		&cli.StringFlag{Name: "health-listen", EnvVars: env("HEALTH_LISTEN"), Usage: "serve /healthz and /healthz/NAME at ADDR: 200 when Up, 503 otherwise (off unless given)"},
 		&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: env("LOG_FORMAT"), Usage: "stderr lines: text or json"},
 	}
 }
@@ -95,6 +97,8 @@ func runDaemon(c *cli.Context, stderr io.Writer) error {
 		RebootCommand:   c.String("reboot-command"),
 		RebootThreshold: c.Int("reboot-threshold"),
 		RebootWindow:    time.Duration(c.Int64("reboot-window")) * time.Second,
+		MetricsListen:   c.String("metrics-listen"),
+		HealthListen:    c.String("health-listen"),
 	}, log)
 }
 

@@ -25,6 +25,9 @@ type Config struct {
 	// the threshold within the window.
 	RebootThreshold int
 	RebootWindow    time.Duration
+	// MetricsListen and HealthListen are the addresses of the Prometheus
+	// metrics (/metrics) and health (/healthz) endpoints; "" is off.
+	MetricsListen, HealthListen string
 	// ProcRoot is the proc mount; "" is /proc.
 	ProcRoot string
 }

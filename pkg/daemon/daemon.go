@@ -4,19 +4,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"os/user"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/pwatch/pwatch/pkg/control"
 	"github.com/pwatch/pwatch/pkg/exitwatch"
+	"github.com/pwatch/pwatch/pkg/metrics"
 	"github.com/pwatch/pwatch/pkg/msg"
 	"github.com/pwatch/pwatch/pkg/pfile"
 	"github.com/pwatch/pwatch/pkg/proc"
 	"github.com/pwatch/pwatch/pkg/reboot"
+	"github.com/pwatch/pwatch/pkg/sdnotify"
 	"github.com/pwatch/pwatch/pkg/supervise"
 )
 
@@ -64,6 +69,11 @@ func Run(ctx context.Context, cfg Config, log *msg.Logger) error {
 		return reboot.Reboot(ctx, guard, rebootCmd, service, slog)
 	}
 
+	stopHTTP, err := d.serveHTTP(cfg)
+	if err != nil {
+		return err
+	}
+	defer stopHTTP()
 	ctl, err := control.Listen(cfg.ControlSocket, d, slog)
 	if err != nil {
 		return err
@@ -82,6 +92,13 @@ func Run(ctx context.Context, cfg Config, log *msg.Logger) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	notify(slog, sdnotify.Ready)
+	// The watchdog is fed while this loop turns: it beats every second.
+	var lastBeat atomic.Int64
+	lastBeat.Store(time.Now().UnixNano())
+	beat := time.NewTicker(time.Second)
+	defer beat.Stop()
+	go sdnotify.Watchdog(ctx, func() bool { return time.Since(time.Unix(0, lastBeat.Load())) < 10*time.Second }, slog)
 
 	var result error
 loop:
@@ -89,6 +106,8 @@ loop:
 		select {
 		case <-ctx.Done():
 			break loop
+		case <-beat.C:
+			lastBeat.Store(time.Now().UnixNano())
 		case <-hup:
 			if errs := d.Reload(ctx, ""); len(errs) > 0 {
 				slog.Error("SIGHUP: reload refused; the running rules stay", "errors", errors.Join(errs...))
@@ -100,10 +119,64 @@ loop:
 			break loop
 		}
 	}
+	notify(slog, sdnotify.Stopping)
 	cancel()
 	d.stopAll()
 	<-routerDone
 	return result
+}
+
+// notify tells systemd, when it runs pcheck, of a change of state.
+func notify(log *slog.Logger, send func() error) {
+	if err := send(); err != nil {
+		log.Warn("systemd notification failed", "error", err)
+	}
+}
+
+// serveHTTP starts the metrics and health endpoints that cfg asks for
+// (one listener when both share an address) and returns their stop.
+func (d *daemon) serveHTTP(cfg Config) (func(), error) {
+	if cfg.MetricsListen == "" && cfg.HealthListen == "" {
+		return func() {}, nil
+	}
+	src := metricsSource{d}
+	slog := d.log.Slog()
+	muxes := map[string]*http.ServeMux{}
+	mux := func(addr string) *http.ServeMux {
+		if muxes[addr] == nil {
+			muxes[addr] = http.NewServeMux()
+		}
+		return muxes[addr]
+	}
+	if cfg.MetricsListen != "" {
+		m := metrics.New(src, metrics.Options{
+			RestartReasons: []string{supervise.ReasonDown, supervise.ReasonStall, supervise.ReasonSocket, supervise.ReasonStart},
+			Logger:         slog,
+		})
+		d.metrics = m
+		mux(cfg.MetricsListen).Handle("/metrics", m.Handler())
+	}
+	if cfg.HealthListen != "" {
+		h := metrics.HealthHandler(src)
+		mux(cfg.HealthListen).Handle("/healthz", h)
+		mux(cfg.HealthListen).Handle("/healthz/", h)
+	}
+	var servers []*metrics.Server
+	stop := func() {
+		for _, s := range servers {
+			s.Close()
+		}
+	}
+	for addr, m := range muxes {
+		s, err := metrics.Listen(addr, m, slog)
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("listen %s: %w", addr, err)
+		}
+		slog.Info("serving http", "addr", s.Addr().String())
+		servers = append(servers, s)
+	}
+	return stop, nil
 }
 
 // loadRules reads and checks every pfile of paths, and the users they name:

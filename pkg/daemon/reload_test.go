@@ -61,13 +61,16 @@ type pcheck struct {
 	done   chan error
 }
 
-func startPcheck(t *testing.T, pfileDir string) *pcheck {
+func startPcheck(t *testing.T, pfileDir string, edit ...func(*Config)) *pcheck {
 	t.Helper()
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	log, _ := testLogger(t)
 	p := &pcheck{client: control.Client{Path: filepath.Join(dir, "pcheck.sock")}, done: make(chan error, 1)}
 	cfg := Config{Paths: []string{pfileDir}, Watcher: "auto", ControlSocket: p.client.Path, StateDir: dir, RebootThreshold: 3, RebootWindow: time.Hour}
+	for _, e := range edit {
+		e(&cfg)
+	}
 	go func() { p.done <- Run(ctx, cfg, log) }()
 	t.Cleanup(func() {
 		cancel()

@@ -8,10 +8,12 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/pwatch/pwatch/pkg/metrics"
 	"github.com/pwatch/pwatch/pkg/msg"
 	"github.com/pwatch/pwatch/pkg/pfile"
 	"github.com/pwatch/pwatch/pkg/proc"
 	"github.com/pwatch/pwatch/pkg/reboot"
+	"github.com/pwatch/pwatch/pkg/sdnotify"
 	"github.com/pwatch/pwatch/pkg/supervise"
 )
 
@@ -25,8 +27,9 @@ type daemon struct {
 	guard      *reboot.Guard
 	clock      supervise.Clock
 	rebootNode func(ctx context.Context, service string) error
-	ctx        context.Context // supervisors run until it ends
-	ending     chan int        // a retry-over action's exit status
+	ctx        context.Context  // supervisors run until it ends
+	ending     chan int         // a retry-over action's exit status
+	metrics    *metrics.Metrics // nil unless --metrics-listen
 
 	mu       sync.Mutex // serialises reloads and guards services
 	services map[string]*running
@@ -53,6 +56,7 @@ func (d *daemon) startLocked(cfg *pfile.Service, m proc.Matcher, paused bool) {
 		Reboot:    d.rebootNode,
 		// ListenCheck: sock_diag, for blocks with listen_check yes.
 		ListenCheck: listenCheck,
+		Observer:    d.observer(),
 	})
 	watch.s = svc
 	if paused {
@@ -78,6 +82,14 @@ func (d *daemon) stopLocked(name string) {
 	delete(d.services, name)
 }
 
+// observer is what supervisors report restarts, stalls and probes to.
+func (d *daemon) observer() supervise.Observer {
+	if d.metrics == nil {
+		return nil
+	}
+	return d.metrics
+}
+
 func (d *daemon) stopAll() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -101,6 +113,8 @@ func (d *daemon) endWith(code int) {
 func (d *daemon) Reload(_ context.Context, name string) []error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	notify(d.log.Slog(), sdnotify.Reloading)
+	defer notify(d.log.Slog(), sdnotify.Ready)
 	svcs, matchers, err := loadRules(d.paths, d.log)
 	if err != nil {
 		errs := flatten(err)
@@ -134,6 +148,7 @@ func (d *daemon) Reload(_ context.Context, name string) []error {
 		if !wanted[n] && (name == "" || n == name) {
 			d.log.Slog().Info("reload: the service's pfile is gone: no longer watched", "service", n)
 			d.stopLocked(n)
+			d.metrics.Forget(n)
 		}
 	}
 	return nil

@@ -98,9 +98,7 @@ func (s *Service) probeOf(i int) (func(context.Context) error, error) {
 		s.mu.Lock()
 		s.checks[i].LastDuration = took
 		s.mu.Unlock()
-		if s.d.ObserveProbe != nil {
-			s.d.ObserveProbe(s.cfg.Name, c, took, err)
-		}
+		s.d.Observer.ObserveProbe(s.cfg.Name, c.Block, took, err == nil)
 		return err
 	}, nil
 }
@@ -176,6 +174,7 @@ func (s *Service) killForStall(ctx context.Context, in input) {
 	}
 	s.mu.Unlock()
 
+	s.d.Observer.Stall(s.cfg.Name)
 	if c.Kind == pfile.KindTCP {
 		s.log(msg.SocketStall(s.cfg.Name, top[0].ID.PID, c.Port))
 	} else {

@@ -43,6 +43,19 @@ type Clock interface {
 	Now() time.Duration
 }
 
+// Observer counts what happens to services (pkg/metrics implements it).
+type Observer interface {
+	Restart(service, reason string)
+	Stall(service string)
+	ObserveProbe(service, check string, took time.Duration, ok bool)
+}
+
+type noObserver struct{}
+
+func (noObserver) Restart(string, string)                           {}
+func (noObserver) Stall(string)                                     {}
+func (noObserver) ObserveProbe(string, string, time.Duration, bool) {}
+
 // Deps are the supervisor's collaborators, injected by the daemon.
 type Deps struct {
 	Processes Processes
@@ -65,8 +78,9 @@ type Deps struct {
 	ListenCheck func(port int, pids []int) (queue, backlog int, err error)
 	// Probe replaces the real probes (tests).
 	Probe func(ctx context.Context, c pfile.Check) error
-	// ObserveProbe, if set, is told of every probe (metrics).
-	ObserveProbe func(service string, c pfile.Check, took time.Duration, err error)
+	// Observer is told of restarts, stalls and probes (metrics); nil: no
+	// one is.
+	Observer Observer
 	// ScanInterval is how often processes are looked for while none are
 	// known to have started (no exec event); 0 is 100ms.
 	ScanInterval time.Duration

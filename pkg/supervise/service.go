@@ -91,6 +91,9 @@ func New(cfg *pfile.Service, d Deps) *Service {
 	if d.ExitWait <= 0 {
 		d.ExitWait = 5 * time.Second
 	}
+	if d.Observer == nil {
+		d.Observer = noObserver{}
+	}
 	checks := make([]CheckStatus, len(cfg.Checks))
 	for i, c := range cfg.Checks {
 		checks[i] = CheckStatus{Check: c, Listen: ListenStatus{AcceptQueue: -1, Backlog: -1}}
@@ -396,6 +399,7 @@ func (s *Service) recover(ctx context.Context, reason string, oldPID int) {
 		}
 		s.setState(Restarting)
 		s.log(msg.TryRestart(s.cfg.Name, reason, attempt))
+		s.d.Observer.Restart(s.cfg.Name, reason)
 		found, err := s.restartOnce(rctx, reason, oldPID, attempt)
 		if rctx.Err() != nil {
 			s.recoveryEnded(ctx, rctx)

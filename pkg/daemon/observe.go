@@ -1,0 +1,46 @@
+package daemon
+
+import (
+	"github.com/pwatch/pwatch/pkg/exitwatch"
+	"github.com/pwatch/pwatch/pkg/metrics"
+	"github.com/pwatch/pwatch/pkg/supervise"
+)
+
+// metricsSource is what a scrape reads: snapshots of the supervisors, the
+// watcher and the reboot guard.
+type metricsSource struct{ d *daemon }
+
+func (m metricsSource) Services() []metrics.ServiceState {
+	svcs, _ := m.d.pick("")
+	out := make([]metrics.ServiceState, 0, len(svcs))
+	for _, s := range svcs {
+		st := s.Status()
+		ms := metrics.ServiceState{
+			Name: st.Name, State: st.State.String(), Up: st.State == supervise.Up,
+			Processes: len(st.PIDs), RestartsInGrace: st.Restarts,
+		}
+		for _, c := range s.Checks() {
+			if c.Listen.Backlog >= 0 {
+				ms.Sockets = append(ms.Sockets, metrics.Socket{Port: c.Check.Port, Queue: c.Listen.AcceptQueue, Backlog: c.Listen.Backlog})
+			}
+		}
+		out = append(out, ms)
+	}
+	return out
+}
+
+func (m metricsSource) Backend() string { return m.d.router.w.Name() }
+
+func (m metricsSource) BPFStats() (metrics.BPFStats, bool) {
+	w, ok := m.d.router.w.(interface{ Stats() exitwatch.EBPFStats })
+	if !ok {
+		return metrics.BPFStats{}, false
+	}
+	s := w.Stats()
+	return metrics.BPFStats{Received: s.Received, Lost: s.Lost, Rescans: s.Rescans}, true
+}
+
+func (m metricsSource) RebootCount() (int, bool) {
+	n, err := m.d.guard.Count()
+	return n, err == nil
+}
