@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
+	"strings"
 	"syscall"
 )
 
@@ -31,7 +33,7 @@ func runScript(ctx context.Context, argv []string, env []string, logLine func(st
 		return err
 	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(inheritedEnv(), env...)
 	cmd.Stdin = nil
 	cmd.Stdout, cmd.Stderr = w, w
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -53,6 +55,17 @@ func runScript(ctx context.Context, argv []string, env []string, logLine func(st
 		return fmt.Errorf("%s: %w", argv[0], err)
 	}
 	return nil
+}
+
+// systemdOnly are the variables systemd hands pcheck itself: a service a
+// script starts must not take pcheck's notify socket or watchdog for its own.
+var systemdOnly = []string{"NOTIFY_SOCKET=", "WATCHDOG_USEC=", "WATCHDOG_PID=", "LISTEN_FDS=", "LISTEN_PID=", "LISTEN_FDNAMES="}
+
+// inheritedEnv is pcheck's environment less what is pcheck's alone.
+func inheritedEnv() []string {
+	return slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return slices.ContainsFunc(systemdOnly, func(p string) bool { return strings.HasPrefix(kv, p) })
+	})
 }
 
 func logLines(r io.ReadCloser, logLine func(string)) {

@@ -62,6 +62,18 @@ func TestRunScriptEnvAndOutput(t *testing.T) {
 	l.waitFor(t, "oops")
 }
 
+func TestRunScriptDoesNotInheritSystemdNotify(t *testing.T) {
+	t.Setenv("NOTIFY_SOCKET", "/run/systemd/notify")
+	t.Setenv("WATCHDOG_USEC", "30000000")
+	t.Setenv("PWATCH_KEEP", "kept")
+	s := writeScript(t, `echo "notify=${NOTIFY_SOCKET:-unset} watchdog=${WATCHDOG_USEC:-unset} keep=$PWATCH_KEEP"`)
+	l := newLineLog()
+	if err := runScript(context.Background(), []string{s}, nil, l.add); err != nil {
+		t.Fatal(err)
+	}
+	l.waitFor(t, "notify=unset watchdog=unset keep=kept")
+}
+
 func TestRunScriptFailureIsAnError(t *testing.T) {
 	s := writeScript(t, "exit 4\n")
 	err := runScript(context.Background(), []string{s}, nil, func(string) {})
