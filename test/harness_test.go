@@ -109,7 +109,10 @@ func startPcheck(t testing.TB, syslog *syslogtest.Server, dir, watcher string, p
 	}
 	args := []string{"run", "--watcher", watcher, "--poll-interval", "100ms",
 		"--syslog-socket", syslog.Path(), "--control-socket", p.control,
-		"--state-dir", filepath.Join(dir, "state")}
+		"--state-dir", filepath.Join(dir, "state"),
+		// Never the real reboot: a test that wants reboots records them
+		// with a later --reboot-command.
+		"--reboot-command", "/bin/false"}
 	p.cmd = exec.Command(bin.pcheck, append(args, pfiles...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.stderr, p.stderr
 	// pcheck must not take PWATCH_* settings from the test's environment.

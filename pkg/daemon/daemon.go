@@ -69,6 +69,11 @@ func Run(ctx context.Context, cfg Config, log *msg.Logger) error {
 		return reboot.Reboot(ctx, guard, rebootCmd, service, slog)
 	}
 
+	// SIGHUP's default action would end pcheck: take it before padmin or
+	// systemd can think pcheck is up.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	stopHTTP, err := d.serveHTTP(cfg)
 	if err != nil {
 		return err
@@ -89,9 +94,6 @@ func Run(ctx context.Context, cfg Config, log *msg.Logger) error {
 	d.mu.Unlock()
 	slog.Info("pcheck running", "services", len(svcs), "control_socket", cfg.ControlSocket)
 
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	notify(slog, sdnotify.Ready)
 	// The watchdog is fed while this loop turns: it beats every second.
 	var lastBeat atomic.Int64

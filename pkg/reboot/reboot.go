@@ -3,6 +3,7 @@ package reboot
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 )
@@ -31,7 +32,7 @@ func Reboot(ctx context.Context, g *Guard, r Runner, service string, log *slog.L
 	if !ok {
 		return ErrThresholdReached
 	}
-	log.Info("rebooting the node", "service", service, "command", r)
+	log.Info("rebooting the node", "service", service, "command", fmt.Sprint(r))
 	out, err := r.Run(ctx)
 	if err != nil {
 		return err
