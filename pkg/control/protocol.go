@@ -57,6 +57,24 @@ type ServiceStatus struct {
 	// Restarts counts the restart attempts within the grace window.
 	Restarts  int    `json:"restarts"`
 	LastEvent *Event `json:"last_event,omitempty"`
+	// Checks are the service's stall-check blocks.
+	Checks []CheckStatus `json:"checks,omitempty"`
+}
+
+// CheckStatus is one stall-check block as the daemon last saw it.
+type CheckStatus struct {
+	Block string `json:"block"`
+	Kind  string `json:"check"`
+	Port  int    `json:"port"`
+	// OK: the last round succeeded; false before the first round too.
+	OK bool `json:"ok"`
+	// Stopped: error 1 and a stall was found; the block checks no more.
+	Stopped bool   `json:"stopped"`
+	Stalls  uint64 `json:"stalls"`
+	// AcceptQueue and Backlog of the service's listener on the port, from
+	// the last listen check; -1 when unknown.
+	AcceptQueue int `json:"accept_queue"`
+	Backlog     int `json:"backlog"`
 }
 
 // Event is a service's last logged catalogue message.

@@ -54,6 +54,13 @@ func (d *daemon) Status(_ context.Context, name string) ([]control.ServiceStatus
 		if st.LastEvent != "" {
 			cs.LastEvent = &control.Event{Time: st.LastEventAt, Text: st.LastEvent}
 		}
+		for _, c := range s.Checks() {
+			cs.Checks = append(cs.Checks, control.CheckStatus{
+				Block: c.Check.Block, Kind: c.Check.Kind.String(), Port: c.Check.Port,
+				OK: c.OK, Stopped: c.Stopped, Stalls: c.Stalls,
+				AcceptQueue: c.Listen.AcceptQueue, Backlog: c.Listen.Backlog,
+			})
+		}
 		out = append(out, cs)
 	}
 	return out, nil

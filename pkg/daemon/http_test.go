@@ -5,6 +5,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -88,4 +92,48 @@ func TestMetricsAndHealthEndpoints(t *testing.T) {
 	}
 	p.waitStatus(t, "alpha watched again", func(m map[string]control.ServiceStatus) bool { return m["alpha"].State == "Up" })
 	waitHTTP(t, health, 200)
+}
+
+// buildDemoserver builds cmd/demoserver into dir.
+func buildDemoserver(t *testing.T, dir string) string {
+	t.Helper()
+	exe := filepath.Join(dir, "demoserver")
+	out, err := exec.Command("go", "build", "-o", exe, "../../cmd/demoserver").CombinedOutput()
+	if err != nil {
+		t.Fatalf("build demoserver: %v\n%s", err, out)
+	}
+	return exe
+}
+
+// padmin status shows each block's last listen check: the accept queue
+// of the service's listener and its backlog.
+func TestStatusReportsAcceptQueue(t *testing.T) {
+	testpriv.Root(t)
+	work, pfiles := t.TempDir(), t.TempDir()
+	exe := buildDemoserver(t, work)
+	addr := freeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	script := filepath.Join(work, "demo.restart")
+	os.WriteFile(script, []byte("#!/bin/sh\nsetsid "+exe+" -listen "+addr+" -backlog 7 </dev/null >/dev/null 2>&1 &\n"), 0o755)
+	t.Cleanup(func() { killAll(exe) })
+	os.WriteFile(filepath.Join(pfiles, "demo.pfile"), []byte("process "+exe+"\nrestart_script "+script+"\n"+
+		"_bi_socket{\n PS_EXEC DLL:/x/lib_bi_socket.so:DIRECT:-:10:0:2:600:"+port+"\n PS_ACTION DLL:/x/lib_bi_socket.so:DIRECT:-:--:1:0\n}\n"), 0o644)
+	p := startPcheck(t, pfiles)
+	st := p.waitStatus(t, "a listen check round", func(m map[string]control.ServiceStatus) bool {
+		s := m["demo"]
+		return s.State == "Up" && len(s.Checks) == 1 && s.Checks[0].Backlog >= 0
+	})
+	c := st["demo"].Checks[0]
+	if c.Backlog != 7 || c.AcceptQueue != 0 || c.Kind != "tcp" || c.Port != atoi(t, port) {
+		t.Fatalf("check status %+v: want tcp on %s, backlog 7, queue 0", c, port)
+	}
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
