@@ -14,12 +14,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/pwatch/pwatch/internal/syncbuf"
 	"github.com/pwatch/pwatch/pkg/control"
 	"github.com/pwatch/pwatch/pkg/msg/syslogtest"
 )
@@ -69,23 +69,8 @@ func freePort(t testing.TB) int {
 	return 0
 }
 
-// syncBuffer collects a subprocess's stderr for the failure report.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is written concurrently while the test reads it.
+type syncBuffer = syncbuf.Buffer
 
 // pcheckRun is one `pcheck run` subprocess.
 type pcheckRun struct {

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pwatch/pwatch/internal/syncbuf"
 	"github.com/pwatch/pwatch/internal/testpriv"
 	"github.com/pwatch/pwatch/pkg/control"
 )
@@ -420,22 +421,8 @@ func copyFile(t *testing.T, from, to string) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is written concurrently while the test reads it.
+type syncBuffer = syncbuf.Buffer
 
 func TestFormatStatus(t *testing.T) {
 	t.Setenv("TZ", "UTC")

@@ -1,7 +1,6 @@
 package msg_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,28 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pwatch/pwatch/internal/syncbuf"
 	"github.com/pwatch/pwatch/pkg/msg"
 	"github.com/pwatch/pwatch/pkg/msg/syslogtest"
 )
 
-// syncBuffer is a stderr that the race detector accepts being read while
-// the logger writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is written concurrently while the test reads it.
+type syncBuffer = syncbuf.Buffer
 
 func newLogger(t *testing.T, cfg msg.Config) (*msg.Logger, *syncBuffer) {
 	t.Helper()
