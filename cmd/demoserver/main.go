@@ -51,6 +51,14 @@ func run() error {
 	hang := make(chan struct{})
 	var hangOnce sync.Once
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Hanging wins over answering, even with no delay: a select on
+		// both would pick at random.
+		select {
+		case <-hang:
+			<-r.Context().Done()
+			return
+		default:
+		}
 		select {
 		case <-hang:
 			<-r.Context().Done() // a hung server never answers

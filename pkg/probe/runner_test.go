@@ -315,3 +315,22 @@ func TestRunnersRealTimeHangingAndHealthy(t *testing.T) {
 	}
 	waitFor(t, hangDone, "the hanging runner to stop after its first detection")
 }
+
+// Ticks wake the runner a little late, by varying amounts: a stall whose
+// duration is a whole number of intervals is still found on the round that
+// completes it, not one interval later.
+func TestRunnerStallsOnTimeDespiteTickJitter(t *testing.T) {
+	f := startFake(t, sampleCheck(), nil) // first round at 0
+	f.probe.set(errors.New("no answer"))
+	f.tick(t, 60*time.Second+300*time.Microsecond) // first failure, woken late
+	for k := 2; k < 11; k++ {
+		f.tick(t, time.Duration(k)*60*time.Second+50*time.Microsecond)
+		f.noStall(t)
+	}
+	// 600 s after the first failure on the grid, but 599.99975 s as read.
+	f.tick(t, 660*time.Second+50*time.Microsecond)
+	s := waitFor(t, f.stalls, "the stall on the round that completes the duration")
+	if s.At-s.FailingSince != 600*time.Second {
+		t.Fatalf("stall after %v, want 600s", s.At-s.FailingSince)
+	}
+}
