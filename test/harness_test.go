@@ -249,8 +249,13 @@ func expectPadminLine(t testing.TB, syslog *syslogtest.Server, pid int, text str
 // getHTTP polls GET url until it answers 200 with a body holding want.
 func getHTTP(t testing.TB, url, want string) {
 	t.Helper()
+	getWith(t, &http.Client{Timeout: 5 * time.Second}, url, want)
+}
+
+// getWith GETs url with client until it answers 200 with want in its body.
+func getWith(t testing.TB, client *http.Client, url, want string) {
+	t.Helper()
 	ctx := waitCtx(t)
-	client := &http.Client{Timeout: 5 * time.Second}
 	var last any
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -412,30 +411,9 @@ func selfSigned(t testing.TB, dir string) (certFile, keyFile string, roots *x509
 // getHTTPS is getHTTP over TLS, trusting roots.
 func getHTTPS(t testing.TB, url, want string, roots *x509.CertPool) {
 	t.Helper()
-	ctx := waitCtx(t)
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
 	defer tr.CloseIdleConnections()
-	client := &http.Client{Timeout: 5 * time.Second, Transport: tr}
-	var last any
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := client.Do(req)
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK && strings.Contains(string(body), want) {
-				return
-			}
-			last = fmt.Sprintf("%s: %q", resp.Status, body)
-		} else {
-			last = err
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("GET %s never answered 200 with %q: last %v", url, want, last)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	getWith(t, &http.Client{Timeout: 5 * time.Second, Transport: tr}, url, want)
 }
 
 // nginxTLS turns srv's nginx configuration into an https one, with a
