@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -190,19 +189,4 @@ func percentile(sorted []time.Duration, p int) time.Duration {
 	}
 	i := (len(sorted)*p + 99) / 100
 	return sorted[max(i-1, 0)]
-}
-
-// killExe kills every process running the executable exe.
-func killExe(exe string) {
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		link, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-		if err == nil && bytes.Equal([]byte(strings.TrimSuffix(link, " (deleted)")), []byte(exe)) {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
 }

@@ -356,3 +356,47 @@ func ignoreGone(err error) error {
 	}
 	return err
 }
+
+// pidsWhere lists the live processes for which ours is true.
+func pidsWhere(ours func(pid int) bool) []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err == nil && alive(pid) && ours(pid) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// runs is true of the processes running exe (also after it was replaced
+// on disk).
+func runs(exe string) func(pid int) bool {
+	return func(pid int) bool {
+		link, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		return err == nil && strings.TrimSuffix(link, " (deleted)") == exe
+	}
+}
+
+// killWhere SIGKILLs the processes for which ours is true until none is
+// left (a test's cleanup: masters may fork while they die).
+func killWhere(ours func(pid int) bool) {
+	for range 100 {
+		left := pidsWhere(ours)
+		if len(left) == 0 {
+			return
+		}
+		for _, pid := range left {
+			_ = ignoreGone(syscall.Kill(pid, syscall.SIGKILL))
+		}
+		for _, pid := range left {
+			for i := 0; i < 1000 && alive(pid); i++ {
+				syscall.Nanosleep(&syscall.Timespec{Nsec: 1e6}, nil)
+			}
+		}
+	}
+}
+
+// killExe kills every process running exe.
+func killExe(exe string) { killWhere(runs(exe)) }

@@ -163,21 +163,7 @@ func (s *sleeper) start(t testing.TB) int {
 }
 
 // pids lists the running processes of the sleeper's executable.
-func (s *sleeper) pids() []int {
-	var out []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		link, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-		if err == nil && strings.TrimSuffix(link, " (deleted)") == s.exe && alive(pid) {
-			out = append(out, pid)
-		}
-	}
-	return out
-}
+func (s *sleeper) pids() []int { return pidsWhere(runs(s.exe)) }
 
 // expectSleeperRestart checks that pcheck's lines from first are the death
 // of old by SIGKILL and a restart, and that the new pid it names is the

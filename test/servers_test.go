@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/pwatch/pwatch/internal/testpriv"
@@ -206,8 +205,7 @@ func (s *server) workers(t testing.TB, master int) []int {
 // ours reports whether pid belongs to this instance.
 func (s *server) ours(pid int) bool {
 	if s.kind == "nginx" {
-		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-		return err == nil && strings.TrimSuffix(exe, " (deleted)") == s.exe
+		return runs(s.exe)(pid)
 	}
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	return err == nil && strings.Contains(string(cmdline), "\x00"+filepath.Join(s.dir, "httpd.conf")+"\x00")
@@ -215,27 +213,7 @@ func (s *server) ours(pid int) bool {
 
 // killAll kills every process of this instance (the test's cleanup; pcheck
 // is stopped before, as its cleanup was registered after).
-func (s *server) killAll() {
-	for range 100 {
-		var left []int
-		ents, _ := os.ReadDir("/proc")
-		for _, e := range ents {
-			pid, err := strconv.Atoi(e.Name())
-			if err == nil && alive(pid) && s.ours(pid) {
-				left = append(left, pid)
-				_ = ignoreGone(syscall.Kill(pid, syscall.SIGKILL))
-			}
-		}
-		if len(left) == 0 {
-			return
-		}
-		for _, pid := range left {
-			for i := 0; i < 1000 && alive(pid); i++ {
-				syscall.Nanosleep(&syscall.Timespec{Nsec: 1e6}, nil)
-			}
-		}
-	}
-}
+func (s *server) killAll() { killWhere(s.ours) }
 
 // pfileOpts are the keys a scenario changes.
 type pfileOpts struct {

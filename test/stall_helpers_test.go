@@ -288,31 +288,7 @@ func (d *demoServer) writePfile(t testing.TB, dir, name string, checks ...stallC
 }
 
 // killAll kills every process of this instance (the test's cleanup).
-func (d *demoServer) killAll() {
-	for range 100 {
-		var left []int
-		ents, _ := os.ReadDir("/proc")
-		for _, e := range ents {
-			pid, err := strconv.Atoi(e.Name())
-			if err != nil || !alive(pid) {
-				continue
-			}
-			exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-			if err == nil && strings.TrimSuffix(exe, " (deleted)") == d.exe {
-				left = append(left, pid)
-				_ = ignoreGone(syscall.Kill(pid, syscall.SIGKILL))
-			}
-		}
-		if len(left) == 0 {
-			return
-		}
-		for _, pid := range left {
-			for i := 0; i < 1000 && alive(pid); i++ {
-				syscall.Nanosleep(&syscall.Timespec{Nsec: 1e6}, nil)
-			}
-		}
-	}
-}
+func (d *demoServer) killAll() { killExe(d.exe) }
 
 // fillAcceptQueue opens connections to port until the kernel reports the
 // listener's accept queue full, and keeps them open until the test ends.
