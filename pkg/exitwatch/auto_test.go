@@ -8,30 +8,19 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
-	"sync"
 	"testing"
 
+	"github.com/pwatch/pwatch/internal/syncbuf"
 	"github.com/pwatch/pwatch/internal/testpriv"
 )
 
 // logRecorder keeps slog's JSON output for assertions.
-type logRecorder struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (r *logRecorder) Write(p []byte) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.buf.Write(p)
-}
+type logRecorder struct{ syncbuf.Buffer }
 
 func (r *logRecorder) records(t *testing.T) []map[string]any {
 	t.Helper()
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	var recs []map[string]any
-	for line := range bytes.Lines(r.buf.Bytes()) {
+	for line := range bytes.Lines([]byte(r.String())) {
 		var rec map[string]any
 		if err := json.Unmarshal(line, &rec); err != nil {
 			t.Fatalf("log line %q: %v", line, err)
@@ -65,10 +54,10 @@ func TestAutoPicksEBPF(t *testing.T) {
 	}
 	defer w.Close()
 	if w.Name() != "ebpf" {
-		t.Errorf("auto chose %q, want ebpf; log:\n%s", w.Name(), rec.buf.String())
+		t.Errorf("auto chose %q, want ebpf; log:\n%s", w.Name(), rec.String())
 	}
 	if find(rec.records(t), "death-detection backend chosen", "watcher", w.Name()) == nil {
-		t.Errorf("auto did not log its choice; log:\n%s", rec.buf.String())
+		t.Errorf("auto did not log its choice; log:\n%s", rec.String())
 	}
 }
 
