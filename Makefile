@@ -1,6 +1,8 @@
 # pwatch — see README.md. `make help` lists the targets.
 
-GO       ?= go
+GO       ?= $(shell command -v go || echo /usr/local/go/bin/go)
+# Tests build binaries with the go command too: keep it on PATH.
+export PATH := $(dir $(GO)):$(PATH)
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X github.com/pwatch/pwatch/internal/version.Version=$(VERSION)
 BIN      := bin

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
-	echo "make demo: pcheck needs root (BPF, signals to any process): run it with sudo" >&2
+	echo "make demo: pcheck needs root (BPF, signals to any process): run it as root" >&2
 	exit 1
 fi
 dir=/tmp/pwatch-demo
@@ -18,14 +18,14 @@ install -m 0755 bin/demoserver "$dir/.demoserver.new" && mv -f "$dir/.demoserver
 install -m 0755 scripts/restart/demo.restart "$dir/demo.restart"
 cat <<MSG
 
-pcheck is starting on pfile/demo.pfile. In another terminal, try:
+pcheck is starting on pfile/demo.pfile. In another terminal, as root, try:
 
   curl http://127.0.0.1:18080/                    # the demo server answers
-  sudo kill -9 \$(pgrep -f $dir/demoserver)        # kill it: pcheck logs Down, restarts it
-  sudo kill -USR1 \$(pgrep -f $dir/demoserver)      # make it hang: after 30 s, a stall; killed, restarted
-  sudo bin/padmin --control-socket $dir/pcheck.sock status
-  sudo bin/padmin --control-socket $dir/pcheck.sock stop demo    # now a kill is not acted on
-  sudo bin/padmin --control-socket $dir/pcheck.sock start demo   # watched (and started) again
+  kill -9 \$(pgrep -f $dir/demoserver)        # kill it: pcheck logs Down, restarts it
+  kill -USR1 \$(pgrep -f $dir/demoserver)      # make it hang: after 30 s, a stall; killed, restarted
+  bin/padmin --control-socket $dir/pcheck.sock status
+  bin/padmin --control-socket $dir/pcheck.sock stop demo    # now a kill is not acted on
+  bin/padmin --control-socket $dir/pcheck.sock start demo   # watched (and started) again
 
 Ctrl-C stops pcheck and leaves the server running.
 
