@@ -1,0 +1,253 @@
+package supervise
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/pwatch/pwatch/pkg/msg"
+	"github.com/pwatch/pwatch/pkg/pfile"
+	"github.com/pwatch/pwatch/pkg/proc"
+	"github.com/pwatch/pwatch/pkg/reboot"
+)
+
+// The recovery flow: what happens from a death to Up again, or to the
+// retry-over action.
+
+// afterDeath kills what is left of a dead top-level process's tree, then
+// waits, bounded, until the dead process's files are closed, so that the
+// new server can bind its port.
+//
+// What is left: the descendants remembered from the last scan (by identity,
+// so a reused pid is never hit), and every process now matching the service
+// that is not one of its other watched top-level processes and started
+// after the dead one. The latter finds the workers a master started since
+// the last scan (nginx and apache replace a worker that dies): orphaned
+// now, they would hold the port against the restart.
+func (s *Service) afterDeath(ctx context.Context, dead proc.ID) {
+	s.mu.Lock()
+	var leftovers []proc.ID
+	others := map[proc.ID]bool{}
+	for _, m := range s.top {
+		if m.ID == dead {
+			for _, d := range m.Descendants {
+				leftovers = append(leftovers, d.ID)
+			}
+		} else {
+			others[m.ID] = true
+		}
+	}
+	s.mu.Unlock()
+	s.unwatchAll()
+	if found, err := s.d.Processes.Find(); err == nil {
+		for _, m := range found {
+			if !others[m.ID] && m.ID.StartTime >= dead.StartTime {
+				leftovers = append(leftovers, m.IDs()...)
+			}
+		}
+	}
+	s.kill(ctx, leftovers)
+	wctx, cancel := context.WithTimeout(ctx, s.d.ExitWait)
+	defer cancel()
+	_ = s.d.Processes.WaitExited(wctx, dead)
+}
+
+func (s *Service) killTrees(ctx context.Context, ms []proc.Match) []proc.ID {
+	var ids []proc.ID
+	for _, m := range ms {
+		ids = append(ids, m.IDs()...)
+	}
+	return s.kill(ctx, ids)
+}
+
+// kill ends ids: SIGTERM, SIGKILL after kill_timeout. It returns those it
+// could not kill.
+func (s *Service) kill(ctx context.Context, ids []proc.ID) []proc.ID {
+	slices.SortFunc(ids, func(a, b proc.ID) int { return a.PID - b.PID })
+	ids = slices.Compact(ids)
+	if len(ids) == 0 {
+		return nil
+	}
+	left, err := s.d.Processes.Kill(ctx, ids, proc.KillOptions{Timeout: s.cfg.KillTimeout})
+	if err != nil {
+		s.d.Slog.Warn("kill failed", "service", s.cfg.Name, "error", err)
+	}
+	return left
+}
+
+// errRecoveryTimeout ends a recovery that took longer than
+// recovery_timeout.
+var errRecoveryTimeout = errors.New("recovery_timeout passed")
+
+// recover runs restart attempts until the service is Up, its retries are
+// over, or it is stopped. With recovery_timeout, a service not back in time
+// reboots the node, retries left or not.
+func (s *Service) recover(ctx context.Context, reason string, oldPID int) {
+	rctx, cancel := context.WithCancel(ctx)
+	if s.cfg.RecoveryTimeout > 0 {
+		var cancelTimeout context.CancelFunc
+		rctx, cancelTimeout = context.WithTimeoutCause(rctx, s.cfg.RecoveryTimeout, errRecoveryTimeout)
+		defer cancelTimeout()
+	}
+	s.mu.Lock()
+	if s.paused {
+		s.mu.Unlock()
+		cancel()
+		return
+	}
+	s.cancel = cancel
+	s.mu.Unlock()
+	defer func() {
+		cancel()
+		s.mu.Lock()
+		s.cancel = nil
+		s.mu.Unlock()
+	}()
+
+	for rctx.Err() == nil {
+		attempt, ok := s.takeAttempt()
+		if !ok {
+			s.retryOver(ctx)
+			return
+		}
+		s.setState(Restarting)
+		s.log(msg.TryRestart(s.cfg.Name, reason, attempt))
+		s.d.Observer.Restart(s.cfg.Name, reason)
+		found, err := s.restartOnce(rctx, reason, oldPID, attempt)
+		if rctx.Err() != nil {
+			s.recoveryEnded(ctx, rctx)
+			return
+		}
+		if err == nil {
+			s.watch(found)
+			for _, m := range found {
+				s.log(msg.Up(s.cfg.Name, m.ID.PID))
+			}
+			return
+		}
+		s.log(msg.SetPidFail(s.cfg.Name, err))
+		s.setState(Down)
+		select {
+		case <-rctx.Done():
+			s.recoveryEnded(ctx, rctx)
+			return
+		case <-time.After(s.cfg.RetryInterval):
+		}
+	}
+}
+
+// recoveryEnded handles a recovery cut short: by padmin stop or pcheck's
+// end (nothing to do), or by recovery_timeout (reboot).
+func (s *Service) recoveryEnded(ctx, rctx context.Context) {
+	if ctx.Err() != nil || !errors.Is(context.Cause(rctx), errRecoveryTimeout) {
+		return
+	}
+	s.d.Slog.Warn("service not back within recovery_timeout: rebooting", "service", s.cfg.Name, "recovery_timeout", s.cfg.RecoveryTimeout)
+	s.setState(RetryOver)
+	s.reboot(ctx)
+}
+
+// reboot asks the reboot guard to reboot the node; past its threshold, or
+// when it cannot, the service is left as with continue.
+func (s *Service) reboot(ctx context.Context) {
+	if s.d.Reboot == nil {
+		s.d.Slog.Error("automatic reboot is not available: acting as continue", "service", s.cfg.Name)
+		return
+	}
+	err := s.d.Reboot(ctx, s.cfg.Name)
+	switch {
+	case errors.Is(err, reboot.ErrThresholdReached):
+		s.log(msg.RebootThresholdReached(s.cfg.Name))
+	case err != nil:
+		s.d.Slog.Error("no reboot: acting as continue", "service", s.cfg.Name, "error", err)
+	}
+}
+
+// takeAttempt counts a restart attempt within grace, or says the retries
+// are over.
+func (s *Service) takeAttempt() (int, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.d.Clock.Now()
+	s.attempts = s.recentAttempts(now)
+	if len(s.attempts) >= s.cfg.RetryCount {
+		return 0, false
+	}
+	s.attempts = append(s.attempts, now)
+	return len(s.attempts), true
+}
+
+// recentAttempts are the attempts made within grace of now. s.mu is held.
+func (s *Service) recentAttempts(now time.Duration) []time.Duration {
+	i := 0
+	for i < len(s.attempts) && now-s.attempts[i] >= s.cfg.Grace {
+		i++
+	}
+	return s.attempts[i:]
+}
+
+// restartOnce runs the restart script and waits for min_count top-level
+// processes, all within restart_timeout.
+func (s *Service) restartOnce(ctx context.Context, reason string, oldPID, attempt int) ([]proc.Match, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RestartTimeout)
+	defer cancel()
+	env := []string{
+		"PWATCH_SERVICE=" + s.cfg.Name,
+		"PWATCH_REASON=" + reason,
+		"PWATCH_PID=" + strconv.Itoa(oldPID),
+		"PWATCH_ATTEMPT=" + strconv.Itoa(attempt),
+	}
+	if err := runScript(ctx, s.cfg.RestartScript, env, s.scriptLogger("restart_script")); err != nil {
+		return nil, fmt.Errorf("restart script: %w", err)
+	}
+	return s.awaitProcesses(ctx)
+}
+
+// awaitProcesses looks for min_count top-level processes after every exec of
+// the service's executable and every ScanInterval, until ctx ends.
+func (s *Service) awaitProcesses(ctx context.Context) ([]proc.Match, error) {
+	tick := time.NewTicker(s.d.ScanInterval)
+	defer tick.Stop()
+	for {
+		found, err := s.d.Processes.Find()
+		if err == nil && len(found) >= s.cfg.MinCount {
+			return found, nil
+		}
+		select {
+		case <-ctx.Done():
+			if err != nil {
+				return nil, fmt.Errorf("looking for its processes: %w", err)
+			}
+			return nil, fmt.Errorf("%d of %d processes running after %s", len(found), s.cfg.MinCount, s.cfg.RestartTimeout)
+		case <-s.appeared:
+		case <-tick.C:
+		}
+	}
+}
+
+func (s *Service) retryOver(ctx context.Context) {
+	s.unwatchAll()
+	action := s.cfg.RetryOverAction
+	s.log(msg.RetryOver(s.cfg.Name, action.String()))
+	if len(s.cfg.RetryOverScript) > 0 {
+		sctx, cancel := context.WithTimeout(ctx, s.cfg.RestartTimeout)
+		err := runScript(sctx, s.cfg.RetryOverScript, []string{"PWATCH_SERVICE=" + s.cfg.Name, "PWATCH_ACTION=" + action.String()},
+			s.scriptLogger("retry_over_script"))
+		cancel()
+		if err != nil {
+			s.d.Slog.Warn("retry_over_script failed", "service", s.cfg.Name, "error", err)
+		}
+	}
+	s.setState(RetryOver)
+	switch action {
+	case pfile.ActionShutdown:
+		s.d.Exit(0)
+	case pfile.ActionExit:
+		s.d.Exit(3)
+	case pfile.ActionReboot:
+		s.reboot(ctx)
+	}
+}
