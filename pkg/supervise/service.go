@@ -204,8 +204,14 @@ func (s *Service) Run(ctx context.Context) {
 	s.runCtx = ctx
 	s.mu.Unlock()
 	s.begin(ctx)
-	idle := time.NewTicker(s.d.IdleScanInterval)
-	defer idle.Stop()
+	// Only a service pcheck does not start (start_on_load no) waits, Down,
+	// for its processes to appear: only it needs the idle scan.
+	var idle <-chan time.Time
+	if !s.cfg.StartOnLoad {
+		t := time.NewTicker(s.d.IdleScanInterval)
+		defer t.Stop()
+		idle = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -213,7 +219,7 @@ func (s *Service) Run(ctx context.Context) {
 		case <-s.wake:
 		case <-s.appeared:
 			s.lookForUnstarted()
-		case <-idle.C:
+		case <-idle:
 			s.lookForUnstarted()
 		}
 		for in, ok := s.next(); ok && ctx.Err() == nil; in, ok = s.next() {

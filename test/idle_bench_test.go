@@ -1,0 +1,105 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pwatch/pwatch/internal/testpriv"
+)
+
+// idleServices is how many services (one process each) the idle pcheck
+// watches, each with an HTTP stall check probing every 10 s.
+const idleServices = 100
+
+// BenchmarkPcheckIdle measures what pcheck itself costs while it watches
+// many healthy services: its CPU time over a quiet window, as a share of one
+// core, and its resident memory. The services are copies of sleep(1) told
+// apart by their arguments; the stall checks probe a real listener of the
+// benchmark's own.
+func BenchmarkPcheckIdle(b *testing.B) {
+	testpriv.Root(b)
+	sc := newScene(b)
+	svc := filepath.Join(sc.dir, "svc")
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		b.Fatal(err)
+	}
+	copyFile(b, sleep, svc)
+	b.Cleanup(func() { killExe(svc) })
+	srv := newDemo(b, false)
+	srv.run(b)
+	var pfiles []string
+	for i := range idleServices {
+		// sleep adds its arguments up: "1000000 i" is a name of its own.
+		cmd := exec.Command(svc, "1000000", strconv.Itoa(i))
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		go cmd.Wait()
+		pf := filepath.Join(sc.dir, fmt.Sprintf("svc%03d.pfile", i))
+		writeFile(b, pf, fmt.Sprintf(`process         %s
+args            ^1000000 %d$
+restart_script  /bin/false
+_bi_webserv{
+    PS_EXEC    DLL:/opt/HA/PSWE/lib/lib_bi_webserv.so:DIRECT:-:10:0:2:600:%d
+    PS_ACTION  DLL:/opt/HA/PSWE/lib/lib_bi_webserv.so:DIRECT:-::-:0:0
+}
+`, svc, i, srv.port), 0o644)
+		pfiles = append(pfiles, pf)
+	}
+	p := startPcheck(b, sc.syslog, sc.dir, "ebpf", pfiles...)
+	pollUntil(b, "every service adopted", func() bool {
+		r := p.runPadmin(b, "status")
+		return r.code == 0 && strings.Count(r.out, " Up ") == idleServices
+	})
+
+	const window = 10 * time.Second
+	b.ResetTimer()
+	for range b.N {
+		before := cpuTime(b, p.pid())
+		time.Sleep(window) // the quiet window being measured
+		used := cpuTime(b, p.pid()) - before
+		b.ReportMetric(100*used.Seconds()/window.Seconds(), "cpu-%")
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(idleServices), "services")
+	b.ReportMetric(float64(rssKiB(b, p.pid()))/1024, "rss-MiB")
+}
+
+// cpuTime is pid's user and system time so far.
+func cpuTime(b testing.TB, pid int) time.Duration {
+	b.Helper()
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
+}
+
+// rssKiB is pid's resident set size.
+func rssKiB(b testing.TB, pid int) int {
+	b.Helper()
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return n
+		}
+	}
+	b.Fatal("no VmRSS")
+	return 0
+}
