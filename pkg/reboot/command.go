@@ -8,8 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/pwatch/pwatch/internal/pgroup"
 )
 
 // DefaultTimeout bounds a reboot command that does not return. systemctl
@@ -82,10 +83,9 @@ func (c Command) Run(ctx context.Context) ([]byte, error) {
 	out := &cappedBuffer{max: maxOutput}
 	cmd := exec.CommandContext(ctx, c.Argv[0], c.Argv[1:]...)
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	// The command leads its group and stays unreaped until Wait returns, so
-	// -pid names its group and nothing else.
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	group := pgroup.New(cmd)
+	defer group.Close()
+	cmd.Cancel = group.Kill
 	// Something the command started may keep the output pipe open; do not
 	// wait for it past the command's own exit.
 	cmd.WaitDelay = time.Second

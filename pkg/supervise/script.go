@@ -10,7 +10,8 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
-	"syscall"
+
+	"github.com/pwatch/pwatch/internal/pgroup"
 )
 
 // maxScriptLine bounds one logged line of a script's output.
@@ -19,7 +20,7 @@ const maxScriptLine = 4096
 // runScript runs argv directly (no shell: its own #! line decides) in a
 // process group of its own, with env added to pcheck's environment. Each line
 // it prints goes to logLine. It returns when the script exits; when ctx ends
-// first, the whole process group is killed.
+// first, the script's process group is killed.
 //
 // Output is read from a pipe we own rather than through exec.Cmd's copying,
 // because a daemon the script starts inherits the pipe and may keep it open
@@ -32,14 +33,11 @@ func runScript(ctx context.Context, argv []string, env []string, logLine func(st
 	if err != nil {
 		return err
 	}
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(inheritedEnv(), env...)
-	cmd.Stdin = nil
 	cmd.Stdout, cmd.Stderr = w, w
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	// The script leads its group and stays unreaped until Wait returns, so
-	// -pid names its group and nothing else.
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	group := pgroup.New(cmd)
+	defer group.Close()
 	err = cmd.Start()
 	w.Close()
 	if err != nil {
@@ -47,14 +45,19 @@ func runScript(ctx context.Context, argv []string, env []string, logLine func(st
 		return fmt.Errorf("start %s: %w", argv[0], err)
 	}
 	go logLines(r, logLine)
-	err = cmd.Wait()
-	if ctx.Err() != nil {
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("%s: %w", argv[0], err)
+		}
+		return nil
+	case <-ctx.Done():
+		_ = group.Kill()
+		<-done
 		return fmt.Errorf("%s did not finish in time: %w", argv[0], ctx.Err())
 	}
-	if err != nil {
-		return fmt.Errorf("%s: %w", argv[0], err)
-	}
-	return nil
 }
 
 // systemdOnly are the variables systemd hands pcheck itself: a service a
@@ -68,11 +71,27 @@ func inheritedEnv() []string {
 	})
 }
 
+// logLines logs r line by line until EOF. A line longer than maxScriptLine
+// is logged cut short and the rest of it skipped: reading must go on, or
+// the script (and any daemon sharing its output) would die of SIGPIPE.
 func logLines(r io.ReadCloser, logLine func(string)) {
 	defer r.Close()
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 1024), maxScriptLine)
-	for sc.Scan() {
-		logLine(sc.Text())
+	br := bufio.NewReaderSize(r, maxScriptLine)
+	for {
+		line, err := br.ReadSlice('\n')
+		if len(line) > 0 {
+			cut := errors.Is(err, bufio.ErrBufferFull)
+			text := strings.TrimRight(string(line), "\r\n")
+			if cut {
+				text += " [line cut]"
+			}
+			logLine(text)
+			for errors.Is(err, bufio.ErrBufferFull) {
+				_, err = br.ReadSlice('\n')
+			}
+		}
+		if err != nil {
+			return
+		}
 	}
 }

@@ -74,6 +74,18 @@ func TestRunScriptDoesNotInheritSystemdNotify(t *testing.T) {
 	l.waitFor(t, "notify=unset watchdog=unset keep=kept")
 }
 
+// A line longer than we log is cut, and reading goes on: the script must
+// not die of SIGPIPE for printing it.
+func TestRunScriptSurvivesALongLine(t *testing.T) {
+	s := writeScript(t, "head -c 20000 /dev/zero | tr '\\0' x; echo\necho after\n")
+	l := newLineLog()
+	if err := runScript(context.Background(), []string{s}, nil, l.add); err != nil {
+		t.Fatalf("the script failed: %v", err)
+	}
+	l.waitFor(t, "xxxx [line cut]")
+	l.waitFor(t, "after")
+}
+
 func TestRunScriptFailureIsAnError(t *testing.T) {
 	s := writeScript(t, "exit 4\n")
 	err := runScript(context.Background(), []string{s}, nil, func(string) {})
