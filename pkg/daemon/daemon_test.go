@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -9,12 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pwatch/pwatch/internal/syncbuf"
 	"github.com/pwatch/pwatch/pkg/msg"
 )
 
-func testLogger(t *testing.T) (*msg.Logger, *bytes.Buffer) {
+func testLogger(t *testing.T) (*msg.Logger, *syncbuf.Buffer) {
 	t.Helper()
-	var buf bytes.Buffer
+	var buf syncbuf.Buffer
 	l, err := msg.NewLogger(msg.Config{Ident: "pcheck", Stderr: &buf})
 	if err != nil {
 		t.Fatal(err)

@@ -2,9 +2,12 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -59,14 +62,15 @@ func killAll(exe string) {
 type pcheck struct {
 	client control.Client
 	done   chan error
+	stderr interface{ String() string } // the daemon's slog lines
 }
 
 func startPcheck(t *testing.T, pfileDir string, edit ...func(*Config)) *pcheck {
 	t.Helper()
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
-	log, _ := testLogger(t)
-	p := &pcheck{client: control.Client{Path: filepath.Join(dir, "pcheck.sock")}, done: make(chan error, 1)}
+	log, stderr := testLogger(t)
+	p := &pcheck{client: control.Client{Path: filepath.Join(dir, "pcheck.sock")}, done: make(chan error, 1), stderr: stderr}
 	cfg := Config{Paths: []string{pfileDir}, Watcher: "auto", ControlSocket: p.client.Path, StateDir: dir, RebootThreshold: 3, RebootWindow: time.Hour}
 	for _, e := range edit {
 		e(&cfg)
@@ -183,4 +187,49 @@ func rulesOf(t *testing.T, p *pcheck, name string) string {
 		t.Fatal(err)
 	}
 	return strings.Join(strings.Fields(string(raw)), "")
+}
+
+// Two pfiles that match the same process both hear of its death, and one
+// of them being stopped does not blind the other.
+func TestSharedProcessDeathReachesEveryService(t *testing.T) {
+	testpriv.Root(t)
+	work, pfiles := t.TempDir(), t.TempDir()
+	a := newFakeService(t, work, pfiles, "alpha", "start_on_load no\n")
+	twin := filepath.Join(pfiles, "twin.pfile")
+	if err := os.WriteFile(twin, []byte("process "+a.exe+"\nrestart_script /bin/true\nstart_on_load no\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(a.exe, "100000")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go cmd.Wait()
+	p := startPcheck(t, pfiles)
+	both := func(state string) func(map[string]control.ServiceStatus) bool {
+		return func(m map[string]control.ServiceStatus) bool {
+			return m["alpha"].State == state && m["twin"].State == state
+		}
+	}
+	p.waitStatus(t, "both adopt the process", both("Up"))
+	// A stopped twin must not take the watch away from alpha.
+	if err := p.client.Stop(context.Background(), "twin"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.client.Start(context.Background(), "twin"); err != nil {
+		t.Fatal(err)
+	}
+	p.waitStatus(t, "both watching again", both("Up"))
+	old := cmd.Process.Pid
+	cmd.Process.Kill()
+	deadline := time.Now().Add(30 * time.Second)
+	for _, n := range []string{"alpha", "twin"} {
+		want := fmt.Sprintf("Process ['%s',pid=%d] Down", n, old)
+		for !strings.Contains(p.stderr.String(), want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q in:\n%s", want, p.stderr.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 }

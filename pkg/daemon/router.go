@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"slices"
 	"sync"
 
 	"github.com/pwatch/pwatch/pkg/exitwatch"
@@ -10,17 +11,18 @@ import (
 )
 
 // router shares the host's one Watcher among the services: it remembers
-// which service watches which process, and hands each event to its owner.
+// which services watch which process (two pfiles may match the same one),
+// and hands each event to every owner.
 type router struct {
 	w exitwatch.Watcher
 
 	mu     sync.Mutex
-	owners map[proc.ID]*supervise.Service
+	owners map[proc.ID][]*supervise.Service
 	execs  map[string][]*supervise.Service // executable -> services running it
 }
 
 func newRouter(w exitwatch.Watcher) *router {
-	return &router{w: w, owners: map[proc.ID]*supervise.Service{}, execs: map[string][]*supervise.Service{}}
+	return &router{w: w, owners: map[proc.ID][]*supervise.Service{}, execs: map[string][]*supervise.Service{}}
 }
 
 // serviceWatch is the Watcher one service is lent: what it watches is
@@ -32,18 +34,31 @@ type serviceWatch struct {
 
 func (sw *serviceWatch) Watch(id proc.ID) error {
 	sw.r.mu.Lock()
-	sw.r.owners[id] = sw.s
+	if !slices.Contains(sw.r.owners[id], sw.s) {
+		sw.r.owners[id] = append(sw.r.owners[id], sw.s)
+	}
 	sw.r.mu.Unlock()
 	return sw.r.w.Watch(id)
 }
 
 func (sw *serviceWatch) Unwatch(id proc.ID) error {
-	sw.r.mu.Lock()
-	if sw.r.owners[id] == sw.s {
-		delete(sw.r.owners, id)
+	if !sw.r.drop(id, sw.s) {
+		return nil // another service still watches it
 	}
-	sw.r.mu.Unlock()
 	return sw.r.w.Unwatch(id)
+}
+
+// drop removes s from id's owners and says whether none is left.
+func (r *router) drop(id proc.ID, s *supervise.Service) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	owners := slices.DeleteFunc(r.owners[id], func(o *supervise.Service) bool { return o == s })
+	if len(owners) > 0 {
+		r.owners[id] = owners
+		return false
+	}
+	delete(r.owners, id)
+	return true
 }
 
 // forget drops every watch of s (a supervisor that was stopped): its
@@ -51,15 +66,16 @@ func (sw *serviceWatch) Unwatch(id proc.ID) error {
 func (r *router) forget(s *supervise.Service) {
 	r.mu.Lock()
 	var ids []proc.ID
-	for id, o := range r.owners {
-		if o == s {
+	for id, owners := range r.owners {
+		if slices.Contains(owners, s) {
 			ids = append(ids, id)
-			delete(r.owners, id)
 		}
 	}
 	r.mu.Unlock()
 	for _, id := range ids {
-		_ = r.w.Unwatch(id)
+		if r.drop(id, s) {
+			_ = r.w.Unwatch(id)
+		}
 	}
 }
 
@@ -116,10 +132,10 @@ func (r *router) deliver(ev exitwatch.Event) {
 	r.mu.Lock()
 	switch ev.Kind {
 	case exitwatch.Exit:
-		s := r.owners[ev.ID]
+		owners := r.owners[ev.ID]
 		delete(r.owners, ev.ID)
 		r.mu.Unlock()
-		if s != nil {
+		for _, s := range owners {
 			s.Exited(ev)
 		}
 	case exitwatch.Exec:
