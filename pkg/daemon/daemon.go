@@ -62,7 +62,7 @@ func Run(ctx context.Context, cfg Config, log *msg.Logger) error {
 	d := &daemon{
 		paths: cfg.Paths, log: log, table: table, router: newRouter(w), guard: guard,
 		clock: supervise.NewMonotonicClock(), ctx: ctx,
-		ending:   make(chan int, 1),
+		ending:   make(chan struct{}, 1),
 		services: map[string]*running{},
 	}
 	d.rebootNode = func(ctx context.Context, service string) error {
@@ -114,8 +114,8 @@ loop:
 			if errs := d.Reload(ctx, ""); len(errs) > 0 {
 				slog.Error("SIGHUP: reload refused; the running rules stay", "errors", errors.Join(errs...))
 			}
-		case code := <-d.ending:
-			if code != 0 {
+		case <-d.ending:
+			if code := int(d.endCode.Load()); code != 0 {
 				result = &ExitStatus{Code: code, Reason: "a service's retries are over (retry_over_action exit)"}
 			}
 			break loop

@@ -73,3 +73,15 @@ func TestRunRefusesUnknownUser(t *testing.T) {
 		t.Fatalf("err = %v, want the unknown user named", err)
 	}
 }
+
+// Two retry-over actions at once: the higher status wins, so an exit (3)
+// meant for a cluster manager never becomes a shutdown's 0.
+func TestEndWithKeepsTheHighestStatus(t *testing.T) {
+	d := &daemon{ending: make(chan struct{}, 1)}
+	d.endWith(3)
+	d.endWith(0)
+	<-d.ending
+	if got := d.endCode.Load(); got != 3 {
+		t.Fatalf("end status %d, want 3", got)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/pwatch/pwatch/pkg/metrics"
 	"github.com/pwatch/pwatch/pkg/msg"
@@ -28,7 +29,8 @@ type daemon struct {
 	clock      supervise.Clock
 	rebootNode func(ctx context.Context, service string) error
 	ctx        context.Context  // supervisors run until it ends
-	ending     chan int         // a retry-over action's exit status
+	ending     chan struct{}    // a retry-over action asks pcheck to end
+	endCode    atomic.Int64     // with the highest status asked for
 	metrics    *metrics.Metrics // nil unless --metrics-listen
 
 	mu       sync.Mutex // serialises reloads and guards services
@@ -98,9 +100,18 @@ func (d *daemon) stopAll() {
 	}
 }
 
+// endWith asks pcheck to end with code. When two services ask at once, the
+// higher status wins: an exit (3) meant for a cluster manager must never
+// become a shutdown's 0.
 func (d *daemon) endWith(code int) {
+	for {
+		cur := d.endCode.Load()
+		if int64(code) <= cur || d.endCode.CompareAndSwap(cur, int64(code)) {
+			break
+		}
+	}
 	select {
-	case d.ending <- code:
+	case d.ending <- struct{}{}:
 	default:
 	}
 }
@@ -139,7 +150,7 @@ func (d *daemon) Reload(_ context.Context, name string) []error {
 			d.startLocked(cfg, matchers[i], false)
 		case !reflect.DeepEqual(old.svc.Config().Rules(), cfg.Rules()):
 			d.log.Slog().Info("reload: the service's rules changed", "service", cfg.Name)
-			paused := old.svc.State() == supervise.Paused
+			paused := old.svc.Paused()
 			d.stopLocked(cfg.Name)
 			d.startLocked(cfg, matchers[i], paused)
 		}

@@ -153,6 +153,15 @@ func TestStopAfterFirstDetection(t *testing.T) {
 	if st := h.svc.Checks(); !st[0].Stopped || st[1].Stopped {
 		t.Fatalf("check status %+v: want the first stopped, the second running", st)
 	}
+	// padmin start: the stopped block checks again.
+	probes.fail(8080, false)
+	if err := h.svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	probes.waitProbes(t, 8080, before+2)
+	if st := h.svc.Checks(); st[0].Stopped {
+		t.Fatal("the block is still marked stopped after padmin start")
+	}
 }
 
 func TestKillFailureRunsRetryOverAction(t *testing.T) {

@@ -2,6 +2,7 @@ package supervise
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -49,6 +50,7 @@ type Service struct {
 	pending     []input       // inputs not yet handled, in arrival order
 	paused      bool          // padmin stop: set at once, before the loop sees it
 	stallReason string        // set when a stall check killed the service
+	ended       bool          // Run has returned: no input is taken
 	cancel      func()        // cancels the recovery under way, if any
 	wake        chan struct{} // a new input is pending
 	appeared    chan struct{} // an exec of the service's executable was seen
@@ -146,7 +148,9 @@ func (s *Service) Start(ctx context.Context) error { return s.command(ctx, inSta
 
 func (s *Service) command(ctx context.Context, k inputKind) error {
 	done := make(chan error, 1)
-	s.push(input{kind: k, done: done})
+	if !s.push(input{kind: k, done: done}) {
+		return errNotRunning
+	}
 	select {
 	case err := <-done:
 		return err
@@ -155,14 +159,20 @@ func (s *Service) command(ctx context.Context, k inputKind) error {
 	}
 }
 
-func (s *Service) push(in input) {
+// push queues in for the loop; false once the loop has ended.
+func (s *Service) push(in input) bool {
 	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return false
+	}
 	s.pending = append(s.pending, in)
 	s.mu.Unlock()
 	select {
 	case s.wake <- struct{}{}:
 	default:
 	}
+	return true
 }
 
 func (s *Service) next() (input, bool) {
@@ -212,6 +222,7 @@ func (s *Service) Run(ctx context.Context) {
 		defer t.Stop()
 		idle = t.C
 	}
+	defer s.refusePending()
 	for {
 		select {
 		case <-ctx.Done():
@@ -228,14 +239,42 @@ func (s *Service) Run(ctx context.Context) {
 	}
 }
 
+// refusePending answers the commands left when Run ends (pcheck stopping,
+// or a reload replacing this supervisor), so that no padmin waits for them.
+func (s *Service) refusePending() {
+	s.mu.Lock()
+	pending := s.pending
+	s.pending = nil
+	s.ended = true
+	s.mu.Unlock()
+	for _, in := range pending {
+		if in.done != nil {
+			in.done <- errNotRunning
+		}
+	}
+}
+
+var errNotRunning = errors.New("the service's supervisor stopped (pcheck is ending, or a reload replaced it): try again")
+
 // begin adopts a running service, or starts it (start_on_load).
 func (s *Service) begin(ctx context.Context) {
-	if s.isPaused() {
+	if s.Paused() {
 		return
 	}
 	found, err := s.d.Processes.Find()
-	if err != nil {
-		s.d.Slog.Warn("scan failed", "service", s.cfg.Name, "error", err)
+	for err != nil {
+		// Not knowing is not "not running": starting a running service
+		// again could break it. Look again.
+		s.d.Slog.Error("cannot scan for the service's processes; looking again", "service", s.cfg.Name, "error", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(s.d.IdleScanInterval):
+		}
+		if s.Paused() {
+			return
+		}
+		found, err = s.d.Processes.Find()
 	}
 	if len(found) >= s.cfg.MinCount {
 		s.watch(found)
@@ -275,6 +314,10 @@ func (s *Service) handle(ctx context.Context, in input) {
 		resume := s.state == Paused || s.state == RetryOver
 		if resume {
 			s.moveLocked(Down)
+		}
+		if s.state == Up { // checks stopped by error 1 run again
+			s.stopChecksLocked()
+			s.startChecksLocked()
 		}
 		s.mu.Unlock()
 		in.done <- nil
@@ -316,7 +359,9 @@ func (s *Service) takeStallReason() string {
 	return r
 }
 
-func (s *Service) isPaused() bool {
+// Paused says padmin stopped the service (at once, before its loop has
+// acted on it).
+func (s *Service) Paused() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.paused

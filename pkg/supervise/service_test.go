@@ -467,3 +467,22 @@ func TestRecoveryTimeoutReboots(t *testing.T) {
 	}
 	h.waitState(t, RetryOver)
 }
+
+// Commands sent to a supervisor that has stopped (pcheck ending, a reload
+// replacing it) are answered at once, not left waiting.
+func TestCommandsToAnEndedSupervisorAreRefused(t *testing.T) {
+	h := newHarness(t, "ok", nil)
+	h.running(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.svc.Run(ctx); close(done) }()
+	h.waitState(t, Up)
+	cancel()
+	<-done
+	for _, cmd := range []func(context.Context) error{h.svc.Stop, h.svc.Start} {
+		// A context that never ends: only the refusal can return.
+		if err := cmd(context.Background()); !errors.Is(err, errNotRunning) {
+			t.Fatalf("command to an ended supervisor: %v, want errNotRunning", err)
+		}
+	}
+}
