@@ -108,6 +108,11 @@ loop:
 		select {
 		case <-ctx.Done():
 			break loop
+		case <-routerDone:
+			// The watcher ended on its own: pcheck is blind. End with an
+			// error, so that systemd restarts it and it adopts anew.
+			result = fmt.Errorf("the %s death watch stopped; no exit can be seen any more", w.Name())
+			break loop
 		case <-beat.C:
 			lastBeat.Store(time.Now().UnixNano())
 		case <-hup:

@@ -316,6 +316,10 @@ func exeKeyOf(path string) (ebpfExeKey, error) {
 	return ebpfExeKey{Dev: unix.Major(k.dev)<<20 | unix.Minor(k.dev), Ino: k.ino}, nil
 }
 
+// maxReadFailures is how many ring-buffer read errors in a row mean the
+// reader is broken for good.
+const maxReadFailures = 10
+
 // read turns ring-buffer records into events until Close. It blocks in the
 // kernel while the ring is empty. Losses happen only while it is full, so
 // the lost counter is checked each time it has been drained, and at least
@@ -324,6 +328,7 @@ func (w *ebpfWatcher) read() {
 	defer close(w.readDone)
 	var rec ringbuf.Record
 	deadline := time.Now().Add(lostCheckInterval)
+	failures := 0
 	for {
 		w.reader.SetDeadline(deadline)
 		err := w.reader.ReadInto(&rec)
@@ -335,7 +340,13 @@ func (w *ebpfWatcher) read() {
 			deadline = time.Now().Add(lostCheckInterval)
 		case err != nil:
 			w.log.Error("reading the BPF ring buffer", "err", err)
+			if failures++; failures >= maxReadFailures {
+				w.log.Error("the BPF ring buffer cannot be read: no more exits will be seen")
+				w.out.close() // Events ends: the consumer must know
+				return
+			}
 		default:
+			failures = 0
 			w.received.Add(1)
 			w.handle(rec.RawSample)
 			// A past deadline reads on without waiting, then reports the

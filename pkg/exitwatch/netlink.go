@@ -273,6 +273,7 @@ func (w *netlinkWatcher) loop() {
 			w.mu.Unlock()
 			if !closed {
 				w.opt.Logger.Error("netlink watcher: receive failed, no more exits will be seen", "err", err)
+				w.queue.close() // Events ends: the consumer must know
 			}
 			return
 		}

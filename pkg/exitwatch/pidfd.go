@@ -154,6 +154,7 @@ func (w *pidfdWatcher) loop() {
 		}
 		if err != nil {
 			w.opt.Logger.Error("pidfd watcher: epoll_wait failed, no more exits will be seen", "err", err)
+			w.queue.close() // Events ends: the consumer must know
 			return
 		}
 		for _, ev := range events[:n] {
