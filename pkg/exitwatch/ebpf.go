@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,7 +51,10 @@ type EBPFStats struct {
 }
 
 // probeEBPF asks the kernel for what the BPF programs need.
-func probeEBPF(Options) error {
+func probeEBPF(o Options) error {
+	if err := sameBoottimeAsKernel(o.ProcRoot); err != nil {
+		return err
+	}
 	checks := []struct {
 		what  string
 		probe func() error
@@ -69,6 +73,27 @@ func probeEBPF(Options) error {
 		}
 		if err != nil {
 			return fmt.Errorf("probing %s: %w", c.what, err)
+		}
+	}
+	return nil
+}
+
+// sameBoottimeAsKernel refuses a time namespace that shifts boot time: the
+// BPF program compares the kernel's own start times with /proc's, which
+// such a namespace offsets, so it would take every watched exit for a
+// reused pid's.
+func sameBoottimeAsKernel(procRoot string) error {
+	raw, err := os.ReadFile(procRoot + "/self/timens_offsets")
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // a kernel without time namespaces
+	}
+	if err != nil {
+		return fmt.Errorf("reading time namespace offsets: %w", err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 3 && f[0] == "boottime" && (f[1] != "0" || f[2] != "0") {
+			return fmt.Errorf("pcheck runs in a time namespace with a boot-time offset (%s s, %s ns): %w", f[1], f[2], ErrNotSupported)
 		}
 	}
 	return nil

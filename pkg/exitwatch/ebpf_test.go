@@ -220,3 +220,25 @@ func TestEBPFRescansWhenEventsAreLost(t *testing.T) {
 		t.Errorf("stats %+v, want %d lost and a rescan", s, lost)
 	}
 }
+
+// A time namespace that shifts boot time makes /proc's start times
+// disagree with the kernel's: the ebpf backend must say it cannot work.
+func TestEBPFRefusesABoottimeOffset(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(root+"/self", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(s string) {
+		if err := os.WriteFile(root+"/self/timens_offsets", []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("monotonic           0         0\nboottime            0         0\n")
+	if err := sameBoottimeAsKernel(root); err != nil {
+		t.Fatalf("no offset: %v", err)
+	}
+	write("monotonic        3600         0\nboottime         86400         0\n")
+	if err := sameBoottimeAsKernel(root); !errors.Is(err, ErrNotSupported) {
+		t.Fatalf("a boottime offset: %v, want ErrNotSupported", err)
+	}
+}
