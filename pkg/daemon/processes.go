@@ -20,6 +20,8 @@ func (p serviceProcesses) Kill(ctx context.Context, ids []proc.ID, o proc.KillOp
 	return p.table.Kill(ctx, ids, o)
 }
 
+func (p serviceProcesses) Alive(id proc.ID) (bool, error) { return p.table.Alive(id) }
+
 // exitPoll is how often a dead process is re-read while we wait for the
 // kernel to finish its exit (files closed, ports freed).
 const exitPoll = 2 * time.Millisecond

@@ -22,6 +22,8 @@ type Processes interface {
 	// Kill ends the given processes (o.Signal, then SIGKILL after
 	// o.Timeout) and returns those it could not kill.
 	Kill(ctx context.Context, ids []proc.ID, o proc.KillOptions) ([]proc.ID, error)
+	// Alive says whether id still runs (not a zombie, its pid not reused).
+	Alive(id proc.ID) (bool, error)
 	// WaitExited returns once id is a zombie or gone (its files closed, so
 	// its port is free), or when ctx ends.
 	WaitExited(ctx context.Context, id proc.ID) error
@@ -87,6 +89,9 @@ type Deps struct {
 	// IdleScanInterval is how often a service that is down and not to be
 	// started (start_on_load no) is looked for; 0 is 1s.
 	IdleScanInterval time.Duration
+	// PollInterval is how often processes the watcher refused are checked;
+	// 0 is 1s.
+	PollInterval time.Duration
 	// ExitWait bounds the wait for a dead process's files to close before
 	// its restart; 0 is 5s.
 	ExitWait time.Duration

@@ -51,6 +51,8 @@ type Service struct {
 	paused      bool          // padmin stop: set at once, before the loop sees it
 	stallReason string        // set when a stall check killed the service
 	ended       bool          // Run has returned: no input is taken
+	polled      []proc.ID     // top-level processes the watcher refused
+	poller      *time.Ticker  // runs while polled is not empty
 	cancel      func()        // cancels the recovery under way, if any
 	wake        chan struct{} // a new input is pending
 	appeared    chan struct{} // an exec of the service's executable was seen
@@ -85,6 +87,9 @@ func New(cfg *pfile.Service, d Deps) *Service {
 	}
 	if d.IdleScanInterval <= 0 {
 		d.IdleScanInterval = time.Second
+	}
+	if d.PollInterval <= 0 {
+		d.PollInterval = time.Second
 	}
 	if d.ExitWait <= 0 {
 		d.ExitWait = 5 * time.Second
@@ -232,6 +237,8 @@ func (s *Service) Run(ctx context.Context) {
 			s.lookForUnstarted()
 		case <-idle:
 			s.lookForUnstarted()
+		case <-s.pollTick():
+			s.pollDeaths()
 		}
 		for in, ok := s.next(); ok && ctx.Err() == nil; in, ok = s.next() {
 			s.handle(ctx, in)
@@ -246,6 +253,9 @@ func (s *Service) refusePending() {
 	pending := s.pending
 	s.pending = nil
 	s.ended = true
+	if s.poller != nil {
+		s.poller.Stop()
+	}
 	s.mu.Unlock()
 	for _, in := range pending {
 		if in.done != nil {
@@ -382,15 +392,49 @@ func (s *Service) watch(found []proc.Match) {
 	s.mu.Unlock()
 	for _, m := range found {
 		if err := s.d.Watcher.Watch(m.ID); err != nil {
-			s.d.Slog.Error("watch failed", "service", s.cfg.Name, "pid", m.ID.PID, "error", err)
+			s.d.Slog.Error("watch failed: polling this process instead", "service", s.cfg.Name, "pid", m.ID.PID, "error", err)
+			s.mu.Lock()
+			s.polled = append(s.polled, m.ID)
+			s.mu.Unlock()
 		}
 	}
+}
+
+// pollDeaths checks the processes the watcher would not take (a full BPF
+// map, say): a death the kernel cannot tell us of is still found, here,
+// within a PollInterval, its status unknown.
+func (s *Service) pollDeaths() {
+	s.mu.Lock()
+	polled := slices.Clone(s.polled)
+	s.mu.Unlock()
+	for _, id := range polled {
+		if alive, err := s.d.Processes.Alive(id); err == nil && !alive {
+			s.Exited(exitwatch.Event{Kind: exitwatch.Exit, ID: id})
+		}
+	}
+}
+
+// pollTick ticks while some process is polled, and never otherwise.
+func (s *Service) pollTick() <-chan time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case len(s.polled) == 0 && s.poller != nil:
+		s.poller.Stop()
+		s.poller = nil
+	case len(s.polled) > 0 && s.poller == nil:
+		s.poller = time.NewTicker(s.d.PollInterval)
+	}
+	if s.poller == nil {
+		return nil
+	}
+	return s.poller.C
 }
 
 func (s *Service) unwatchAll() {
 	s.mu.Lock()
 	top := s.top
-	s.top = nil
+	s.top, s.polled = nil, nil
 	s.mu.Unlock()
 	for _, m := range top {
 		_ = s.d.Watcher.Unwatch(m.ID)

@@ -83,14 +83,24 @@ func (f *fakeProcs) Kill(_ context.Context, ids []proc.ID, o proc.KillOptions) (
 
 func (f *fakeProcs) WaitExited(context.Context, proc.ID) error { return nil }
 
+func (f *fakeProcs) Alive(id proc.ID) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cur != nil && f.cur.ID == id, nil
+}
+
 type fakeWatcher struct {
 	mu      sync.Mutex
 	watched map[proc.ID]bool
+	full    bool // refuses every Watch, like a full BPF map
 }
 
 func (w *fakeWatcher) Watch(id proc.ID) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.full {
+		return errors.New("map full")
+	}
 	w.watched[id] = true
 	return nil
 }
@@ -485,4 +495,17 @@ func TestCommandsToAnEndedSupervisorAreRefused(t *testing.T) {
 			t.Fatalf("command to an ended supervisor: %v, want errNotRunning", err)
 		}
 	}
+}
+
+// A process the watcher refuses is polled: its death is still recovered.
+func TestRefusedWatchFallsBackToPolling(t *testing.T) {
+	h := newHarness(t, "ok", nil)
+	h.watch.full = true
+	h.svc.d.PollInterval = 10 * time.Millisecond
+	h.running(t)
+	h.run(t)
+	h.waitState(t, Up)
+	old := h.procs.die() // no exit event: only polling can see it
+	h.log.waitLines(t, 0, fmt.Sprintf("Process ['web',pid=%d] Down", old.PID), "exited (status unknown)",
+		"Try to restart ('web')", "('web',pid=1002) Up")
 }
