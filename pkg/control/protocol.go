@@ -38,8 +38,8 @@ type Response struct {
 	// Rules answers rules: the effective rules as padmin check --json
 	// prints them (their shape belongs to the pfile package).
 	Rules json.RawMessage `json:"rules,omitempty"`
-	// ReloadErrors lists the pfiles a reload refused (each kept its running
-	// rules); the others were reloaded.
+	// ReloadErrors lists every error of a refused reload: any error refuses
+	// the whole reload, and the running rules stay.
 	ReloadErrors []string `json:"reload_errors,omitempty"`
 	// Reboots answers reboot-count.
 	Reboots *RebootCount `json:"reboots,omitempty"`

@@ -28,8 +28,8 @@ type Handler interface {
 	Stop(ctx context.Context, name string) error
 	// Start resumes watching name with its counters reset.
 	Start(ctx context.Context, name string) error
-	// Reload re-reads one pfile, or all; it returns one error per pfile
-	// refused (which keeps its running rules).
+	// Reload re-reads the pfiles (applying one service's, or all); it
+	// returns every error found, and then nothing was applied.
 	Reload(ctx context.Context, name string) []error
 	// RebootCount reports the reboot guard, clearing it first if reset.
 	RebootCount(ctx context.Context, reset bool) (RebootCount, error)
