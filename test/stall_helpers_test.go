@@ -411,17 +411,27 @@ func nginxTLS(t testing.TB, srv *server) *x509.CertPool {
 	return roots
 }
 
-// expectNoAnswer checks that url does not answer within a few seconds (a
-// hung server).
+// expectNoAnswer waits until a new connection to url goes unanswered for
+// a few seconds (a hung server).
 func expectNoAnswer(t testing.TB, url string) {
 	t.Helper()
-	// A new connection, as a probe makes: one a hung server accepted
-	// before it hung is not what this is about.
+	// A new connection each time, as a probe makes: one a hung server
+	// accepted before it hung is not what this is about. A signal takes
+	// effect a moment after kill(2) returns: the server may answer until
+	// then, never after.
 	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := client.Get(url)
-	if err == nil {
+	ctx := waitCtx(t)
+	for {
+		resp, err := client.Get(url)
+		if err != nil {
+			return
+		}
 		resp.Body.Close()
-		t.Fatalf("GET %s answered %s, want no answer from a hung server", url, resp.Status)
+		select {
+		case <-ctx.Done():
+			t.Fatalf("GET %s still answers %s, want no answer from a hung server", url, resp.Status)
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }
 
