@@ -2,8 +2,11 @@
 
 // exitwatch.bpf.c: tell user space, and only user space that asked, when a
 // watched process's whole thread group has exited (with its wait status),
-// and when a process starts running a watched executable. Everything else is
-// filtered here, in the kernel, so an unwatched exit costs a map lookup.
+// and when a process starts running a watched executable; and keep, in a map
+// user space reads, the live processes of every watched tree (fork adds,
+// exit removes), so that what is left of a dead service is known without
+// reading /proc. Everything else is filtered here, in the kernel, so an
+// unrelated fork or exit costs one map lookup.
 
 #include "include/vmlinux_subset.h"
 #include "include/bpf_helpers.h"
@@ -12,7 +15,7 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 // Matches the pid-hash sizes pcheck is meant for, with room to spare.
-#define MAX_WATCHED 65536
+#define MAX_TRACKED 65536
 
 // include/linux/sched/signal.h; unchanged since 2.6.
 #define SIGNAL_GROUP_EXIT 0x00000004
@@ -26,6 +29,12 @@ enum event_kind {
 	EVENT_EXEC = 2,
 };
 
+// Flags of a tracked process.
+enum proc_flag {
+	// Its exit is reported to user space: a service's top-level process.
+	PROC_WATCHED = 1,
+};
+
 // An executable, as the kernel names it: MKDEV-encoded device of its file
 // system (major << 20 | minor) and its inode number.
 struct exe_key {
@@ -35,27 +44,40 @@ struct exe_key {
 };
 
 struct event {
-	__u64 at_ns;      // bpf_ktime_get_ns(): CLOCK_MONOTONIC
-	__u64 start_time; // /proc/PID/stat field 22 of the thread group
-	__u32 pid;        // thread-group id
-	__u32 kind;       // enum event_kind
+	__u64 at_ns;       // bpf_ktime_get_ns(): CLOCK_MONOTONIC
+	__u64 start_time;  // /proc/PID/stat field 22 of the thread group
+	__u32 pid;         // thread-group id
+	__u32 kind;        // enum event_kind
 	__u32 wait_status; // EVENT_EXIT: as wait(2) would report it
-	__u32 _pad;
+	__u32 ppid;        // EVENT_EXEC: the parent's thread-group id
 	struct exe_key exe; // EVENT_EXEC: the watched executable it runs
+};
+
+// A tracked process: a watched top-level one (root is itself), one of its
+// descendants, or one that started a watched executable (its own root until
+// user space watches it or re-roots it under a watched one).
+struct tracked {
+	__u64 start_time; // guards against pid reuse
+	__u64 root_start; // the root's start time
+	__u32 root;       // the tree it belongs to
+	__u32 ppid;       // its parent at fork (or at exec)
+	__u32 flags;      // enum proc_flag
+	__u32 _pad;
 };
 
 // Unused globals that put these types into BTF, for bpf2go's -type.
 const struct event *unused_event __attribute__((unused));
 const enum event_kind unused_event_kind __attribute__((unused));
+const struct tracked *unused_tracked __attribute__((unused));
+const enum proc_flag unused_proc_flag __attribute__((unused));
 
-// Watched processes: tgid -> start time. The start time guards against pid
-// reuse: an exit is only reported for the very process that was watched.
+// The tracked processes by thread-group id.
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MAX_WATCHED);
+	__uint(max_entries, MAX_TRACKED);
 	__type(key, __u32);
-	__type(value, __u64);
-} watched_pids SEC(".maps");
+	__type(value, struct tracked);
+} procs SEC(".maps");
 
 // Watched executables; the value is unused (kept for user space's bookkeeping).
 struct {
@@ -74,6 +96,10 @@ struct {
 // Events dropped because the ring buffer was full. User space rescans its
 // watched set whenever this grows, so a lost event never hides a death.
 __u64 lost_events = 0;
+
+// Forks into a tracked tree that the full procs map could not hold: user
+// space then no longer trusts the trees and reads /proc instead.
+__u64 untracked_forks = 0;
 
 static __always_inline __u64 start_ticks(struct task_struct *task)
 {
@@ -102,6 +128,20 @@ static __always_inline struct event *reserve_event(void)
 	return e;
 }
 
+// lookup_live returns tgid's entry when it is the process that runs now; an
+// entry left by a process that died before user space put it there is
+// deleted on the way.
+static __always_inline struct tracked *lookup_live(__u32 tgid, __u64 start)
+{
+	struct tracked *t = bpf_map_lookup_elem(&procs, &tgid);
+
+	if (t && t->start_time != start) {
+		bpf_map_delete_elem(&procs, &tgid);
+		return 0;
+	}
+	return t;
+}
+
 // A raw tracepoint: attached without tracefs (often not mounted) and without
 // the perf record a classic tracepoint builds. Its arguments are not used:
 // their list changed across kernels; the exiting task is the current one.
@@ -110,18 +150,19 @@ int watched_exit(void *ctx)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	__u32 tgid = BPF_CORE_READ(task, tgid);
-	__u64 *want_start = bpf_map_lookup_elem(&watched_pids, &tgid);
 
-	if (!want_start)
+	if (!bpf_map_lookup_elem(&procs, &tgid))
 		return 0;
 	// do_exit() has already counted this thread out; others still run.
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;
 	__u64 start = start_ticks(task);
-	if (start != *want_start)
+	struct tracked *t = lookup_live(tgid, start);
+	if (!t)
 		return 0; // the pid now belongs to another process
+	__u32 flags = t->flags;
 	// Exiting threads can race to here; the one that deletes reports.
-	if (bpf_map_delete_elem(&watched_pids, &tgid) != 0)
+	if (bpf_map_delete_elem(&procs, &tgid) != 0 || !(flags & PROC_WATCHED))
 		return 0;
 
 	struct event *e = reserve_event();
@@ -132,11 +173,40 @@ int watched_exit(void *ctx)
 	e->pid = tgid;
 	e->kind = EVENT_EXIT;
 	e->wait_status = group_wait_status(task);
-	e->_pad = 0;
+	e->ppid = 0;
 	e->exe.dev = 0;
 	e->exe._pad = 0;
 	e->exe.ino = 0;
 	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+// sched_process_fork(parent, child): a new process (not a thread) forked
+// by a tracked one joins its tree. Its arguments have been the same since
+// the tracepoint exists.
+SEC("raw_tracepoint/sched_process_fork")
+int tracked_fork(__u64 *ctx)
+{
+	struct task_struct *parent = (struct task_struct *)ctx[0];
+	struct task_struct *child = (struct task_struct *)ctx[1];
+	__u32 ptgid = BPF_CORE_READ(parent, tgid);
+
+	if (!bpf_map_lookup_elem(&procs, &ptgid))
+		return 0;
+	__u32 cpid = BPF_CORE_READ(child, pid);
+	if (cpid != BPF_CORE_READ(child, tgid))
+		return 0; // a thread of the parent's group
+	struct tracked *p = lookup_live(ptgid, start_ticks(parent));
+	if (!p)
+		return 0;
+	struct tracked c = {
+		.start_time = BPF_CORE_READ(child, start_boottime) / NSEC_PER_USER_HZ_TICK,
+		.root_start = p->root_start,
+		.root = p->root,
+		.ppid = ptgid,
+	};
+	if (bpf_map_update_elem(&procs, &cpid, &c, BPF_ANY) != 0)
+		__sync_fetch_and_add(&untracked_forks, 1);
 	return 0;
 }
 
@@ -153,15 +223,31 @@ int watched_exec(void *ctx)
 	if (!bpf_map_lookup_elem(&watched_exes, &key))
 		return 0;
 
+	__u32 tgid = BPF_CORE_READ(task, tgid);
+	__u32 ppid = BPF_CORE_READ(task, real_parent, tgid);
+	__u64 start = start_ticks(task);
+	// A new candidate master: track what it forks (a daemon's double fork,
+	// its workers) from now on, unless it is in a tree already.
+	if (!lookup_live(tgid, start)) {
+		struct tracked t = {
+			.start_time = start,
+			.root_start = start,
+			.root = tgid,
+			.ppid = ppid,
+		};
+		if (bpf_map_update_elem(&procs, &tgid, &t, BPF_NOEXIST) != 0)
+			__sync_fetch_and_add(&untracked_forks, 1);
+	}
+
 	struct event *e = reserve_event();
 	if (!e)
 		return 0;
 	e->at_ns = bpf_ktime_get_ns();
-	e->start_time = start_ticks(task);
-	e->pid = BPF_CORE_READ(task, tgid);
+	e->start_time = start;
+	e->pid = tgid;
 	e->kind = EVENT_EXEC;
 	e->wait_status = 0;
-	e->_pad = 0;
+	e->ppid = ppid;
 	e->exe = key;
 	bpf_ringbuf_submit(e, 0);
 	return 0;

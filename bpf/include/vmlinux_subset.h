@@ -33,6 +33,7 @@ enum bpf_map_type {
 enum {
 	BPF_ANY = 0,
 	BPF_NOEXIST = 1,
+	BPF_EXIST = 2,
 };
 
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
@@ -72,6 +73,7 @@ struct task_struct {
 	/* CLOCK_BOOTTIME ns at fork; /proc's start time (field 22) since 5.5 */
 	__u64 start_boottime;
 	struct task_struct *group_leader;
+	struct task_struct *real_parent;
 	struct signal_struct *signal;
 	struct mm_struct *mm;
 };

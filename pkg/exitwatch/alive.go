@@ -1,7 +1,6 @@
 package exitwatch
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -16,95 +15,15 @@ import (
 	"github.com/pwatch/pwatch/pkg/proc"
 )
 
-// procStat is the part of /proc/PID/stat the backends need.
-type procStat struct {
-	State     byte   // field 3: R, S, D, Z, X, ...
-	Flags     uint64 // field 9: the task's PF_* flags
-	Threads   int    // field 20: threads still counted in the group
-	StartTime uint64 // field 22
-	// ExitCode is field 52, the wait(2)-style status the kernel keeps for a
-	// zombie (0 while running; readable only with ptrace access).
-	ExitCode int
-}
-
-// readStat reads /proc/PID/stat. A vanished process gives an error for which
-// errors.Is(err, fs.ErrNotExist) holds (ENOENT and ESRCH are folded into it).
-func readStat(procRoot string, pid int) (procStat, error) {
-	return readStatFile(procRoot + "/" + strconv.Itoa(pid) + "/stat")
-}
-
-func readStatFile(path string) (procStat, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		if errors.Is(err, syscall.ESRCH) {
-			err = fmt.Errorf("%w: %w", fs.ErrNotExist, err)
-		}
-		return procStat{}, err
-	}
-	return parseStat(b)
-}
-
-// parseStat parses one /proc/PID/stat line. comm (field 2) may hold spaces
-// and parentheses, so fields are counted from its last ')'.
-func parseStat(b []byte) (procStat, error) {
-	end := bytes.LastIndexByte(b, ')')
-	if end < 0 || end+2 >= len(b) {
-		return procStat{}, fmt.Errorf("malformed stat %q", b)
-	}
-	f := bytes.Fields(b[end+2:]) // f[0] is field 3
-	field := func(n int) (uint64, error) {
-		if n-3 >= len(f) {
-			return 0, fmt.Errorf("stat has no field %d", n)
-		}
-		return strconv.ParseUint(string(f[n-3]), 10, 64)
-	}
-	var s procStat
-	if len(f) == 0 || len(f[0]) != 1 {
-		return s, fmt.Errorf("malformed stat state in %q", b)
-	}
-	s.State = f[0][0]
-	var err error
-	if s.Flags, err = field(9); err != nil {
-		return s, err
-	}
-	threads, err := field(20)
-	if err != nil {
-		return s, err
-	}
-	s.Threads = int(threads)
-	if s.StartTime, err = field(22); err != nil {
-		return s, err
-	}
-	// Field 52 exists since Linux 3.5; without it the status is unknown.
-	if code, err := field(52); err == nil {
-		s.ExitCode = int(code)
-	}
-	return s, nil
-}
-
-// groupGone tells whether the stat shows a thread group that has finished:
-// a zombie (or dead) leader with no other thread left. A leader that called
-// pthread_exit shows Z while its other threads still run: that is alive.
-func (s procStat) groupGone() bool {
-	return (s.State == 'Z' || s.State == 'X') && s.Threads <= 1
-}
-
-// checkAlive is the one place that decides whether the identity id still
-// names a running process. When it does not, ev is the Exit event to report:
-// with the status when the process is still a zombie, status unknown when it
-// was reaped or the pid now belongs to another process (id's start time
-// differs). Errors other than "vanished" count as alive: we never report an
-// exit we have not seen.
+// checkAlive asks proc's rule whether id still names a running process.
+// When it does not, ev is the Exit event to report: with the status while
+// the process is a zombie, status unknown when it was reaped or the pid now
+// belongs to another process.
 func checkAlive(procRoot string, id proc.ID) (alive bool, ev Event) {
-	st, err := readStat(procRoot, id.PID)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	switch life, st := proc.CheckAlive(procRoot, id); life {
+	case proc.Gone:
 		return false, exitEvent(id, false, 0)
-	case err != nil:
-		return true, Event{}
-	case st.StartTime != id.StartTime:
-		return false, exitEvent(id, false, 0)
-	case st.groupGone():
+	case proc.Zombie:
 		return false, exitEvent(id, canReadExitCode(), st.ExitCode)
 	}
 	return true, Event{}
@@ -155,7 +74,7 @@ func monotonicNow() time.Duration {
 
 // readID returns the identity currently holding pid.
 func readID(procRoot string, pid int) (proc.ID, error) {
-	st, err := readStat(procRoot, pid)
+	st, err := proc.ReadStat(procRoot, pid)
 	if err != nil {
 		return proc.ID{}, err
 	}
@@ -183,14 +102,14 @@ const pfExiting = 0x4
 // while the tasks are read shows up in the second listing, so it cannot be
 // missed: every thread that could have created it was seen exiting.
 func groupExiting(procRoot string, id proc.ID) (bool, error) {
-	st, err := readStat(procRoot, id.PID)
+	st, err := proc.ReadStat(procRoot, id.PID)
 	if errors.Is(err, fs.ErrNotExist) || (err == nil && st.StartTime != id.StartTime) {
 		return true, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	if st.groupGone() {
+	if st.GroupGone() {
 		return true, nil
 	}
 	taskDir := procRoot + "/" + strconv.Itoa(id.PID) + "/task"
@@ -199,16 +118,16 @@ func groupExiting(procRoot string, id proc.ID) (bool, error) {
 		return false, err
 	}
 	for tid := range first {
-		ts, err := readStatFile(taskDir + "/" + tid + "/stat")
+		ts, err := proc.ReadStatFile(taskDir + "/" + tid + "/stat")
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // released: it has exited
 		}
 		if err != nil {
 			return false, err
 		}
-		if ts.Flags&pfExiting == 0 && ts.State != 'Z' && ts.State != 'X' {
+		if ts.Flags&pfExiting == 0 && !ts.State.Dead() {
 			// A live thread, unless the pid was reused while we read.
-			now, err := readStat(procRoot, id.PID)
+			now, err := proc.ReadStat(procRoot, id.PID)
 			return errors.Is(err, fs.ErrNotExist) || (err == nil && now.StartTime != id.StartTime), nil
 		}
 	}

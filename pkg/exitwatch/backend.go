@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"sync/atomic"
 	"time"
 )
 
@@ -15,6 +16,11 @@ type Options struct {
 	// PollInterval is the proc backend's period.
 	PollInterval time.Duration
 	Logger       *slog.Logger
+
+	// Set by a Mux: events go straight to deliver, and resync is called
+	// when events may have been lost.
+	deliver func(Event)
+	resync  func()
 }
 
 func (o Options) withDefaults() Options {
@@ -26,6 +32,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.resync == nil {
+		o.resync = func() {}
 	}
 	return o
 }
@@ -90,3 +99,16 @@ func Open(name string, opt Options) (Watcher, error) {
 	}
 	return nil, fmt.Errorf("no death-detection backend works here: %w", errors.Join(reasons...))
 }
+
+// heartbeat records when a backend's reader last woke (CLOCK_MONOTONIC).
+// Every reader wakes at least once a second, so a watchdog tells a live
+// event path from a stuck one. Backends embed it.
+type heartbeat struct{ at atomic.Int64 }
+
+func (h *heartbeat) beat() { h.at.Store(int64(monotonicNow())) }
+
+// LastWake is when the reader last woke; 0 before it first did.
+func (h *heartbeat) LastWake() time.Duration { return time.Duration(h.at.Load()) }
+
+// readerWakeEvery is how often every backend's reader wakes, events or not.
+const readerWakeEvery = time.Second

@@ -37,7 +37,7 @@ func init() {
 
 // lostCheckInterval bounds how long a lost event can go unnoticed when the
 // ring buffer falls silent right after the loss.
-const lostCheckInterval = time.Second
+const lostCheckInterval = readerWakeEvery
 
 // EBPFStats are the ebpf backend's counters, for metrics. The Watcher that
 // Open("ebpf") returns has a method Stats() EBPFStats.
@@ -102,7 +102,9 @@ func sameBoottimeAsKernel(procRoot string) error {
 // ebpfWatcher is the ebpf backend: the kernel filters exits and execs against
 // two maps and sends the matches through a ring buffer.
 type ebpfWatcher struct {
+	heartbeat
 	procRoot string
+	resync   func()
 	log      *slog.Logger
 	objs     ebpfObjects
 	links    []link.Link
@@ -141,8 +143,9 @@ func loadEBPF(opt Options, ringBytes uint32) (_ *ebpfWatcher, err error) {
 	}
 	w := &ebpfWatcher{
 		procRoot: opt.ProcRoot,
+		resync:   opt.resync,
 		log:      opt.Logger.With("watcher", "ebpf"),
-		out:      newEventQueue(),
+		out:      newEventQueue(opt.deliver),
 		readDone: make(chan struct{}),
 		watched:  map[int]proc.ID{},
 		exes:     map[ebpfExeKey][]string{},
@@ -176,6 +179,7 @@ func (w *ebpfWatcher) attach() error {
 		prog *ebpf.Program
 	}{
 		{"sched_process_exit", w.objs.WatchedExit},
+		{"sched_process_fork", w.objs.TrackedFork},
 		{"sched_process_exec", w.objs.WatchedExec},
 	} {
 		l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: tp.name, Program: tp.prog})
@@ -234,8 +238,18 @@ func (w *ebpfWatcher) Watch(id proc.ID) error {
 		}
 		w.report(ev)
 	}
+	st, err := proc.ReadStat(w.procRoot, id.PID)
+	if err != nil || st.StartTime != id.StartTime {
+		alive, ev := checkAlive(w.procRoot, id)
+		if !alive {
+			w.out.push(ev)
+			return nil
+		}
+	}
+	// It becomes the root of its own tree, even if a tree held it.
+	entry := ebpfTracked{StartTime: id.StartTime, RootStart: id.StartTime, Root: uint32(id.PID), Ppid: uint32(st.PPID), Flags: uint32(ebpfProcFlagPROC_WATCHED)}
 	w.mu.Lock()
-	err := w.objs.WatchedPids.Put(uint32(id.PID), id.StartTime)
+	err = w.objs.Procs.Put(uint32(id.PID), entry)
 	if err == nil {
 		w.watched[id.PID] = id
 	}
@@ -256,17 +270,82 @@ func (w *ebpfWatcher) Unwatch(id proc.ID) error {
 	return w.forgetLocked(id)
 }
 
-// forgetLocked drops id from both maps, if it is watched.
+// forgetLocked stops reporting id's exit, if it is watched; the kernel
+// keeps its tree while it lives.
 func (w *ebpfWatcher) forgetLocked(id proc.ID) error {
 	if w.watched[id.PID] != id {
 		return nil
 	}
 	delete(w.watched, id.PID)
-	// The kernel deletes the entry itself when it reports the exit.
-	if err := w.objs.WatchedPids.Delete(uint32(id.PID)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+	var entry ebpfTracked
+	if err := w.objs.Procs.Lookup(uint32(id.PID), &entry); err != nil || entry.StartTime != id.StartTime {
+		return nil // the kernel deleted it when it reported the exit
+	}
+	entry.Flags &^= uint32(ebpfProcFlagPROC_WATCHED)
+	// UpdateExist: an entry the kernel deletes meanwhile stays deleted.
+	if err := w.objs.Procs.Update(uint32(id.PID), entry, ebpf.UpdateExist); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("unwatch %v: %w", id, err)
 	}
 	return nil
+}
+
+// Track puts descendants into root's tree in the kernel's map; from then on
+// the kernel adds what they fork. Another service's watched roots are left
+// alone.
+func (w *ebpfWatcher) Track(root proc.ID, descendants []proc.Process) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var errs []error
+	for _, d := range descendants {
+		if d.ID.PID <= 0 || d.ID.PID > math.MaxInt32 {
+			continue
+		}
+		if cur, ok := w.watched[d.ID.PID]; ok && cur == d.ID {
+			continue
+		}
+		entry := ebpfTracked{StartTime: d.ID.StartTime, RootStart: root.StartTime, Root: uint32(root.PID), Ppid: uint32(d.PPID)}
+		if err := w.objs.Procs.Put(uint32(d.ID.PID), entry); err != nil {
+			errs = append(errs, fmt.Errorf("track %v under %v: %w", d.ID, root, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Tree reads root's tree from the kernel's map.
+func (w *ebpfWatcher) Tree(root proc.ID) ([]proc.Process, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil, ErrNoTree
+	}
+	if n := w.untrackedForks(); n != 0 {
+		return nil, fmt.Errorf("%w: the kernel's table was full for %d forks", ErrNoTree, n)
+	}
+	table := map[int]trackedProc{}
+	var pid uint32
+	var e ebpfTracked
+	it := w.objs.Procs.Iterate()
+	for it.Next(&pid, &e) {
+		table[int(pid)] = trackedProc{
+			id:      proc.ID{PID: int(pid), StartTime: e.StartTime},
+			ppid:    int(e.Ppid),
+			root:    proc.ID{PID: int(e.Root), StartTime: e.RootStart},
+			watched: e.Flags&uint32(ebpfProcFlagPROC_WATCHED) != 0,
+		}
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("%w: reading the kernel's table: %w", ErrNoTree, err)
+	}
+	return treeOf(table, root), nil
+}
+
+// untrackedForks reads how many forks the full map could not hold.
+func (w *ebpfWatcher) untrackedForks() uint64 {
+	var n uint64
+	if err := w.objs.UntrackedForks.Get(&n); err != nil {
+		w.log.Warn("reading the untracked-fork counter", "err", err)
+	}
+	return n
 }
 
 // report sends an Exit event if its process is still watched, so each watch
@@ -275,8 +354,14 @@ func (w *ebpfWatcher) report(ev Event) {
 	w.mu.Lock()
 	watched := w.watched[ev.ID.PID] == ev.ID
 	if watched {
-		if err := w.forgetLocked(ev.ID); err != nil {
-			w.log.Warn("cannot remove a dead process from the BPF map", "id", ev.ID, "err", err)
+		delete(w.watched, ev.ID.PID)
+		// Found dead here rather than by the kernel (it died before the
+		// map held it, or its event was lost): its entry must go too.
+		var entry ebpfTracked
+		if err := w.objs.Procs.Lookup(uint32(ev.ID.PID), &entry); err == nil && entry.StartTime == ev.ID.StartTime {
+			if err := w.objs.Procs.Delete(uint32(ev.ID.PID)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+				w.log.Warn("cannot remove a dead process from the BPF map", "id", ev.ID, "err", err)
+			}
 		}
 	}
 	w.mu.Unlock()
@@ -355,6 +440,7 @@ func (w *ebpfWatcher) read() {
 	deadline := time.Now().Add(lostCheckInterval)
 	failures := 0
 	for {
+		w.beat()
 		w.reader.SetDeadline(deadline)
 		err := w.reader.ReadInto(&rec)
 		switch {
@@ -399,7 +485,7 @@ func (w *ebpfWatcher) handle(raw []byte) {
 		paths := w.exes[e.Exe]
 		w.mu.Unlock()
 		for _, p := range paths {
-			w.out.push(Event{Kind: Exec, ID: id, Exe: p, At: at})
+			w.out.push(Event{Kind: Exec, ID: id, Exe: p, PPID: int(e.Ppid), At: at})
 		}
 	default:
 		w.log.Error("unknown BPF event kind", "kind", e.Kind)
@@ -425,6 +511,7 @@ func (w *ebpfWatcher) rescanIfLost() {
 	w.log.Warn("BPF ring buffer overflowed; re-checking watched processes", "lost", n-w.lostSeen)
 	w.lostSeen = n
 	w.rescan()
+	w.resync() // lost exec events: what a supervisor waits for may have come
 }
 
 // rescan reports every watched process that is no longer alive.

@@ -20,7 +20,7 @@ type ebpfEvent struct {
 	Pid        uint32
 	Kind       uint32
 	WaitStatus uint32
-	Pad        uint32
+	Ppid       uint32
 	Exe        ebpfExeKey
 }
 
@@ -38,18 +38,38 @@ type ebpfExeKey struct {
 	Ino uint64
 }
 
+type ebpfProcFlag uint32
+
+const (
+	ebpfProcFlagPROC_WATCHED ebpfProcFlag = 1
+)
+
+type ebpfTracked struct {
+	_         structs.HostLayout
+	StartTime uint64
+	RootStart uint64
+	Root      uint32
+	Ppid      uint32
+	Flags     uint32
+	Pad       uint32
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	ebpfMapEvents          = "events"
+	ebpfMapProcs           = "procs"
 	ebpfMapWatchedExes     = "watched_exes"
-	ebpfMapWatchedPids     = "watched_pids"
+	ebpfProgTrackedFork    = "tracked_fork"
 	ebpfProgWatchedExec    = "watched_exec"
 	ebpfProgWatchedExit    = "watched_exit"
 	ebpfVarLostEvents      = "lost_events"
+	ebpfVarUntrackedForks  = "untracked_forks"
 	ebpfVarUnusedEvent     = "unused_event"
 	ebpfVarUnusedEventKind = "unused_event_kind"
+	ebpfVarUnusedProcFlag  = "unused_proc_flag"
+	ebpfVarUnusedTracked   = "unused_tracked"
 )
 
 // loadEbpf returns the embedded CollectionSpec for ebpf.
@@ -94,6 +114,7 @@ type ebpfSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ebpfProgramSpecs struct {
+	TrackedFork *ebpf.ProgramSpec `ebpf:"tracked_fork"`
 	WatchedExec *ebpf.ProgramSpec `ebpf:"watched_exec"`
 	WatchedExit *ebpf.ProgramSpec `ebpf:"watched_exit"`
 }
@@ -103,8 +124,8 @@ type ebpfProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type ebpfMapSpecs struct {
 	Events      *ebpf.MapSpec `ebpf:"events"`
+	Procs       *ebpf.MapSpec `ebpf:"procs"`
 	WatchedExes *ebpf.MapSpec `ebpf:"watched_exes"`
-	WatchedPids *ebpf.MapSpec `ebpf:"watched_pids"`
 }
 
 // ebpfVariableSpecs contains global variables before they are loaded into the kernel.
@@ -112,8 +133,11 @@ type ebpfMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type ebpfVariableSpecs struct {
 	LostEvents      *ebpf.VariableSpec `ebpf:"lost_events"`
+	UntrackedForks  *ebpf.VariableSpec `ebpf:"untracked_forks"`
 	UnusedEvent     *ebpf.VariableSpec `ebpf:"unused_event"`
 	UnusedEventKind *ebpf.VariableSpec `ebpf:"unused_event_kind"`
+	UnusedProcFlag  *ebpf.VariableSpec `ebpf:"unused_proc_flag"`
+	UnusedTracked   *ebpf.VariableSpec `ebpf:"unused_tracked"`
 }
 
 // ebpfObjects contains all objects after they have been loaded into the kernel.
@@ -137,15 +161,15 @@ func (o *ebpfObjects) Close() error {
 // It can be passed to loadEbpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ebpfMaps struct {
 	Events      *ebpf.Map `ebpf:"events"`
+	Procs       *ebpf.Map `ebpf:"procs"`
 	WatchedExes *ebpf.Map `ebpf:"watched_exes"`
-	WatchedPids *ebpf.Map `ebpf:"watched_pids"`
 }
 
 func (m *ebpfMaps) Close() error {
 	return _EbpfClose(
 		m.Events,
+		m.Procs,
 		m.WatchedExes,
-		m.WatchedPids,
 	)
 }
 
@@ -154,20 +178,25 @@ func (m *ebpfMaps) Close() error {
 // It can be passed to loadEbpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ebpfVariables struct {
 	LostEvents      *ebpf.Variable `ebpf:"lost_events"`
+	UntrackedForks  *ebpf.Variable `ebpf:"untracked_forks"`
 	UnusedEvent     *ebpf.Variable `ebpf:"unused_event"`
 	UnusedEventKind *ebpf.Variable `ebpf:"unused_event_kind"`
+	UnusedProcFlag  *ebpf.Variable `ebpf:"unused_proc_flag"`
+	UnusedTracked   *ebpf.Variable `ebpf:"unused_tracked"`
 }
 
 // ebpfPrograms contains all programs after they have been loaded into the kernel.
 //
 // It can be passed to loadEbpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ebpfPrograms struct {
+	TrackedFork *ebpf.Program `ebpf:"tracked_fork"`
 	WatchedExec *ebpf.Program `ebpf:"watched_exec"`
 	WatchedExit *ebpf.Program `ebpf:"watched_exit"`
 }
 
 func (p *ebpfPrograms) Close() error {
 	return _EbpfClose(
+		p.TrackedFork,
 		p.WatchedExec,
 		p.WatchedExit,
 	)

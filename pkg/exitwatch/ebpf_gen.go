@@ -1,4 +1,4 @@
 package exitwatch
 
 // The BPF objects are committed; `make generate` rebuilds them (needs clang).
-//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel,bpfeb -type event ebpf ../../bpf/exitwatch.bpf.c
+//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel,bpfeb -type event -type tracked ebpf ../../bpf/exitwatch.bpf.c

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+
 	"github.com/pwatch/pwatch/internal/testpriv"
 	"github.com/pwatch/pwatch/pkg/proc"
 )
@@ -125,7 +127,7 @@ func TestEBPFReportsExecOfWatchedExecutable(t *testing.T) {
 	}
 	_, id := startProcess(t, watched, "1000")
 	ev := nextEvent(t, w)
-	want := Event{Kind: Exec, ID: id, Exe: watched, At: ev.At}
+	want := Event{Kind: Exec, ID: id, Exe: watched, PPID: os.Getpid(), At: ev.At}
 	if ev != want {
 		t.Fatalf("got %+v, want %+v (the start time must be /proc's)", ev, want)
 	}
@@ -152,7 +154,8 @@ func TestEBPFIgnoresExitOfReusedPID(t *testing.T) {
 	// in /proc and report at once, before the kernel had a say.
 	reused, id := startProcess(t, "/usr/bin/sleep", "1000")
 	earlier := id.StartTime - 1
-	if err := w.objs.WatchedPids.Put(uint32(id.PID), earlier); err != nil {
+	stale := ebpfTracked{StartTime: earlier, RootStart: earlier, Root: uint32(id.PID), Flags: uint32(ebpfProcFlagPROC_WATCHED)}
+	if err := w.objs.Procs.Put(uint32(id.PID), stale); err != nil {
 		t.Fatal(err)
 	}
 	killAndReap(t, reused)
@@ -168,9 +171,11 @@ func TestEBPFIgnoresExitOfReusedPID(t *testing.T) {
 	if got := w.Stats().Received; got != 1 {
 		t.Errorf("%d events crossed the ring buffer, want only the watched one", got)
 	}
-	var start uint64
-	if err := w.objs.WatchedPids.Lookup(uint32(id.PID), &start); err != nil || start != earlier {
-		t.Errorf("the kernel dropped the mismatched entry (start %d, %v); it must leave it alone", start, err)
+	// The entry named a process that is gone: the kernel drops it without
+	// a report.
+	var left ebpfTracked
+	if err := w.objs.Procs.Lookup(uint32(id.PID), &left); !errors.Is(err, ebpf.ErrKeyNotExist) {
+		t.Errorf("the mismatched entry is still in the map (%+v, %v); the kernel must drop it", left, err)
 	}
 }
 

@@ -204,7 +204,11 @@ func (p *execPoller) scan() {
 	}
 	for id, path := range found {
 		if p.seen[id] != path {
-			p.emit(Event{Kind: Exec, ID: id, Exe: path, At: monotonicNow()})
+			ev := Event{Kind: Exec, ID: id, Exe: path, At: monotonicNow()}
+			if st, err := proc.ReadStat(p.procRoot, id.PID); err == nil {
+				ev.PPID = st.PPID
+			}
+			p.emit(ev)
 		}
 	}
 	p.seen = found

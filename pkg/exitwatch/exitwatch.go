@@ -39,8 +39,10 @@ type Event struct {
 	ExitStatus int  // exit(2) status when Signal == 0
 	Signal     int  // the signal that killed it, 0 if it exited
 	CoreDumped bool // the signal dumped core
-	// Exec only: the watched executable path that was started.
-	Exe string
+	// Exec only: the watched executable path that was started, and the
+	// parent of the process that started it.
+	Exe  string
+	PPID int
 	// At is the CLOCK_MONOTONIC time at which the backend saw the event.
 	At time.Duration
 }

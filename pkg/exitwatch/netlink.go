@@ -116,7 +116,9 @@ func awaitAck(s *nl.NetlinkSocket) error {
 type procEvent struct {
 	what      uint32
 	pid, tgid int
-	exitCode  int           // wait(2)-style status of the exiting thread
+	exitCode  int // wait(2)-style status of the exiting thread
+	childPid  int // fork: the new task
+	childTgid int
 	at        time.Duration // when the kernel sent it, CLOCK_MONOTONIC
 	ackErr    uint32
 }
@@ -145,6 +147,13 @@ func parseProcEvent(b []byte) (procEvent, bool) {
 			return procEvent{}, false
 		}
 		ev.pid, ev.tgid, ev.exitCode = int(e.ProcessPid), int(e.ProcessTgid), int(e.ExitCode)
+	case netlink.PROC_EVENT_FORK:
+		var e netlink.ForkProcEvent
+		if binary.Read(r, nl.NativeEndian(), &e) != nil {
+			return procEvent{}, false
+		}
+		ev.pid, ev.tgid = int(e.ParentPid), int(e.ParentTgid)
+		ev.childPid, ev.childTgid = int(e.ChildPid), int(e.ChildTgid)
 	case netlink.PROC_EVENT_EXEC:
 		var e netlink.ExecProcEvent
 		if binary.Read(r, nl.NativeEndian(), &e) != nil {
@@ -156,6 +165,7 @@ func parseProcEvent(b []byte) (procEvent, bool) {
 }
 
 type netlinkWatcher struct {
+	heartbeat
 	opt   Options
 	queue *eventQueue
 	sock  *nl.NetlinkSocket
@@ -166,6 +176,7 @@ type netlinkWatcher struct {
 	// two only while a reused pid's old identity awaits its report).
 	watched map[int]map[uint64]struct{}
 	exes    exePaths
+	trees   treeTable
 	closed  bool
 }
 
@@ -176,11 +187,18 @@ func openNetlink(opt Options) (Watcher, error) {
 	}
 	w := &netlinkWatcher{
 		opt:     opt,
-		queue:   newEventQueue(),
+		queue:   newEventQueue(opt.deliver),
 		sock:    s,
 		done:    make(chan struct{}),
 		watched: map[int]map[uint64]struct{}{},
 		exes:    exePaths{},
+		trees:   treeTable{},
+	}
+	// The reader wakes at least once a second (EAGAIN), for the watchdog.
+	tv := unix.NsecToTimeval(readerWakeEvery.Nanoseconds())
+	if err := s.SetReceiveTimeout(&tv); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("netlink connector: %w", err)
 	}
 	go w.loop()
 	return w, nil
@@ -213,7 +231,25 @@ func (w *netlinkWatcher) Watch(id proc.ID) error {
 		w.watched[id.PID] = map[uint64]struct{}{}
 	}
 	w.watched[id.PID][id.StartTime] = struct{}{}
+	if st, err := proc.ReadStat(w.opt.ProcRoot, id.PID); err == nil && st.StartTime == id.StartTime {
+		w.trees.watch(id, st.PPID)
+	}
 	return nil
+}
+
+// Track puts descendants into root's tree; fork events add the rest.
+func (w *netlinkWatcher) Track(root proc.ID, descendants []proc.Process) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.trees.track(root, descendants)
+	return nil
+}
+
+// Tree is root's tree as fork and exit events left it.
+func (w *netlinkWatcher) Tree(root proc.ID) ([]proc.Process, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return treeOf(w.trees, root), nil
 }
 
 // exitNow is the Exit of an identity found exited without its exit event:
@@ -229,6 +265,7 @@ func (w *netlinkWatcher) Unwatch(id proc.ID) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.forget(id)
+	w.trees.unwatch(id)
 	return nil
 }
 
@@ -262,7 +299,11 @@ func (w *netlinkWatcher) UnwatchExec(path string) error {
 func (w *netlinkWatcher) loop() {
 	defer close(w.done)
 	for {
+		w.beat()
 		msgs, from, err := w.sock.Receive()
+		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+			continue // the once-a-second wake-up
+		}
 		if errors.Is(err, unix.ENOBUFS) {
 			w.overrun()
 			continue
@@ -292,9 +333,29 @@ func (w *netlinkWatcher) handle(ev procEvent) {
 	switch ev.what {
 	case netlink.PROC_EVENT_EXIT:
 		w.threadExited(ev)
+	case netlink.PROC_EVENT_FORK:
+		w.forked(ev)
 	case netlink.PROC_EVENT_EXEC:
 		w.execed(ev)
 	}
+}
+
+// forked tracks a new process (not a thread) forked by a tracked one. Its
+// start time is read from /proc: one read per fork inside a tree.
+func (w *netlinkWatcher) forked(ev procEvent) {
+	if ev.childPid != ev.childTgid {
+		return // a thread
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, ok := w.trees[ev.tgid]; !ok {
+		return
+	}
+	st, err := proc.ReadStat(w.opt.ProcRoot, ev.childTgid)
+	if err != nil || st.PPID != ev.tgid {
+		return // exited already (its exit event follows, or came first)
+	}
+	w.trees.forked(ev.tgid, proc.ID{PID: ev.childTgid, StartTime: st.StartTime})
 }
 
 // threadExited decides whether the exit of thread ev.pid ends its watched
@@ -304,6 +365,11 @@ func (w *netlinkWatcher) handle(ev procEvent) {
 func (w *netlinkWatcher) threadExited(ev procEvent) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if t, ok := w.trees[ev.tgid]; ok && !t.watched {
+		if exiting, err := groupExiting(w.opt.ProcRoot, t.id); err == nil && exiting {
+			w.trees.exited(t.id)
+		}
+	}
 	for start := range w.watched[ev.tgid] {
 		id := proc.ID{PID: ev.tgid, StartTime: start}
 		exiting, err := groupExiting(w.opt.ProcRoot, id)
@@ -315,6 +381,7 @@ func (w *netlinkWatcher) threadExited(ev procEvent) {
 			continue // another thread runs on; its exit will come
 		}
 		w.forget(id)
+		w.trees.exited(id)
 		w.queue.push(exitEvent(id, !pidReused(w.opt.ProcRoot, id), ev.exitCode))
 	}
 }
@@ -322,7 +389,7 @@ func (w *netlinkWatcher) threadExited(ev procEvent) {
 // pidReused tells whether id's pid now holds another process, whose
 // thread's exit code must not be taken for id's.
 func pidReused(procRoot string, id proc.ID) bool {
-	st, err := readStat(procRoot, id.PID)
+	st, err := proc.ReadStat(procRoot, id.PID)
 	return err == nil && st.StartTime != id.StartTime
 }
 
@@ -336,11 +403,13 @@ func (w *netlinkWatcher) execed(ev procEvent) {
 	if !ok || ev.at < w.exes[path] {
 		return // not watched, or an exec from before the watch still queued
 	}
-	id, err := readID(w.opt.ProcRoot, ev.tgid)
+	st, err := proc.ReadStat(w.opt.ProcRoot, ev.tgid)
 	if err != nil {
 		return // exited already
 	}
-	w.queue.push(Event{Kind: Exec, ID: id, Exe: path, At: monotonicNow()})
+	id := proc.ID{PID: ev.tgid, StartTime: st.StartTime}
+	w.trees.execed(id, st.PPID)
+	w.queue.push(Event{Kind: Exec, ID: id, Exe: path, PPID: st.PPID, At: monotonicNow()})
 }
 
 // overrun handles lost events: every watched identity is checked through
@@ -358,6 +427,14 @@ func (w *netlinkWatcher) overrun() {
 			}
 		}
 	}
+	// Lost forks and exits: drop the exited from the trees; a lost fork's
+	// child is missing from its tree until the next scan tracks it.
+	for _, t := range w.trees {
+		if alive, _ := checkAlive(w.opt.ProcRoot, t.id); !alive {
+			w.trees.exited(t.id)
+		}
+	}
+	w.opt.resync()
 }
 
 func (w *netlinkWatcher) Close() error {

@@ -18,9 +18,10 @@ func TestNetlinkOverrunRescans(t *testing.T) {
 	// No socket: the exits below are never seen as events, as in an overrun.
 	w := &netlinkWatcher{
 		opt:     Options{}.withDefaults(),
-		queue:   newEventQueue(),
+		queue:   newEventQueue(nil),
 		watched: map[int]map[uint64]struct{}{},
 		exes:    exePaths{},
+		trees:   treeTable{},
 	}
 	t.Cleanup(w.queue.close)
 	dead, alive := testproc.Sleep(t), testproc.Sleep(t)

@@ -34,6 +34,7 @@ func probePidfd(Options) error {
 }
 
 type pidfdWatcher struct {
+	heartbeat
 	opt   Options
 	queue *eventQueue
 	exec  *execPoller
@@ -68,7 +69,7 @@ func openPidfd(opt Options) (Watcher, error) {
 	}
 	w := &pidfdWatcher{
 		opt:    opt,
-		queue:  newEventQueue(),
+		queue:  newEventQueue(opt.deliver),
 		epfd:   epfd,
 		wakefd: wakefd,
 		done:   make(chan struct{}),
@@ -148,7 +149,8 @@ func (w *pidfdWatcher) loop() {
 	defer close(w.done)
 	events := make([]unix.EpollEvent, 256)
 	for {
-		n, err := unix.EpollWait(w.epfd, events, -1)
+		w.beat()
+		n, err := unix.EpollWait(w.epfd, events, int(readerWakeEvery.Milliseconds()))
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}

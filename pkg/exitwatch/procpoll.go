@@ -20,7 +20,7 @@ func init() {
 }
 
 func probeProc(opt Options) error {
-	_, err := readStat(opt.ProcRoot, os.Getpid())
+	_, err := proc.ReadStat(opt.ProcRoot, os.Getpid())
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%s is not a procfs mount: %w (%w)", opt.ProcRoot, ErrNotSupported, err)
 	}
@@ -28,6 +28,7 @@ func probeProc(opt Options) error {
 }
 
 type procPoller struct {
+	heartbeat
 	opt   Options
 	queue *eventQueue
 	exec  *execPoller
@@ -46,7 +47,7 @@ func openProc(opt Options) (Watcher, error) {
 	}
 	w := &procPoller{
 		opt:     opt,
-		queue:   newEventQueue(),
+		queue:   newEventQueue(opt.deliver),
 		watched: map[proc.ID]struct{}{},
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
@@ -91,14 +92,19 @@ func (w *procPoller) Unwatch(id proc.ID) error {
 
 func (w *procPoller) loop() {
 	defer close(w.done)
-	t := time.NewTicker(w.opt.PollInterval)
+	t := time.NewTicker(min(w.opt.PollInterval, readerWakeEvery))
 	defer t.Stop()
+	last := time.Now()
 	for {
+		w.beat()
 		select {
 		case <-w.stop:
 			return
-		case <-t.C:
-			w.poll()
+		case now := <-t.C:
+			if now.Sub(last) >= w.opt.PollInterval {
+				last = now
+				w.poll()
+			}
 		}
 	}
 }

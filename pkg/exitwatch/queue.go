@@ -7,9 +7,14 @@ import "sync"
 // Events), and events come out in the order pushed. It is unbounded: a
 // consumer that stops reading while watching is a bug, and events are
 // small.
+//
+// With a deliver function (a Mux) there is no queue: push hands each event
+// straight to it, on the goroutine that saw the event, and Events only
+// closes when the backend ends. deliver must never block.
 type eventQueue struct {
-	out  chan Event
-	done chan struct{}
+	out     chan Event
+	done    chan struct{}
+	deliver func(Event)
 
 	mu      sync.Mutex
 	items   []Event
@@ -18,12 +23,17 @@ type eventQueue struct {
 	stopped chan struct{}
 }
 
-func newEventQueue() *eventQueue {
+func newEventQueue(deliver func(Event)) *eventQueue {
 	q := &eventQueue{
 		out:     make(chan Event),
 		done:    make(chan struct{}),
+		deliver: deliver,
 		wake:    make(chan struct{}, 1),
 		stopped: make(chan struct{}),
+	}
+	if deliver != nil {
+		close(q.stopped)
+		return q
 	}
 	go q.forward()
 	return q
@@ -32,10 +42,16 @@ func newEventQueue() *eventQueue {
 // push queues ev; after close it is dropped.
 func (q *eventQueue) push(ev Event) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	if q.closed {
+		q.mu.Unlock()
 		return
 	}
+	if q.deliver != nil {
+		q.mu.Unlock()
+		q.deliver(ev)
+		return
+	}
+	defer q.mu.Unlock()
 	q.items = append(q.items, ev)
 	select {
 	case q.wake <- struct{}{}:
@@ -77,4 +93,7 @@ func (q *eventQueue) close() {
 	q.mu.Unlock()
 	close(q.done)
 	<-q.stopped
+	if q.deliver != nil {
+		close(q.out)
+	}
 }

@@ -109,15 +109,10 @@ func Identify(root string, pid int) (ID, State, error) {
 	return t.Identity(pid)
 }
 
-// Alive reports whether the process id is still there and has not exited.
-// Its pid now holding another process counts as not alive.
+// Alive reports whether the process id is still there and has not exited
+// (CheckAlive's rule). Its pid now holding another process counts as not
+// alive.
 func (t *Table) Alive(id ID) (bool, error) {
-	got, state, err := t.Identity(id.PID)
-	switch {
-	case errors.Is(err, ErrGone):
-		return false, nil
-	case err != nil:
-		return false, err
-	}
-	return got == id && !state.Dead(), nil
+	life, _ := CheckAlive(t.root, id)
+	return life == Running, nil
 }

@@ -1,0 +1,66 @@
+package proc
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+func TestParseStat(t *testing.T) {
+	// comm may hold spaces and parentheses; fields count from the last ')'.
+	f := make([]string, 53) // f[n] is field n
+	for i := range f {
+		f[i] = "0"
+	}
+	f[3], f[4], f[9], f[20], f[22], f[52] = "S", "7", "4194308", "3", "12345", "2304"
+	line := "42 (a) b (c) " + strings.Join(f[3:], " ") + "\n"
+	st, err := ParseStat([]byte(line))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Stat{State: 'S', PPID: 7, Flags: 4194308, Threads: 3, StartTime: 12345, ExitCode: 2304}
+	if st != want {
+		t.Errorf("ParseStat = %+v, want %+v", st, want)
+	}
+	for _, bad := range []string{"", "42 (x", "42 (x) ", "42 (x) S 1 2"} {
+		if _, err := ParseStat([]byte(bad)); err == nil {
+			t.Errorf("ParseStat(%q) accepted a malformed line", bad)
+		}
+	}
+}
+
+func TestGroupGone(t *testing.T) {
+	for _, c := range []struct {
+		st   Stat
+		gone bool
+	}{
+		{Stat{State: 'S', Threads: 1}, false},
+		{Stat{State: 'Z', Threads: 1}, true},
+		{Stat{State: 'X', Threads: 0}, true},
+		// A leader that called pthread_exit while two threads run.
+		{Stat{State: 'Z', Threads: 3}, false},
+	} {
+		if got := c.st.GroupGone(); got != c.gone {
+			t.Errorf("%+v.GroupGone() = %v, want %v", c.st, got, c.gone)
+		}
+	}
+}
+
+func TestCheckAliveSelfAndReused(t *testing.T) {
+	st, err := ReadStat("/proc", os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := ID{PID: os.Getpid(), StartTime: st.StartTime}
+	if life, _ := CheckAlive("/proc", self); life != Running {
+		t.Errorf("CheckAlive(self) = %v, want Running", life)
+	}
+	reused := ID{PID: self.PID, StartTime: self.StartTime + 1}
+	if life, _ := CheckAlive("/proc", reused); life != Gone {
+		t.Errorf("CheckAlive of a reused pid = %v, want Gone", life)
+	}
+	// pid_max is at most 2^22, so this pid never exists.
+	if life, _ := CheckAlive("/proc", ID{PID: 1 << 23, StartTime: 1}); life != Gone {
+		t.Errorf("CheckAlive of a pid that cannot exist = %v, want Gone", life)
+	}
+}
