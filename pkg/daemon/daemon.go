@@ -10,7 +10,6 @@ import (
 	"os/signal"
 	"os/user"
 	"strconv"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -30,37 +29,47 @@ import (
 // (nil for shutdown, *ExitStatus{3} for exit). Any error in any pfile
 // refuses the start, returning every error. SIGHUP reloads the pfiles.
 func Run(ctx context.Context, cfg Config, log *msg.Logger) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	d, svcs, matchers, err := newDaemon(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer d.mux.Close()
+	return d.serve(ctx, cfg, svcs, matchers)
+}
+
+// newDaemon loads the rules and opens what pcheck needs (the reboot guard
+// and command, the process table, the host's one death watch), or says why
+// it cannot: nothing runs yet.
+func newDaemon(ctx context.Context, cfg Config, log *msg.Logger) (*daemon, []*pfile.Service, []proc.Matcher, error) {
 	slog := log.Slog()
 	if cfg.ProcRoot == "" {
 		cfg.ProcRoot = "/proc"
 	}
 	svcs, matchers, err := loadRules(cfg.Paths, log)
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
 	guard, err := reboot.NewGuard(cfg.StateDir, cfg.RebootThreshold, cfg.RebootWindow, time.Now)
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
 	rebootCmd, err := reboot.ParseCommand(cfg.RebootCommand)
 	if err != nil {
-		return fmt.Errorf("--reboot-command: %w", err)
+		return nil, nil, nil, fmt.Errorf("--reboot-command: %w", err)
 	}
 	table, err := proc.NewTable(cfg.ProcRoot, slog)
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
-	w, err := exitwatch.Open(cfg.Watcher, exitwatch.Options{ProcRoot: cfg.ProcRoot, PollInterval: cfg.PollInterval, Logger: slog})
+	mux, err := exitwatch.OpenMux(cfg.Watcher, exitwatch.Options{ProcRoot: cfg.ProcRoot, PollInterval: cfg.PollInterval, Logger: slog})
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
-	defer w.Close()
-	slog.Info("death-detection backend", "watcher", w.Name())
-
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	slog.Info("death-detection backend", "watcher", mux.Backend().Name(), "process_trees_from_events", mux.KeepsTrees())
 	d := &daemon{
-		paths: cfg.Paths, log: log, table: table, router: newRouter(w), guard: guard,
+		paths: cfg.Paths, log: log, table: table, mux: mux, guard: guard,
 		clock: supervise.NewMonotonicClock(), ctx: ctx,
 		ending:   make(chan struct{}, 1),
 		services: map[string]*running{},
@@ -68,7 +77,13 @@ func Run(ctx context.Context, cfg Config, log *msg.Logger) error {
 	d.rebootNode = func(ctx context.Context, service string) error {
 		return reboot.Reboot(ctx, guard, rebootCmd, service, slog)
 	}
+	return d, svcs, matchers, nil
+}
 
+// serve starts the endpoints and the supervisors and runs until ctx ends,
+// a retry-over action ends pcheck, or the death watch breaks.
+func (d *daemon) serve(ctx context.Context, cfg Config, svcs []*pfile.Service, matchers []proc.Matcher) error {
+	slog := d.log.Slog()
 	// SIGHUP's default action would end pcheck: take it before padmin or
 	// systemd can think pcheck is up.
 	hup := make(chan os.Signal, 1)
@@ -85,8 +100,6 @@ func Run(ctx context.Context, cfg Config, log *msg.Logger) error {
 	}
 	defer ctl.Close()
 
-	routerDone := make(chan struct{})
-	go func() { defer close(routerDone); d.router.run(ctx) }()
 	d.mu.Lock()
 	for i, s := range svcs {
 		d.startLocked(s, matchers[i], false)
@@ -95,12 +108,7 @@ func Run(ctx context.Context, cfg Config, log *msg.Logger) error {
 	slog.Info("pcheck running", "services", len(svcs), "control_socket", cfg.ControlSocket)
 
 	notify(slog, sdnotify.Ready)
-	// The watchdog is fed while this loop turns: it beats every second.
-	var lastBeat atomic.Int64
-	lastBeat.Store(time.Now().UnixNano())
-	beat := time.NewTicker(time.Second)
-	defer beat.Stop()
-	go sdnotify.Watchdog(ctx, func() bool { return time.Since(time.Unix(0, lastBeat.Load())) < 10*time.Second }, slog)
+	go sdnotify.Watchdog(ctx, d.eventPathAlive, slog)
 
 	var result error
 loop:
@@ -108,13 +116,12 @@ loop:
 		select {
 		case <-ctx.Done():
 			break loop
-		case <-routerDone:
+		case <-d.mux.Done():
 			// The watcher ended on its own: pcheck is blind. End with an
 			// error, so that systemd restarts it and it adopts anew.
-			result = fmt.Errorf("the %s death watch stopped; no exit can be seen any more", w.Name())
+			result = fmt.Errorf("the %s death watch stopped; no exit can be seen any more", d.mux.Backend().Name())
+			slog.Error(result.Error())
 			break loop
-		case <-beat.C:
-			lastBeat.Store(time.Now().UnixNano())
 		case <-hup:
 			if errs := d.Reload(ctx, ""); len(errs) > 0 {
 				slog.Error("SIGHUP: reload refused; the running rules stay", "errors", errors.Join(errs...))
@@ -127,10 +134,29 @@ loop:
 		}
 	}
 	notify(slog, sdnotify.Stopping)
-	cancel()
 	d.stopAll()
-	<-routerDone
 	return result
+}
+
+// readerSilence is how long the death watch's reader may go without waking
+// (it wakes every second) before the watchdog is starved.
+const readerSilence = 10 * time.Second
+
+// eventPathAlive feeds systemd's watchdog: the death watch's reader still
+// wakes, and every supervisor answers (idle, or busy within its bounds).
+// Both on the monotonic clock.
+func (d *daemon) eventPathAlive() bool {
+	if woke := d.mux.LastWake(); woke == 0 || exitwatch.MonotonicNow()-woke > readerSilence {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, r := range d.services {
+		if !r.svc.Answering() {
+			return false
+		}
+	}
+	return true
 }
 
 // notify tells systemd, when it runs pcheck, of a change of state.

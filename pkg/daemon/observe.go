@@ -29,10 +29,10 @@ func (m metricsSource) Services() []metrics.ServiceState {
 	return out
 }
 
-func (m metricsSource) Backend() string { return m.d.router.w.Name() }
+func (m metricsSource) Backend() string { return m.d.mux.Backend().Name() }
 
 func (m metricsSource) BPFStats() (metrics.BPFStats, bool) {
-	w, ok := m.d.router.w.(interface{ Stats() exitwatch.EBPFStats })
+	w, ok := m.d.mux.Backend().(interface{ Stats() exitwatch.EBPFStats })
 	if !ok {
 		return metrics.BPFStats{}, false
 	}

@@ -12,6 +12,7 @@ import (
 type serviceProcesses struct {
 	table   *proc.Table
 	matcher proc.Matcher
+	perPID  bool // matcher.PerPID(), decided once
 }
 
 func (p serviceProcesses) Find() ([]proc.Match, error) { return p.table.Scan(p.matcher) }
@@ -39,4 +40,12 @@ func (p serviceProcesses) WaitExited(ctx context.Context, id proc.ID) error {
 		case <-t.C:
 		}
 	}
+}
+
+func (p serviceProcesses) Among(cands []proc.Process) ([]proc.Match, bool, error) {
+	if !p.perPID {
+		return nil, false, nil
+	}
+	found, err := p.table.Among(p.matcher, cands)
+	return found, true, err
 }

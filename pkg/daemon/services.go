@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/pwatch/pwatch/pkg/exitwatch"
 	"github.com/pwatch/pwatch/pkg/metrics"
 	"github.com/pwatch/pwatch/pkg/msg"
 	"github.com/pwatch/pwatch/pkg/pfile"
@@ -24,7 +25,7 @@ type daemon struct {
 	paths      []string
 	log        *msg.Logger
 	table      *proc.Table
-	router     *router
+	mux        *exitwatch.Mux
 	guard      *reboot.Guard
 	clock      supervise.Clock
 	rebootNode func(ctx context.Context, service string) error
@@ -40,17 +41,17 @@ type daemon struct {
 // running is one supervisor and what it takes to stop it.
 type running struct {
 	svc    *supervise.Service
-	watch  *serviceWatch
+	view   *exitwatch.View
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
 // startLocked starts supervising cfg. d.mu is held.
 func (d *daemon) startLocked(cfg *pfile.Service, m proc.Matcher, paused bool) {
-	watch := &serviceWatch{r: d.router}
+	view := d.mux.NewView()
 	svc := supervise.New(cfg, supervise.Deps{
-		Processes: serviceProcesses{table: d.table, matcher: m},
-		Watcher:   watch,
+		Processes: serviceProcesses{table: d.table, matcher: m, perPID: m.PerPID()},
+		Watcher:   view,
 		Log:       d.log,
 		Slog:      d.log.Slog(),
 		Clock:     d.clock,
@@ -60,15 +61,15 @@ func (d *daemon) startLocked(cfg *pfile.Service, m proc.Matcher, paused bool) {
 		ListenCheck: listenCheck,
 		Observer:    d.observer(),
 	})
-	watch.s = svc
+	view.Attach(svc)
 	if paused {
 		svc.StartPaused()
 	}
-	if err := d.router.watchExec(cfg.Process, svc); err != nil {
+	if err := view.WatchExec(cfg.Process); err != nil {
 		d.log.Slog().Warn("no exec events for this service: restarts are found by scanning", "service", cfg.Name, "error", err)
 	}
 	ctx, cancel := context.WithCancel(d.ctx)
-	r := &running{svc: svc, watch: watch, cancel: cancel, done: make(chan struct{})}
+	r := &running{svc: svc, view: view, cancel: cancel, done: make(chan struct{})}
 	d.services[cfg.Name] = r
 	go func() { defer close(r.done); svc.Run(ctx) }()
 }
@@ -79,8 +80,7 @@ func (d *daemon) stopLocked(name string) {
 	r := d.services[name]
 	r.cancel()
 	<-r.done
-	d.router.forget(r.svc)
-	_ = d.router.unwatchExec(r.svc.Config().Process, r.svc)
+	r.view.Close()
 	delete(d.services, name)
 }
 

@@ -159,3 +159,6 @@ func listTasks(dir string) (map[string]struct{}, error) {
 	}
 	return tids, nil
 }
+
+// MonotonicNow is CLOCK_MONOTONIC, the clock of Event.At and LastWake.
+func MonotonicNow() time.Duration { return monotonicNow() }

@@ -17,8 +17,13 @@ import (
 // to its service's matcher.
 type Processes interface {
 	// Find returns the service's top-level processes now, each with the
-	// processes below it.
+	// processes below it: a scan of all of /proc.
 	Find() ([]proc.Match, error)
+	// Among returns the service's top-level processes among cands (and
+	// the processes below them among cands), reading /proc only for those
+	// pids and their ancestors. ok is false when the matcher cannot decide
+	// pid by pid (a pidfile, a #! script): Find instead.
+	Among(cands []proc.Process) (found []proc.Match, ok bool, err error)
 	// Kill ends the given processes (o.Signal, then SIGKILL after
 	// o.Timeout) and returns those it could not kill.
 	Kill(ctx context.Context, ids []proc.ID, o proc.KillOptions) ([]proc.ID, error)
@@ -29,10 +34,19 @@ type Processes interface {
 	WaitExited(ctx context.Context, id proc.ID) error
 }
 
-// Watcher is the death watch the daemon lends each service.
+// Watcher is the death watch the daemon lends each service
+// (exitwatch.View). Its events come back through the Service's Exited,
+// Execed and Resync.
 type Watcher interface {
-	Watch(id proc.ID) error
-	Unwatch(id proc.ID) error
+	// Watch reports m's exit and keeps its tree (where the backend keeps
+	// trees). It never fails: the watch falls back to polling.
+	Watch(m proc.Match)
+	Unwatch(id proc.ID)
+	// Tree lists what events left of root's tree (root excluded); false
+	// when the backend keeps no trees or lost track: scan instead.
+	Tree(root proc.ID) ([]proc.Process, bool)
+	// KeepsTrees says whether Tree can answer at all.
+	KeepsTrees() bool
 }
 
 // Logger writes catalogue messages (syslog and stderr).
@@ -83,15 +97,13 @@ type Deps struct {
 	// Observer is told of restarts, stalls and probes (metrics); nil: no
 	// one is.
 	Observer Observer
-	// ScanInterval is how often processes are looked for while none are
-	// known to have started (no exec event); 0 is 100ms.
+	// ScanInterval is how often a restarted service's processes are looked
+	// for besides exec events (from events where the backend keeps trees,
+	// else by a scan); 0 is 100ms.
 	ScanInterval time.Duration
 	// IdleScanInterval is how often a service that is down and not to be
 	// started (start_on_load no) is looked for; 0 is 1s.
 	IdleScanInterval time.Duration
-	// PollInterval is how often processes the watcher refused are checked;
-	// 0 is 1s.
-	PollInterval time.Duration
 	// ExitWait bounds the wait for a dead process's files to close before
 	// its restart; 0 is 5s.
 	ExitWait time.Duration

@@ -22,15 +22,18 @@ import (
 // new server can bind its port.
 //
 // What is left: the descendants remembered from the last scan (by identity,
-// so a reused pid is never hit), and every process now matching the service
-// that is not one of its other watched top-level processes and started
-// after the dead one. The latter finds the workers a master started since
-// the last scan (nginx and apache replace a worker that dies): orphaned
-// now, they would hold the port against the restart.
+// so a reused pid is never hit), and, where the backend keeps trees, every
+// process its fork events put in the dead one's tree (workers forked since
+// the last scan, CGI children): no /proc scan. Elsewhere (pidfd, proc),
+// every process now matching the service that is not one of its other
+// watched top-level processes and started after the dead one: the workers
+// a master started since the last scan (nginx and apache replace a worker
+// that dies), orphaned now, would hold the port against the restart.
 func (s *Service) afterDeath(ctx context.Context, dead proc.ID) {
 	s.mu.Lock()
 	var leftovers []proc.ID
 	others := map[proc.ID]bool{}
+	s.survivors = nil
 	for _, m := range s.top {
 		if m.ID == dead {
 			for _, d := range m.Descendants {
@@ -38,11 +41,18 @@ func (s *Service) afterDeath(ctx context.Context, dead proc.ID) {
 			}
 		} else {
 			others[m.ID] = true
+			s.survivors = append(s.survivors, m.ID)
 		}
 	}
 	s.mu.Unlock()
 	s.unwatchAll()
-	if found, err := s.d.Processes.Find(); err == nil {
+	if tree, ok := s.d.Watcher.Tree(dead); ok {
+		for _, p := range tree {
+			if !others[p.ID] {
+				leftovers = append(leftovers, p.ID)
+			}
+		}
+	} else if found, err := s.d.Processes.Find(); err == nil {
 		for _, m := range found {
 			if !others[m.ID] && m.ID.StartTime >= dead.StartTime {
 				leftovers = append(leftovers, m.IDs()...)
@@ -59,6 +69,11 @@ func (s *Service) killTrees(ctx context.Context, ms []proc.Match) []proc.ID {
 	var ids []proc.ID
 	for _, m := range ms {
 		ids = append(ids, m.IDs()...)
+		if tree, ok := s.d.Watcher.Tree(m.ID); ok {
+			for _, p := range tree {
+				ids = append(ids, p.ID)
+			}
+		}
 	}
 	return s.kill(ctx, ids)
 }
@@ -108,6 +123,7 @@ func (s *Service) recover(ctx context.Context, reason string, oldPID int) {
 	}()
 
 	for rctx.Err() == nil {
+		s.progress()
 		attempt, ok := s.takeAttempt()
 		if !ok {
 			s.retryOver(ctx)
@@ -207,12 +223,17 @@ func (s *Service) restartOnce(ctx context.Context, reason string, oldPID, attemp
 }
 
 // awaitProcesses looks for min_count top-level processes after every exec of
-// the service's executable and every ScanInterval, until ctx ends.
+// the service's executable and every ScanInterval, until ctx ends. Where the
+// backend keeps trees each look reads /proc only for the processes events
+// named; after lost events it scans once.
 func (s *Service) awaitProcesses(ctx context.Context) ([]proc.Match, error) {
 	tick := time.NewTicker(s.d.ScanInterval)
 	defer tick.Stop()
+	full := false
 	for {
-		found, err := s.d.Processes.Find()
+		s.progress()
+		found, _, err := s.look(full)
+		full = false
 		if err == nil && len(found) >= s.cfg.MinCount {
 			return found, nil
 		}
@@ -223,6 +244,8 @@ func (s *Service) awaitProcesses(ctx context.Context) ([]proc.Match, error) {
 			}
 			return nil, fmt.Errorf("%d of %d processes running after %s", len(found), s.cfg.MinCount, s.cfg.RestartTimeout)
 		case <-s.appeared:
+		case <-s.resync:
+			full = true
 		case <-tick.C:
 		}
 	}

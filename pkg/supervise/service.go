@@ -51,11 +51,21 @@ type Service struct {
 	paused      bool          // padmin stop: set at once, before the loop sees it
 	stallReason string        // set when a stall check killed the service
 	ended       bool          // Run has returned: no input is taken
-	polled      []proc.ID     // top-level processes the watcher refused
-	poller      *time.Ticker  // runs while polled is not empty
 	cancel      func()        // cancels the recovery under way, if any
 	wake        chan struct{} // a new input is pending
 	appeared    chan struct{} // an exec of the service's executable was seen
+	resync      chan struct{} // events were lost: scan /proc
+	// spawned are the processes seen starting the service's executable,
+	// newest last: with their trees, where a restarted service is looked
+	// for without a scan.
+	spawned []proc.ID
+	// survivors are the other top-level processes of a service one of
+	// whose processes died: they are looked for again with the restarted.
+	survivors []proc.ID
+	// busy is set while the loop handles an input; progressAt is when it
+	// last moved on (Clock time), for the watchdog.
+	busy       bool
+	progressAt time.Duration
 
 	runCtx     context.Context // Run's; stall checks run under it
 	checks     []CheckStatus   // one per stall-check block
@@ -88,9 +98,6 @@ func New(cfg *pfile.Service, d Deps) *Service {
 	if d.IdleScanInterval <= 0 {
 		d.IdleScanInterval = time.Second
 	}
-	if d.PollInterval <= 0 {
-		d.PollInterval = time.Second
-	}
 	if d.ExitWait <= 0 {
 		d.ExitWait = 5 * time.Second
 	}
@@ -103,7 +110,7 @@ func New(cfg *pfile.Service, d Deps) *Service {
 	}
 	return &Service{
 		cfg: cfg, d: d, state: Down, checks: checks,
-		wake: make(chan struct{}, 1), appeared: make(chan struct{}, 1),
+		wake: make(chan struct{}, 1), appeared: make(chan struct{}, 1), resync: make(chan struct{}, 1),
 	}
 }
 
@@ -117,11 +124,28 @@ func (s *Service) Config() *pfile.Service { return s.cfg }
 // never blocks.
 func (s *Service) Exited(ev exitwatch.Event) { s.push(input{kind: inExit, ev: ev}) }
 
-// Appeared says a process started the service's executable: a restarted
-// service can be looked for now rather than at the next scan. Never blocks.
-func (s *Service) Appeared() {
+// maxSpawned bounds the remembered starts of the executable.
+const maxSpawned = 32
+
+// Execed says a process started the service's executable: a restarted
+// service is looked for now, among it and its tree. Never blocks.
+func (s *Service) Execed(ev exitwatch.Event) {
+	s.mu.Lock()
+	s.spawned = append(s.spawned, ev.ID)
+	if len(s.spawned) > maxSpawned {
+		s.spawned = slices.Clone(s.spawned[len(s.spawned)-maxSpawned:])
+	}
+	s.mu.Unlock()
+	signal(s.appeared)
+}
+
+// Resync says events may have been lost: the next look scans /proc.
+func (s *Service) Resync() { signal(s.resync) }
+
+// signal wakes whoever waits on a 1-buffered channel, without blocking.
+func signal(c chan struct{}) {
 	select {
-	case s.appeared <- struct{}{}:
+	case c <- struct{}{}:
 	default:
 	}
 }
@@ -173,10 +197,7 @@ func (s *Service) push(in input) bool {
 	}
 	s.pending = append(s.pending, in)
 	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
+	signal(s.wake)
 	return true
 }
 
@@ -234,16 +255,49 @@ func (s *Service) Run(ctx context.Context) {
 			return
 		case <-s.wake:
 		case <-s.appeared:
-			s.lookForUnstarted()
+			s.lookForUnstarted(false)
 		case <-idle:
-			s.lookForUnstarted()
-		case <-s.pollTick():
-			s.pollDeaths()
+			s.lookForUnstarted(false)
+		case <-s.resync:
+			s.lookForUnstarted(true)
 		}
 		for in, ok := s.next(); ok && ctx.Err() == nil; in, ok = s.next() {
+			s.setBusy(true)
 			s.handle(ctx, in)
+			s.setBusy(false)
 		}
 	}
+}
+
+func (s *Service) setBusy(b bool) {
+	s.mu.Lock()
+	s.busy, s.progressAt = b, s.d.Clock.Now()
+	s.mu.Unlock()
+}
+
+// progress says a long piece of work (a recovery) moved on a step.
+func (s *Service) progress() {
+	s.mu.Lock()
+	s.progressAt = s.d.Clock.Now()
+	s.mu.Unlock()
+}
+
+// stepSlack is added to the longest bounded step of a recovery before the
+// supervisor counts as stuck.
+const stepSlack = time.Minute
+
+// Answering says whether the supervisor's loop is waiting for work, or
+// busy with a step no longer than its bounds allow (a restart script's
+// restart_timeout, a kill's kill_timeout, retry_interval, with a minute to
+// spare). A stuck supervisor starves systemd's watchdog.
+func (s *Service) Answering() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.busy {
+		return true
+	}
+	bound := max(s.cfg.RestartTimeout, s.cfg.RetryInterval, 2*s.cfg.KillTimeout+s.d.ExitWait) + stepSlack
+	return s.d.Clock.Now()-s.progressAt <= bound
 }
 
 // refusePending answers the commands left when Run ends (pcheck stopping,
@@ -253,9 +307,6 @@ func (s *Service) refusePending() {
 	pending := s.pending
 	s.pending = nil
 	s.ended = true
-	if s.poller != nil {
-		s.poller.Stop()
-	}
 	s.mu.Unlock()
 	for _, in := range pending {
 		if in.done != nil {
@@ -288,6 +339,7 @@ func (s *Service) begin(ctx context.Context) {
 	}
 	if len(found) >= s.cfg.MinCount {
 		s.watch(found)
+		s.retrack()
 		s.d.Slog.Info("running service adopted", "service", s.cfg.Name, "pids", pidsOf(found))
 		return
 	}
@@ -339,16 +391,36 @@ func (s *Service) handle(ctx context.Context, in input) {
 	}
 }
 
+// retrack closes the window between the scan that found the running
+// service and the moment the backend held its trees: what was forked in
+// between is found by a second scan (at start and reload only) and put in
+// its tree.
+func (s *Service) retrack() {
+	if !s.d.Watcher.KeepsTrees() {
+		return
+	}
+	found, err := s.d.Processes.Find()
+	if err != nil {
+		return
+	}
+	for _, m := range found {
+		if s.owns(m.ID) {
+			s.d.Watcher.Watch(m)
+		}
+	}
+}
+
 // lookForUnstarted adopts the processes of a service that is down and not
-// being recovered (start_on_load no) once they appear.
-func (s *Service) lookForUnstarted() {
+// being recovered (start_on_load no) once they appear; full asks for a
+// scan of /proc rather than a look among the events' processes.
+func (s *Service) lookForUnstarted(full bool) {
 	s.mu.Lock()
 	idle := s.state == Down && !s.paused && s.cancel == nil
 	s.mu.Unlock()
 	if !idle {
 		return
 	}
-	if found, err := s.d.Processes.Find(); err == nil && len(found) >= s.cfg.MinCount {
+	if found, _, err := s.look(full); err == nil && len(found) >= s.cfg.MinCount {
 		s.watch(found)
 		for _, m := range found {
 			s.log(msg.Up(s.cfg.Name, m.ID.PID))
@@ -387,58 +459,62 @@ func (s *Service) owns(id proc.ID) bool {
 func (s *Service) watch(found []proc.Match) {
 	s.mu.Lock()
 	s.top = found
+	s.survivors = nil
 	s.moveLocked(Up)
 	s.upSince = s.d.Clock.Now()
 	s.mu.Unlock()
 	for _, m := range found {
-		if err := s.d.Watcher.Watch(m.ID); err != nil {
-			s.d.Slog.Error("watch failed: polling this process instead", "service", s.cfg.Name, "pid", m.ID.PID, "error", err)
-			s.mu.Lock()
-			s.polled = append(s.polled, m.ID)
-			s.mu.Unlock()
-		}
+		s.d.Watcher.Watch(m)
 	}
-}
-
-// pollDeaths checks the processes the watcher would not take (a full BPF
-// map, say): a death the kernel cannot tell us of is still found, here,
-// within a PollInterval, its status unknown.
-func (s *Service) pollDeaths() {
-	s.mu.Lock()
-	polled := slices.Clone(s.polled)
-	s.mu.Unlock()
-	for _, id := range polled {
-		if alive, err := s.d.Processes.Alive(id); err == nil && !alive {
-			s.Exited(exitwatch.Event{Kind: exitwatch.Exit, ID: id})
-		}
-	}
-}
-
-// pollTick ticks while some process is polled, and never otherwise.
-func (s *Service) pollTick() <-chan time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	switch {
-	case len(s.polled) == 0 && s.poller != nil:
-		s.poller.Stop()
-		s.poller = nil
-	case len(s.polled) > 0 && s.poller == nil:
-		s.poller = time.NewTicker(s.d.PollInterval)
-	}
-	if s.poller == nil {
-		return nil
-	}
-	return s.poller.C
 }
 
 func (s *Service) unwatchAll() {
 	s.mu.Lock()
 	top := s.top
-	s.top, s.polled = nil, nil
+	s.top = nil
 	s.mu.Unlock()
 	for _, m := range top {
-		_ = s.d.Watcher.Unwatch(m.ID)
+		s.d.Watcher.Unwatch(m.ID)
 	}
+}
+
+// look finds the service's top-level processes. Where the backend keeps
+// trees and the matcher decides pid by pid, it looks among the processes
+// events told of (those that started the executable, the survivors of a
+// death, and their trees) and reads /proc only for them; otherwise, or
+// with full, it scans all of /proc. fromEvents says which it did.
+func (s *Service) look(full bool) (found []proc.Match, fromEvents bool, err error) {
+	if !full && s.d.Watcher.KeepsTrees() {
+		if found, ok, err := s.lookAmongEvents(); ok {
+			return found, true, err
+		}
+	}
+	found, err = s.d.Processes.Find()
+	return found, false, err
+}
+
+func (s *Service) lookAmongEvents() ([]proc.Match, bool, error) {
+	s.mu.Lock()
+	roots := append(slices.Clone(s.spawned), s.survivors...)
+	s.mu.Unlock()
+	var cands []proc.Process
+	var gone []proc.ID
+	for _, r := range roots {
+		tree, ok := s.d.Watcher.Tree(r)
+		if !ok {
+			return nil, false, nil
+		}
+		if alive, err := s.d.Processes.Alive(r); err == nil && !alive && len(tree) == 0 {
+			gone = append(gone, r)
+			continue
+		}
+		cands = append(cands, proc.Process{ID: r})
+		cands = append(cands, tree...)
+	}
+	s.mu.Lock()
+	s.spawned = slices.DeleteFunc(s.spawned, func(id proc.ID) bool { return slices.Contains(gone, id) })
+	s.mu.Unlock()
+	return s.d.Processes.Among(cands)
 }
 
 func (s *Service) setState(to State) {

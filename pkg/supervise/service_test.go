@@ -89,28 +89,29 @@ func (f *fakeProcs) Alive(id proc.ID) (bool, error) {
 	return f.cur != nil && f.cur.ID == id, nil
 }
 
+// Among: the fake table cannot decide pid by pid, so supervisors scan.
+func (f *fakeProcs) Among([]proc.Process) ([]proc.Match, bool, error) { return nil, false, nil }
+
+// fakeWatcher keeps no trees, like the pidfd and proc backends.
 type fakeWatcher struct {
 	mu      sync.Mutex
 	watched map[proc.ID]bool
-	full    bool // refuses every Watch, like a full BPF map
 }
 
-func (w *fakeWatcher) Watch(id proc.ID) error {
+func (w *fakeWatcher) Watch(m proc.Match) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.full {
-		return errors.New("map full")
-	}
-	w.watched[id] = true
-	return nil
+	w.watched[m.ID] = true
 }
 
-func (w *fakeWatcher) Unwatch(id proc.ID) error {
+func (w *fakeWatcher) Unwatch(id proc.ID) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	delete(w.watched, id)
-	return nil
 }
+
+func (w *fakeWatcher) Tree(proc.ID) ([]proc.Process, bool) { return nil, false }
+func (w *fakeWatcher) KeepsTrees() bool                    { return false }
 
 func (w *fakeWatcher) is(id proc.ID) bool {
 	w.mu.Lock()
@@ -495,17 +496,4 @@ func TestCommandsToAnEndedSupervisorAreRefused(t *testing.T) {
 			t.Fatalf("command to an ended supervisor: %v, want errNotRunning", err)
 		}
 	}
-}
-
-// A process the watcher refuses is polled: its death is still recovered.
-func TestRefusedWatchFallsBackToPolling(t *testing.T) {
-	h := newHarness(t, "ok", nil)
-	h.watch.full = true
-	h.svc.d.PollInterval = 10 * time.Millisecond
-	h.running(t)
-	h.run(t)
-	h.waitState(t, Up)
-	old := h.procs.die() // no exit event: only polling can see it
-	h.log.waitLines(t, 0, fmt.Sprintf("Process ['web',pid=%d] Down", old.PID), "exited (status unknown)",
-		"Try to restart ('web')", "('web',pid=1002) Up")
 }

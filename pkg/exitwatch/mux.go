@@ -1,0 +1,338 @@
+package exitwatch
+
+import (
+	"errors"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/pwatch/pwatch/pkg/proc"
+)
+
+// Sink takes one view's events. Its methods are called on the goroutine
+// that saw the event (the backend's reader, or the caller of Watch) and
+// must never block.
+type Sink interface {
+	Exited(Event)
+	Execed(Event)
+	// Resync says events may have been lost: what the sink knows from
+	// events alone (a restarted process, a tree) must be checked in /proc.
+	Resync()
+}
+
+// Mux shares the host's one backend among many views (one per service):
+// it remembers which views watch which process (two pfiles may match the
+// same one) and hands each event to every owner, straight from the
+// backend's reader: one goroutine hand-off from the kernel's event to the
+// sink's owner. A watch the backend refuses (a full BPF map) is polled
+// here instead, so a view's Watch never fails.
+type Mux struct {
+	w        Watcher
+	procRoot string
+	poll     time.Duration
+	log      *slog.Logger
+	done     chan struct{} // closed when the backend's event stream ends
+
+	mu       sync.Mutex
+	owners   map[proc.ID][]*View
+	execs    map[string][]*View
+	views    map[*View]struct{}
+	polled   map[proc.ID]struct{}
+	pollStop chan struct{} // nil while nothing is polled
+}
+
+// OpenMux opens the named backend (or auto's choice) behind a Mux.
+func OpenMux(name string, opt Options) (*Mux, error) {
+	opt = opt.withDefaults()
+	m := &Mux{
+		procRoot: opt.ProcRoot,
+		poll:     opt.PollInterval,
+		log:      opt.Logger,
+		done:     make(chan struct{}),
+		owners:   map[proc.ID][]*View{},
+		execs:    map[string][]*View{},
+		views:    map[*View]struct{}{},
+		polled:   map[proc.ID]struct{}{},
+	}
+	opt.deliver, opt.resync = m.deliver, m.resync
+	w, err := Open(name, opt)
+	if err != nil {
+		return nil, err
+	}
+	m.w = w
+	go func() {
+		for range w.Events() { // delivered directly; this only waits for the end
+		}
+		close(m.done)
+	}()
+	return m, nil
+}
+
+// Backend is the watcher behind the Mux (its name, its stats).
+func (m *Mux) Backend() Watcher { return m.w }
+
+// Done is closed when the backend's event stream ended on its own: no exit
+// can be seen any more.
+func (m *Mux) Done() <-chan struct{} { return m.done }
+
+// LastWake is when the backend's reader last woke (CLOCK_MONOTONIC).
+func (m *Mux) LastWake() time.Duration {
+	if h, ok := m.w.(interface{ LastWake() time.Duration }); ok {
+		return h.LastWake()
+	}
+	return 0
+}
+
+// KeepsTrees says whether the backend keeps process trees from events.
+func (m *Mux) KeepsTrees() bool {
+	_, ok := m.w.(treeKeeper)
+	return ok
+}
+
+// Close stops the poller and the backend.
+func (m *Mux) Close() error {
+	m.mu.Lock()
+	m.stopPollingLocked()
+	m.mu.Unlock()
+	return m.w.Close()
+}
+
+// View is one owner's share of the Mux. Attach its sink before the first
+// Watch.
+type View struct {
+	m    *Mux
+	sink Sink
+}
+
+// NewView returns a view; its owner, which is given the view, attaches
+// itself as the sink.
+func (m *Mux) NewView() *View { return &View{m: m} }
+
+// Attach makes sink the view's receiver; call it once, before any watch.
+func (v *View) Attach(sink Sink) {
+	v.m.mu.Lock()
+	v.sink = sink
+	v.m.views[v] = struct{}{}
+	v.m.mu.Unlock()
+}
+
+// Watch reports the exit of m's process to this view, and keeps its tree
+// (its descendants as scanned, and what they fork from now on) on backends
+// that keep trees. It never fails: a process the backend refuses is polled.
+func (v *View) Watch(mt proc.Match) {
+	m := v.m
+	m.mu.Lock()
+	if !slices.Contains(m.owners[mt.ID], v) {
+		m.owners[mt.ID] = append(m.owners[mt.ID], v)
+	}
+	m.mu.Unlock()
+	if err := m.w.Watch(mt.ID); err != nil {
+		m.log.Error("the death watch refused a process: polling it instead", "pid", mt.ID.PID, "every", m.poll, "error", err)
+		m.mu.Lock()
+		m.polled[mt.ID] = struct{}{}
+		m.startPollingLocked()
+		m.mu.Unlock()
+		return
+	}
+	if tk, ok := m.w.(treeKeeper); ok {
+		if err := tk.Track(mt.ID, mt.Descendants); err != nil {
+			m.log.Warn("cannot track all of a process's descendants", "pid", mt.ID.PID, "error", err)
+		}
+	}
+}
+
+// Unwatch stops reporting id's exit to this view.
+func (v *View) Unwatch(id proc.ID) {
+	if v.m.drop(id, v) {
+		_ = v.m.w.Unwatch(id)
+	}
+}
+
+// Tree lists the processes of root's tree as the backend's events left it
+// (root excluded); false when the backend keeps no trees or no longer
+// trusts them: scan /proc instead.
+func (v *View) Tree(root proc.ID) ([]proc.Process, bool) {
+	tk, ok := v.m.w.(treeKeeper)
+	if !ok {
+		return nil, false
+	}
+	tree, err := tk.Tree(root)
+	if err != nil {
+		if !errors.Is(err, ErrNoTree) {
+			v.m.log.Warn("cannot read a process tree", "root", root.PID, "error", err)
+		}
+		return nil, false
+	}
+	return tree, true
+}
+
+// KeepsTrees is the Mux's.
+func (v *View) KeepsTrees() bool { return v.m.KeepsTrees() }
+
+// WatchExec reports the execs of path to this view.
+func (v *View) WatchExec(path string) error {
+	m := v.m
+	m.mu.Lock()
+	first := len(m.execs[path]) == 0
+	if !slices.Contains(m.execs[path], v) {
+		m.execs[path] = append(m.execs[path], v)
+	}
+	m.mu.Unlock()
+	if !first {
+		return nil
+	}
+	err := m.w.WatchExec(path)
+	if err != nil {
+		m.mu.Lock()
+		m.execs[path] = slices.DeleteFunc(m.execs[path], func(o *View) bool { return o == v })
+		m.mu.Unlock()
+	}
+	return err
+}
+
+// UnwatchExec undoes WatchExec.
+func (v *View) UnwatchExec(path string) error {
+	m := v.m
+	m.mu.Lock()
+	list := slices.DeleteFunc(m.execs[path], func(o *View) bool { return o == v })
+	last := len(list) == 0
+	if last {
+		delete(m.execs, path)
+	} else {
+		m.execs[path] = list
+	}
+	m.mu.Unlock()
+	if last {
+		return m.w.UnwatchExec(path)
+	}
+	return nil
+}
+
+// Close drops every watch of the view: its processes' exits and its
+// executables' execs no longer concern anyone through it.
+func (v *View) Close() {
+	m := v.m
+	m.mu.Lock()
+	delete(m.views, v)
+	var ids []proc.ID
+	for id, owners := range m.owners {
+		if slices.Contains(owners, v) {
+			ids = append(ids, id)
+		}
+	}
+	var paths []string
+	for path, list := range m.execs {
+		if slices.Contains(list, v) {
+			paths = append(paths, path)
+		}
+	}
+	m.mu.Unlock()
+	for _, id := range ids {
+		v.Unwatch(id)
+	}
+	for _, p := range paths {
+		_ = v.UnwatchExec(p)
+	}
+}
+
+// drop removes v from id's owners and says whether none is left.
+func (m *Mux) drop(id proc.ID, v *View) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	owners := slices.DeleteFunc(m.owners[id], func(o *View) bool { return o == v })
+	if len(owners) > 0 {
+		m.owners[id] = owners
+		return false
+	}
+	delete(m.owners, id)
+	delete(m.polled, id)
+	return true
+}
+
+// deliver hands ev to its owners; the backend calls it.
+func (m *Mux) deliver(ev Event) {
+	m.mu.Lock()
+	var to []*View
+	switch ev.Kind {
+	case Exit:
+		to = m.owners[ev.ID]
+		delete(m.owners, ev.ID)
+		delete(m.polled, ev.ID)
+	case Exec:
+		to = slices.Clone(m.execs[ev.Exe])
+	}
+	m.mu.Unlock()
+	for _, v := range to {
+		if ev.Kind == Exit {
+			v.sink.Exited(ev)
+		} else {
+			v.sink.Execed(ev)
+		}
+	}
+}
+
+// resync tells every view that events were lost.
+func (m *Mux) resync() {
+	m.mu.Lock()
+	views := make([]*View, 0, len(m.views))
+	for v := range m.views {
+		views = append(views, v)
+	}
+	m.mu.Unlock()
+	for _, v := range views {
+		v.sink.Resync()
+	}
+}
+
+// startPollingLocked runs the poller while something is polled. m.mu is
+// held.
+func (m *Mux) startPollingLocked() {
+	if m.pollStop != nil {
+		return
+	}
+	stop := make(chan struct{})
+	m.pollStop = stop
+	go m.pollLoop(stop)
+}
+
+func (m *Mux) stopPollingLocked() {
+	if m.pollStop != nil {
+		close(m.pollStop)
+		m.pollStop = nil
+	}
+}
+
+// pollLoop finds, within a poll interval, the deaths of processes the
+// backend refused, by proc's rule; their status is known only while they
+// are zombies.
+func (m *Mux) pollLoop(stop chan struct{}) {
+	t := time.NewTicker(m.poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		m.mu.Lock()
+		ids := make([]proc.ID, 0, len(m.polled))
+		for id := range m.polled {
+			ids = append(ids, id)
+		}
+		if len(ids) == 0 {
+			m.stopPollingLocked()
+		}
+		m.mu.Unlock()
+		for _, id := range ids {
+			if alive, ev := checkAlive(m.procRoot, id); !alive {
+				m.mu.Lock()
+				_, still := m.polled[id]
+				m.mu.Unlock()
+				if still {
+					m.deliver(ev)
+				}
+			}
+		}
+	}
+}
