@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
 
 	"github.com/pwatch/pwatch/internal/testpriv"
 	"github.com/pwatch/pwatch/pkg/proc"
@@ -181,6 +182,87 @@ func Zombie(t testing.TB, code int) *Proc {
 	return p
 }
 
+// Crowd puts n idle processes on the host (a busy host's unrelated ones)
+// until the test ends, when they are killed and reaped before cleanup
+// returns.
+func Crowd(t testing.TB, n int) {
+	t.Helper()
+	if n <= 0 {
+		return
+	}
+	p := start(t, Binary(t), true, true, "crowd", strconv.Itoa(n))
+	if got := p.readLine(); got != fmt.Sprintf("ready %d", n) {
+		t.Fatalf("crowd of %d: helper said %q", n, got)
+	}
+	// Cleanups run last-added first: this one, before start's kill, lets
+	// the helper reap its children itself.
+	t.Cleanup(func() {
+		p.stdin.Close()
+		done := make(chan struct{})
+		go func() { _ = p.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(Deadline):
+			_ = p.cmd.Process.Kill()
+			<-done
+		}
+	})
+}
+
+// Forker starts a master that forks on command (Fork, ForkExec) and can
+// exec itself anew (Reexec); closing its stdin (Trigger) makes it exit 0,
+// leaving its children. Each child is killed at cleanup, by identity.
+func Forker(t testing.TB, exe string) *Proc {
+	t.Helper()
+	return start(t, exe, true, true, "forker")
+}
+
+// Fork makes a Forker fork a worker: a copy of itself that runs until
+// killed.
+func (p *Proc) Fork() proc.ID { return p.forkChild('w') }
+
+// ForkExec makes a Forker fork a child that runs /bin/sleep, a program
+// of another name.
+func (p *Proc) ForkExec() proc.ID { return p.forkChild('c') }
+
+func (p *Proc) forkChild(c byte) proc.ID {
+	p.t.Helper()
+	p.command(c)
+	line := p.readLine()
+	pid, err := strconv.Atoi(line)
+	if err != nil {
+		p.t.Fatalf("forker printed %q, want a pid", line)
+	}
+	id, err := readID(pid)
+	if err != nil {
+		p.t.Fatalf("forker's child %d: %v", pid, err)
+	}
+	p.t.Cleanup(func() { killID(id) })
+	return id
+}
+
+// Reexec makes a Forker exec its own program again: same pid, same start
+// time, a new image.
+func (p *Proc) Reexec() {
+	p.t.Helper()
+	p.command('x')
+	p.expectLine("execed")
+}
+
+// killID kills id unless its pid now holds another process: checked
+// through a pidfd, so the pid cannot be reused in between.
+func killID(id proc.ID) {
+	fd, err := unix.PidfdOpen(id.PID, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	if now, err := readID(id.PID); err != nil || now != id {
+		return
+	}
+	_ = unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+}
+
 func start(t testing.TB, exe string, trigger, output bool, args ...string) *Proc {
 	t.Helper()
 	cmd := exec.Command(exe, args...)
@@ -217,6 +299,9 @@ func start(t testing.TB, exe string, trigger, output bool, args ...string) *Proc
 func (p *Proc) cleanup() {
 	if p.stdin != nil {
 		p.stdin.Close()
+	}
+	if p.cmd.ProcessState != nil {
+		return // waited for already
 	}
 	// The helper is our unreaped child, so its pid cannot have been reused.
 	_ = p.cmd.Process.Kill()

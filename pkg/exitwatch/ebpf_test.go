@@ -6,13 +6,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/prometheus/procfs"
 
 	"github.com/pwatch/pwatch/internal/testpriv"
+	"github.com/pwatch/pwatch/internal/testproc"
 	"github.com/pwatch/pwatch/pkg/proc"
 )
 
@@ -23,13 +26,18 @@ const ebpfTestDeadline = 30 * time.Second
 // started, so the caller decides when events flow.
 func loadEBPFForTest(t *testing.T, ringBytes uint32) *ebpfWatcher {
 	t.Helper()
+	return loadEBPFWith(t, Options{}, ringBytes)
+}
+
+func loadEBPFWith(t *testing.T, opt Options, ringBytes uint32) *ebpfWatcher {
+	t.Helper()
 	testpriv.Root(t)
 	if err := probeEBPF(Options{}); errors.Is(err, ErrNotSupported) {
 		testpriv.Unavailable(t, "BPF: "+err.Error())
 	} else if err != nil {
 		t.Fatalf("probing BPF: %v", err)
 	}
-	w, err := loadEBPF(Options{}, ringBytes)
+	w, err := loadEBPF(opt, ringBytes)
 	if err != nil {
 		t.Fatalf("loading the ebpf backend: %v", err)
 	}
@@ -245,5 +253,56 @@ func TestEBPFRefusesABoottimeOffset(t *testing.T) {
 	write("monotonic        3600         0\nboottime         86400         0\n")
 	if err := sameBoottimeAsKernel(root); !errors.Is(err, ErrNotSupported) {
 		t.Fatalf("a boottime offset: %v, want ErrNotSupported", err)
+	}
+}
+
+// On a host with 5,000 unrelated processes, a ring buffer too small for the
+// deaths loses most of their events: the rescan still reports every death
+// once, the trees still hold every leftover worker (the kernel's map is not
+// the ring), and the users are told to resync.
+func TestEBPFLostEventsOnABusyHost(t *testing.T) {
+	testpriv.Root(t)
+	testproc.Crowd(t, 5000)
+	var resyncs atomic.Int32
+	opt := testOptions(t)
+	opt.resync = func() { resyncs.Add(1) }
+	w := loadEBPFWith(t, opt, uint32(os.Getpagesize()))
+	const n = 100
+	masters := make([]*testproc.Proc, n)
+	workers := map[proc.ID]proc.ID{}
+	for i := range masters {
+		masters[i] = testproc.Forker(t, testproc.Binary(t))
+		if err := w.Watch(masters[i].ID); err != nil {
+			t.Fatal(err)
+		}
+		workers[masters[i].ID] = masters[i].Fork()
+	}
+	for _, m := range masters {
+		m.Signal(syscall.SIGKILL)
+	}
+	for _, m := range masters {
+		m.WaitFor("killed", func(s procfs.ProcStat) bool { return s.State == "Z" })
+	}
+	lost := w.lost()
+	if lost == 0 {
+		t.Fatalf("no event lost with a %d-byte ring and %d exits; the test proves nothing", os.Getpagesize(), n)
+	}
+	w.start()
+	seen := map[proc.ID]bool{}
+	for len(seen) < n {
+		ev := nextEvent(t, w)
+		if _, ok := workers[ev.ID]; ev.Kind != Exit || !ok || seen[ev.ID] {
+			t.Fatalf("unexpected or repeated event %+v", ev)
+		}
+		seen[ev.ID] = true
+	}
+	if resyncs.Load() == 0 {
+		t.Error("events were lost and nobody was told to resync")
+	}
+	for master, worker := range workers {
+		tree, err := w.Tree(master)
+		if err != nil || len(tree) != 1 || tree[0].ID != worker {
+			t.Errorf("tree of the dead %v: %+v, %v; want its worker %v", master, tree, err, worker)
+		}
 	}
 }

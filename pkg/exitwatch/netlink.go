@@ -177,7 +177,11 @@ type netlinkWatcher struct {
 	watched map[int]map[uint64]struct{}
 	exes    exePaths
 	trees   treeTable
-	closed  bool
+	// losses counts overruns; a tree is trusted only when its root was
+	// tracked (by a scan) since the last one, as lost forks are not in it.
+	losses    int
+	trackedAt map[proc.ID]int
+	closed    bool
 }
 
 func openNetlink(opt Options) (Watcher, error) {
@@ -186,13 +190,14 @@ func openNetlink(opt Options) (Watcher, error) {
 		return nil, err
 	}
 	w := &netlinkWatcher{
-		opt:     opt,
-		queue:   newEventQueue(opt.deliver),
-		sock:    s,
-		done:    make(chan struct{}),
-		watched: map[int]map[uint64]struct{}{},
-		exes:    exePaths{},
-		trees:   treeTable{},
+		opt:       opt,
+		queue:     newEventQueue(opt.deliver),
+		sock:      s,
+		done:      make(chan struct{}),
+		watched:   map[int]map[uint64]struct{}{},
+		exes:      exePaths{},
+		trees:     treeTable{},
+		trackedAt: map[proc.ID]int{},
 	}
 	// The reader wakes at least once a second (EAGAIN), for the watchdog.
 	tv := unix.NsecToTimeval(readerWakeEvery.Nanoseconds())
@@ -242,13 +247,18 @@ func (w *netlinkWatcher) Track(root proc.ID, descendants []proc.Process) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.trees.track(root, descendants)
+	w.trackedAt[root] = w.losses
 	return nil
 }
 
-// Tree is root's tree as fork and exit events left it.
+// Tree is root's tree as fork and exit events left it; after lost events,
+// only once a scan tracked root again.
 func (w *netlinkWatcher) Tree(root proc.ID) ([]proc.Process, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if at, ok := w.trackedAt[root]; w.losses > 0 && (!ok || at < w.losses) {
+		return nil, fmt.Errorf("%w: fork events were lost since it was last scanned", ErrNoTree)
+	}
 	return treeOf(w.trees, root), nil
 }
 
@@ -266,6 +276,7 @@ func (w *netlinkWatcher) Unwatch(id proc.ID) error {
 	defer w.mu.Unlock()
 	w.forget(id)
 	w.trees.unwatch(id)
+	delete(w.trackedAt, id)
 	return nil
 }
 
@@ -340,8 +351,7 @@ func (w *netlinkWatcher) handle(ev procEvent) {
 	}
 }
 
-// forked tracks a new process (not a thread) forked by a tracked one. Its
-// start time is read from /proc: one read per fork inside a tree.
+// forked tracks a new process (not a thread) forked by a tracked one.
 func (w *netlinkWatcher) forked(ev procEvent) {
 	if ev.childPid != ev.childTgid {
 		return // a thread
@@ -351,9 +361,11 @@ func (w *netlinkWatcher) forked(ev procEvent) {
 	if _, ok := w.trees[ev.tgid]; !ok {
 		return
 	}
+	// Its parent may have died since (the child is reparented), so only
+	// its start time is read: one read per fork inside a tree.
 	st, err := proc.ReadStat(w.opt.ProcRoot, ev.childTgid)
-	if err != nil || st.PPID != ev.tgid {
-		return // exited already (its exit event follows, or came first)
+	if err != nil {
+		return // exited already
 	}
 	w.trees.forked(ev.tgid, proc.ID{PID: ev.childTgid, StartTime: st.StartTime})
 }
@@ -428,7 +440,9 @@ func (w *netlinkWatcher) overrun() {
 		}
 	}
 	// Lost forks and exits: drop the exited from the trees; a lost fork's
-	// child is missing from its tree until the next scan tracks it.
+	// child is missing from its tree, so trees are not trusted until a scan
+	// tracks their roots again (Resync asks for one).
+	w.losses++
 	for _, t := range w.trees {
 		if alive, _ := checkAlive(w.opt.ProcRoot, t.id); !alive {
 			w.trees.exited(t.id)

@@ -1,6 +1,8 @@
 package exitwatch
 
 import (
+	"errors"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -20,8 +22,9 @@ func TestNetlinkOverrunRescans(t *testing.T) {
 		opt:     Options{}.withDefaults(),
 		queue:   newEventQueue(nil),
 		watched: map[int]map[uint64]struct{}{},
-		exes:    exePaths{},
-		trees:   treeTable{},
+		exes:      exePaths{},
+		trees:     treeTable{},
+		trackedAt: map[proc.ID]int{},
 	}
 	t.Cleanup(w.queue.close)
 	dead, alive := testproc.Sleep(t), testproc.Sleep(t)
@@ -52,5 +55,43 @@ func TestNetlinkOverrunRescans(t *testing.T) {
 	}
 	if len(w.queue.items) != 0 {
 		t.Errorf("second rescan queued %+v", w.queue.items)
+	}
+}
+
+// After an overrun fork events may be lost, so a tree is not trusted until
+// a scan has tracked its root again; the users are told to resync.
+func TestNetlinkTreesUntrustedAfterOverrun(t *testing.T) {
+	testpriv.Root(t)
+	var resyncs atomic.Int32
+	opt := Options{}.withDefaults()
+	opt.resync = func() { resyncs.Add(1) }
+	w := &netlinkWatcher{
+		opt: opt, queue: newEventQueue(nil), watched: map[int]map[uint64]struct{}{},
+		exes: exePaths{}, trees: treeTable{}, trackedAt: map[proc.ID]int{},
+	}
+	t.Cleanup(w.queue.close)
+	master := testproc.Forker(t, testproc.Binary(t))
+	if err := w.Watch(master.ID); err != nil {
+		t.Fatal(err)
+	}
+	if tree, err := w.Tree(master.ID); err != nil || len(tree) != 0 {
+		t.Fatalf("tree before any loss: %+v, %v", tree, err)
+	}
+	// No socket: this fork is never seen, as in an overrun.
+	worker := master.Fork()
+	w.overrun()
+	if resyncs.Load() != 1 {
+		t.Errorf("%d resyncs after an overrun, want 1", resyncs.Load())
+	}
+	if _, err := w.Tree(master.ID); !errors.Is(err, ErrNoTree) {
+		t.Fatalf("tree after an overrun: %v, want ErrNoTree", err)
+	}
+	// The supervisor's scan finds the worker and tracks it.
+	if err := w.Track(master.ID, []proc.Process{{ID: worker, PPID: master.ID.PID}}); err != nil {
+		t.Fatal(err)
+	}
+	tree, err := w.Tree(master.ID)
+	if err != nil || len(tree) != 1 || tree[0].ID != worker {
+		t.Errorf("tree after the scan: %+v, %v; want the worker %v", tree, err, worker)
 	}
 }

@@ -259,7 +259,12 @@ func (s *Service) Run(ctx context.Context) {
 		case <-idle:
 			s.lookForUnstarted(false)
 		case <-s.resync:
+			// Lost events: a service that came back unseen is found, and
+			// the trees of a running one are scanned anew.
 			s.lookForUnstarted(true)
+			if s.State() == Up {
+				s.retrack()
+			}
 		}
 		for in, ok := s.next(); ok && ctx.Err() == nil; in, ok = s.next() {
 			s.setBusy(true)
@@ -393,8 +398,8 @@ func (s *Service) handle(ctx context.Context, in input) {
 
 // retrack closes the window between the scan that found the running
 // service and the moment the backend held its trees: what was forked in
-// between is found by a second scan (at start and reload only) and put in
-// its tree.
+// between is found by a second scan (at start, reload and after lost
+// events only) and put in its tree.
 func (s *Service) retrack() {
 	if !s.d.Watcher.KeepsTrees() {
 		return

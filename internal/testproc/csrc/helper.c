@@ -11,11 +11,21 @@
 //                         EOF: exit(CODE) from whichever thread reads
 //   helper zombie CODE    fork a child, print its pid, never reap it; the child
 //                         exits with CODE at EOF, the parent lives until killed
+//   helper forker         a master; stdin commands, each answered with a line:
+//                           'w' fork a worker (a copy that pauses), its pid
+//                           'c' fork a child that runs /bin/sleep (no copy), its pid
+//                           'x' exec this program anew (same pid), "execed"
+//                         EOF: exit(0); children are left running
+//   helper crowd N        fork N idle children (a busy host's unrelated
+//                         processes), print "ready N"; at EOF kill and reap
+//                         them all, then exit
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static void wait_eof(void) {
@@ -90,6 +100,65 @@ int main(int argc, char **argv) {
 		if (write(1, "ready\n", 6) != 6)
 			return 104;
 		command_loop(NULL);
+	}
+	if (strcmp(mode, "forker") == 0) {
+		if (argc == 3 && write(1, "execed\n", 7) != 7)
+			return 106;
+		char c;
+		while (read(0, &c, 1) > 0) {
+			pid_t child;
+			switch (c) {
+			case 'w':
+			case 'c':
+				child = fork();
+				if (child < 0)
+					return 107;
+				if (child == 0) {
+					close(0);
+					close(1);
+					if (c == 'c')
+						execl("/bin/sleep", "sleep", "1000", (char *)NULL);
+					for (;;)
+						pause();
+				}
+				printf("%d\n", child);
+				fflush(stdout);
+				break;
+			case 'x':
+				execl("/proc/self/exe", argv[0], "forker", "again", (char *)NULL);
+				return 108;
+			}
+		}
+		return 0;
+	}
+	if (strcmp(mode, "crowd") == 0 && argc == 3) {
+		int n = atoi(argv[2]);
+		pid_t self = getpid();
+		pid_t *kids = calloc(n > 0 ? n : 1, sizeof *kids);
+		for (int i = 0; i < n; i++) {
+			kids[i] = fork();
+			if (kids[i] < 0) {
+				n = i;
+				break;
+			}
+			if (kids[i] == 0) {
+				prctl(PR_SET_PDEATHSIG, SIGKILL);
+				if (getppid() != self)
+					_exit(0);
+				close(0);
+				close(1);
+				for (;;)
+					pause();
+			}
+		}
+		printf("ready %d\n", n);
+		fflush(stdout);
+		wait_eof();
+		for (int i = 0; i < n; i++)
+			kill(kids[i], SIGKILL);
+		for (int i = 0; i < n; i++)
+			waitpid(kids[i], NULL, 0);
+		return 0;
 	}
 	if (strcmp(mode, "zombie") == 0 && argc == 3) {
 		pid_t child = fork();
