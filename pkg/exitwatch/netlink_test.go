@@ -19,9 +19,9 @@ func TestNetlinkOverrunRescans(t *testing.T) {
 	testpriv.Root(t) // to read a zombie's exit code from /proc
 	// No socket: the exits below are never seen as events, as in an overrun.
 	w := &netlinkWatcher{
-		opt:     Options{}.withDefaults(),
-		queue:   newEventQueue(nil),
-		watched: map[int]map[uint64]struct{}{},
+		opt:       Options{}.withDefaults(),
+		queue:     newEventQueue(nil),
+		watched:   map[int]map[uint64]struct{}{},
 		exes:      exePaths{},
 		trees:     treeTable{},
 		trackedAt: map[proc.ID]int{},
