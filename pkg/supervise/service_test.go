@@ -27,9 +27,11 @@ import (
 // Each start gets a new identity.
 type fakeProcs struct {
 	marker string
+	perPID bool // Among answers (as for an executable's matcher)
 	mu     sync.Mutex
 	next   int
-	finds  int
+	finds  int // full scans
+	amongs int // looks among the events' processes
 	cur    *proc.Match
 	killed []proc.ID
 	// unkillable processes survive SIGKILL; onDeath hears of a kill.
@@ -41,15 +43,19 @@ func (f *fakeProcs) Find() ([]proc.Match, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.finds++
+	return f.currentLocked(), nil
+}
+
+func (f *fakeProcs) currentLocked() []proc.Match {
 	if _, err := os.Stat(f.marker); err != nil {
 		f.cur = nil
-		return nil, nil
+		return nil
 	}
 	if f.cur == nil {
 		f.next++
 		f.cur = &proc.Match{Process: proc.Process{ID: proc.ID{PID: 1000 + f.next, StartTime: uint64(f.next)}}}
 	}
-	return []proc.Match{*f.cur}, nil
+	return []proc.Match{*f.cur}
 }
 
 // die makes the running process vanish, as a kill would.
@@ -89,13 +95,24 @@ func (f *fakeProcs) Alive(id proc.ID) (bool, error) {
 	return f.cur != nil && f.cur.ID == id, nil
 }
 
-// Among: the fake table cannot decide pid by pid, so supervisors scan.
-func (f *fakeProcs) Among([]proc.Process) ([]proc.Match, bool, error) { return nil, false, nil }
+// Among answers only with perPID (else supervisors scan), from the same
+// state as Find.
+func (f *fakeProcs) Among([]proc.Process) ([]proc.Match, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.perPID {
+		return nil, false, nil
+	}
+	f.amongs++
+	return f.currentLocked(), true, nil
+}
 
-// fakeWatcher keeps no trees, like the pidfd and proc backends.
+// fakeWatcher keeps no trees, like the pidfd and proc backends, unless
+// trees is set (ebpf, netlink: every tree empty).
 type fakeWatcher struct {
 	mu      sync.Mutex
 	watched map[proc.ID]bool
+	trees   bool
 }
 
 func (w *fakeWatcher) Watch(m proc.Match) {
@@ -110,8 +127,8 @@ func (w *fakeWatcher) Unwatch(id proc.ID) {
 	delete(w.watched, id)
 }
 
-func (w *fakeWatcher) Tree(proc.ID) ([]proc.Process, bool) { return nil, false }
-func (w *fakeWatcher) KeepsTrees() bool                    { return false }
+func (w *fakeWatcher) Tree(proc.ID) ([]proc.Process, bool) { return nil, w.trees }
+func (w *fakeWatcher) KeepsTrees() bool                    { return w.trees }
 
 func (w *fakeWatcher) is(id proc.ID) bool {
 	w.mu.Lock()
@@ -315,6 +332,27 @@ func TestDeathIsRecovered(t *testing.T) {
 	}
 }
 
+// Where the backend keeps trees, nothing between a death and Up scans
+// /proc: the leftovers come from the tree, the restarted service from a
+// look among the processes events named.
+func TestRecoveryFromEventsScansNothing(t *testing.T) {
+	h := newHarness(t, "ok", nil)
+	h.watch.trees, h.procs.perPID = true, true
+	h.running(t)
+	h.run(t)
+	h.waitState(t, Up)
+	h.procs.mu.Lock()
+	scansAtUp := h.procs.finds
+	h.procs.mu.Unlock()
+	old := h.kill(9)
+	h.log.waitLines(t, 0, fmt.Sprintf("Process ['web',pid=%d] Down", old.PID), "Try to restart ('web')", "('web',pid=1002) Up")
+	h.procs.mu.Lock()
+	defer h.procs.mu.Unlock()
+	if h.procs.finds != scansAtUp || h.procs.amongs == 0 {
+		t.Errorf("recovery: %d full scans and %d looks among events, want 0 scans", h.procs.finds-scansAtUp, h.procs.amongs)
+	}
+}
+
 func TestStartOnLoadStartsAServiceThatIsDown(t *testing.T) {
 	h := newHarness(t, "ok", nil)
 	h.run(t)
@@ -495,5 +533,28 @@ func TestCommandsToAnEndedSupervisorAreRefused(t *testing.T) {
 		if err := cmd(context.Background()); !errors.Is(err, errNotRunning) {
 			t.Fatalf("command to an ended supervisor: %v, want errNotRunning", err)
 		}
+	}
+}
+
+// The watchdog's view: idle answers; busy answers while its step is within
+// the service's bounds, and not once a step outlasts them.
+func TestAnsweringWhileBusyWithinBounds(t *testing.T) {
+	h := newHarness(t, "ok", nil)
+	if !h.svc.Answering() {
+		t.Fatal("an idle supervisor does not answer")
+	}
+	h.svc.setBusy(true)
+	bound := h.svc.cfg.RestartTimeout + stepSlack
+	h.clock.advance(bound)
+	if !h.svc.Answering() {
+		t.Fatal("a supervisor busy within its bound does not answer")
+	}
+	h.clock.advance(time.Second)
+	if h.svc.Answering() {
+		t.Fatal("a supervisor stuck past its bound still answers")
+	}
+	h.svc.progress()
+	if !h.svc.Answering() {
+		t.Fatal("a supervisor that moved on does not answer")
 	}
 }
