@@ -117,6 +117,21 @@ func (c *Checker) Rules(path string) {
 	c.judge(real, path, fi, use, false)
 }
 
+// Dir checks a directory that holds something pcheck relies on (holds:
+// "pcheck's control socket"), as it checks a pfile's.
+func (c *Checker) Dir(path, holds string) {
+	real, fi := c.resolve(path, path, "which holds "+holds, 0)
+	if fi == nil {
+		return
+	}
+	use := "it holds " + holds + reachedAs(real, path)
+	if !fi.IsDir() {
+		c.fail(real, "not a directory; "+use)
+		return
+	}
+	c.judge(real, path, fi, use, true)
+}
+
 // Program checks a program pcheck runs as root (a restart script, the
 // reboot command), and the interpreter its #! line names. A name without a
 // slash is looked up in $PATH, as exec does.
