@@ -159,9 +159,12 @@ func TestTrustRuleRefusesUnsafeFiles(t *testing.T) {
 		})
 	}
 
+	// Safe, with the script in a sticky directory of root's (as /tmp):
+	// others can add files there, but not replace root's.
 	t.Run("safe", func(t *testing.T) {
 		t.Parallel()
 		r := newTrustRig(t)
+		chmod(t, r.scriptDir, 0o777|os.ModeSticky)
 		if code, out := r.check(t); code != 0 || out != "OK trusted\n" {
 			t.Errorf("padmin check of safe files: exit %d, printed:\n%s", code, out)
 		}

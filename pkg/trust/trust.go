@@ -202,7 +202,11 @@ func interpreter(path string) ([]string, error) {
 	if len(words) == 0 {
 		return nil, nil
 	}
-	out := []string{words[0]}
+	interp := words[0]
+	if !strings.Contains(interp, "/") {
+		interp = "./" + interp // the kernel does not search $PATH
+	}
+	out := []string{interp}
 	if filepath.Base(words[0]) == "env" {
 		for _, w := range words[1:] {
 			if !strings.HasPrefix(w, "-") && !strings.Contains(w, "=") {
