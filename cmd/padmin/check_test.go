@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -155,5 +156,34 @@ func TestExitStatus(t *testing.T) {
 	}
 	if s := exitStatus(os.ErrNotExist, &b); s != 1 || b.String() != "padmin: file does not exist\n" {
 		t.Errorf("plain error: %d %q", s, b.String())
+	}
+}
+
+// A pfile whose script others could write fails the check, naming the
+// script and why; the test-only flag turns that into a warning.
+func TestCheckTrustRule(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "x.restart")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(script, 0o775); err != nil {
+		t.Fatal(err)
+	}
+	pf := writeFile(t, dir, "x.pfile", "process /usr/bin/sleep\nrestart_script "+script+"\n")
+	ok := writeFile(t, dir, "ok.pfile", "process /usr/bin/sleep\nrestart_script /bin/true\n")
+	runsAs := "root"
+	if os.Geteuid() != 0 {
+		runsAs = "uid " + strconv.Itoa(os.Geteuid())
+	}
+	want := script + ": writable by group (mode 0775); pcheck runs it as " + runsAs + "\n"
+
+	out, errOut, status := padmin(t, "check", pf, ok)
+	if status != 1 || out != "OK ok\n" || errOut != want {
+		t.Errorf("check: status %d, stdout %q, stderr %q; want 1, %q, %q", status, out, errOut, "OK ok\n", want)
+	}
+	out, errOut, status = padmin(t, "check", "--unsafe-skip-trust-check", pf, ok)
+	if status != 0 || out != "OK x\nOK ok\n" || !strings.Contains(errOut, "trust rule is off") || !strings.Contains(errOut, "accepted anyway: "+want) {
+		t.Errorf("check --unsafe-skip-trust-check: status %d, stdout %q, stderr %q", status, out, errOut)
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pwatch/pwatch/pkg/trust"
 )
 
 // Handler carries out padmin's commands; pcheck's daemon implements it.
@@ -56,11 +58,13 @@ type Server struct {
 }
 
 // Listen opens the control socket at path and serves it until Close. It
-// creates the parent directory (0755), replaces a stale socket left by a
-// pcheck that died, but refuses to steal the socket of a pcheck that still
-// answers. The socket is mode 0600 from the moment it has its name; every
-// connection's peer must also be uid 0 (SO_PEERCRED), which is the check
-// that counts.
+// creates the parent directory (0755) and refuses one that others than
+// root could write (pkg/trust: a sticky directory of root's passes), since
+// whoever can write it could put their own socket or a symlink in place
+// of pcheck's. It replaces a stale socket left by a pcheck that died, but
+// refuses to steal the socket of a pcheck that still answers. The socket
+// is mode 0600 from the moment it has its name; every connection's peer
+// must also be uid 0 (SO_PEERCRED), which is the check that counts.
 func Listen(path string, h Handler, logger *slog.Logger) (*Server, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -68,6 +72,11 @@ func Listen(path string, h Handler, logger *slog.Logger) (*Server, error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	tc := trust.New()
+	tc.Dir(dir, "pcheck's control socket")
+	if err := tc.Take().Err(); err != nil {
+		return nil, fmt.Errorf("control socket %s: refused: %w", path, err)
 	}
 	if err := removeStale(path); err != nil {
 		return nil, err
@@ -114,27 +123,35 @@ func removeStale(path string) error {
 	return nil
 }
 
-// listenPrivate binds under a temporary name, makes it 0600 and only then
-// renames it to path, so that the socket is never reachable with the
-// umask's wider mode.
+// listenPrivate binds a socket made 0600 before it has a name (bind gives
+// the file the mode of the unbound socket's inode, less the umask), so
+// that the socket is never reachable with a wider mode and no chmod by
+// name, which a symlink could redirect, is needed. bind never follows a
+// symlink: a name taken in the meantime fails it.
 func listenPrivate(path string) (*net.UnixListener, error) {
-	tmp := filepath.Join(filepath.Dir(path), fmt.Sprintf(".pcheck.%d.sock", os.Getpid()))
-	os.Remove(tmp) // left by a crash of a pcheck with our pid
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
+		return nil, os.NewSyscallError("socket", err)
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close() // FileListener holds a copy
+	if err := unix.Fchmod(fd, 0o600); err != nil {
+		return nil, os.NewSyscallError("fchmod", err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		return nil, &os.PathError{Op: "bind", Path: path, Err: err}
+	}
+	if err := unix.Listen(fd, unix.SOMAXCONN); err != nil {
+		os.Remove(path)
+		return nil, os.NewSyscallError("listen", err)
+	}
+	l, err := net.FileListener(f)
+	if err != nil {
+		os.Remove(path)
 		return nil, err
 	}
+	ln := l.(*net.UnixListener)
 	ln.SetUnlinkOnClose(false) // Close removes path itself, if still ours
-	if err := os.Chmod(tmp, 0o600); err != nil {
-		ln.Close()
-		os.Remove(tmp)
-		return nil, err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		ln.Close()
-		os.Remove(tmp)
-		return nil, err
-	}
 	return ln, nil
 }
 

@@ -28,6 +28,9 @@ type Config struct {
 	// MetricsListen and HealthListen are the addresses of the Prometheus
 	// metrics (/metrics) and health (/healthz) endpoints; "" is off.
 	MetricsListen, HealthListen string
+	// SkipTrustCheck turns the trust rule's refusals into warnings
+	// (pkg/trust): for tests only.
+	SkipTrustCheck bool
 	// ProcRoot is the proc mount; "" is /proc.
 	ProcRoot string
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/pwatch/pwatch/pkg/reboot"
 	"github.com/pwatch/pwatch/pkg/sdnotify"
 	"github.com/pwatch/pwatch/pkg/supervise"
+	"github.com/pwatch/pwatch/pkg/trust"
 )
 
 // Run watches the services of cfg.Paths until ctx ends (nil: a clean stop,
@@ -47,17 +48,18 @@ func newDaemon(ctx context.Context, cfg Config, log *msg.Logger) (*daemon, []*pf
 	if cfg.ProcRoot == "" {
 		cfg.ProcRoot = "/proc"
 	}
-	svcs, matchers, err := loadRules(cfg.Paths, log)
+	rebootCmd, err := reboot.ParseCommand(cfg.RebootCommand)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("--reboot-command: %w", err)
+	}
+	rules := ruleSource{paths: cfg.Paths, rebootProgram: rebootCmd.Argv[0], skipTrust: cfg.SkipTrustCheck}
+	svcs, matchers, err := rules.load(log)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	guard, err := reboot.NewGuard(cfg.StateDir, cfg.RebootThreshold, cfg.RebootWindow, time.Now)
 	if err != nil {
 		return nil, nil, nil, err
-	}
-	rebootCmd, err := reboot.ParseCommand(cfg.RebootCommand)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("--reboot-command: %w", err)
 	}
 	table, err := proc.NewTable(cfg.ProcRoot, slog)
 	if err != nil {
@@ -69,7 +71,7 @@ func newDaemon(ctx context.Context, cfg Config, log *msg.Logger) (*daemon, []*pf
 	}
 	slog.Info("death-detection backend", "watcher", mux.Backend().Name(), "process_trees_from_events", mux.KeepsTrees())
 	d := &daemon{
-		paths: cfg.Paths, log: log, table: table, mux: mux, guard: guard,
+		rules: rules, log: log, table: table, mux: mux, guard: guard,
 		clock: supervise.NewMonotonicClock(), ctx: ctx,
 		ending:   make(chan struct{}, 1),
 		services: map[string]*running{},
@@ -212,15 +214,46 @@ func (d *daemon) serveHTTP(cfg Config) (func(), error) {
 	return stop, nil
 }
 
-// loadRules reads and checks every pfile of paths, and the users they name:
-// all or nothing.
-func loadRules(paths []string, log *msg.Logger) ([]*pfile.Service, []proc.Matcher, error) {
-	svcs, warns, err := pfile.Load(paths...)
+// ruleSource is where the rules come from, and what else pcheck will run
+// as root, for the trust rule.
+type ruleSource struct {
+	paths         []string
+	rebootProgram string
+	skipTrust     bool // --unsafe-skip-trust-check: problems only warn
+}
+
+// load reads and checks every pfile of paths, the users they name, and
+// that root alone controls the pfiles and what they run (pkg/trust): all
+// or nothing, every error returned.
+func (r ruleSource) load(log *msg.Logger) ([]*pfile.Service, []proc.Matcher, error) {
+	tc := trust.New()
+	for _, p := range r.paths {
+		tc.Rules(p)
+	}
+	files, _ := pfile.Files(r.paths...) // Load reports what cannot be listed
+	for _, f := range files {
+		tc.Rules(f)
+	}
+	svcs, warns, err := pfile.Load(r.paths...)
 	for _, w := range warns {
 		log.Slog().Warn(w.String())
 	}
-	if err != nil {
-		return nil, nil, err
+	for _, s := range svcs {
+		tc.Service(s)
+	}
+	tc.Program(r.rebootProgram)
+	errs := flatten(err)
+	problems := tc.Take()
+	if r.skipTrust {
+		log.Slog().Warn("the trust rule is off (--unsafe-skip-trust-check, meant for tests only): files others can write are read as rules and run as root", "would_refuse", len(problems))
+		for _, p := range problems {
+			log.Slog().Warn("trust rule off: accepted anyway", "problem", p.Error())
+		}
+	} else {
+		errs = append(errs, problems.Unwrap()...)
+	}
+	if len(errs) > 0 {
+		return nil, nil, errors.Join(errs...)
 	}
 	matchers, err := matchersFor(svcs)
 	if err != nil {

@@ -85,3 +85,21 @@ func TestEndWithKeepsTheHighestStatus(t *testing.T) {
 		t.Fatalf("end status %d, want 3", got)
 	}
 }
+
+// The reboot command is run as root too: one others could write refuses
+// the start, as an unsafe pfile or script does.
+func TestRunRefusesUntrustedRebootCommand(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "r.pfile")
+	os.WriteFile(p, []byte("process /usr/bin/sleep\nrestart_script /bin/true\n"), 0o644)
+	cmd := filepath.Join(dir, "reboot-node")
+	os.WriteFile(cmd, []byte("#!/bin/sh\n"), 0o700)
+	if err := os.Chmod(cmd, 0o757); err != nil {
+		t.Fatal(err)
+	}
+	log, _ := testLogger(t)
+	err := Run(context.Background(), Config{Paths: []string{p}, Watcher: "proc", ControlSocket: filepath.Join(dir, "sock"), StateDir: dir, RebootCommand: cmd + " --now", RebootThreshold: 3, RebootWindow: time.Hour}, log)
+	if want := cmd + ": writable by others (mode 0757); pcheck runs it as "; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err = %v, want %q", err, want)
+	}
+}

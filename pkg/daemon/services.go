@@ -22,7 +22,7 @@ import (
 // daemon holds the running supervisors: it starts, replaces and stops them
 // (reload), and answers padmin (control.Handler).
 type daemon struct {
-	paths      []string
+	rules      ruleSource
 	log        *msg.Logger
 	table      *proc.Table
 	mux        *exitwatch.Mux
@@ -126,7 +126,7 @@ func (d *daemon) Reload(_ context.Context, name string) []error {
 	defer d.mu.Unlock()
 	notify(d.log.Slog(), sdnotify.Reloading)
 	defer notify(d.log.Slog(), sdnotify.Ready)
-	svcs, matchers, err := loadRules(d.paths, d.log)
+	svcs, matchers, err := d.rules.load(d.log)
 	if err != nil {
 		errs := flatten(err)
 		d.log.Slog().Error("reload refused; the running rules stay", "errors", err)
@@ -165,8 +165,12 @@ func (d *daemon) Reload(_ context.Context, name string) []error {
 	return nil
 }
 
-// flatten splits a joined error (every pfile error) into its parts.
+// flatten splits a joined error (every pfile error) into its parts; nil
+// is none.
 func flatten(err error) []error {
+	if err == nil {
+		return nil
+	}
 	var es pfile.Errors
 	if errors.As(err, &es) {
 		out := make([]error, len(es))
