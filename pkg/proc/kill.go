@@ -27,6 +27,10 @@ type KillOptions struct {
 	KillWait time.Duration
 }
 
+// ErrInterrupted says a Kill's context ended before it knew whether its
+// processes died.
+var ErrInterrupted = errors.New("kill interrupted")
+
 // target is one process being killed.
 type target struct {
 	id    ID
@@ -46,7 +50,12 @@ const (
 // still alive after o.Timeout, and returns those still alive after
 // o.KillWait. A process already gone, a zombie, or a pid now held by
 // another process counts as killed; such a pid is never signalled. The
-// error explains the survivors (a signal refused) or is ctx's.
+// error explains the survivors (a signal refused).
+//
+// A kill whose ctx ends first proved nothing: it returns no survivors and
+// an error wrapping ErrInterrupted and ctx's error. A cancelled kill is not
+// a failed one; the caller must not act on it as if the processes had
+// outlived SIGKILL.
 //
 // Signals go through a pidfd where the kernel has them (Linux 5.3+): the
 // pidfd is opened first and the identity checked after, so every signal
@@ -54,7 +63,7 @@ const (
 // re-read right before each kill(2). t must be a Table over the live /proc.
 func (t *Table) Kill(ctx context.Context, ids []ID, o KillOptions) ([]ID, error) {
 	if err := ctx.Err(); err != nil {
-		return ids, err
+		return nil, fmt.Errorf("%w: %w", ErrInterrupted, err)
 	}
 	sig := o.Signal
 	if sig == 0 {
@@ -92,6 +101,9 @@ func (t *Table) Kill(ctx context.Context, ids []ID, o KillOptions) ([]ID, error)
 		ctxErr = t.wait(ctx, targets, killWait)
 	}
 
+	if ctxErr != nil && ctx.Err() != nil {
+		return nil, fmt.Errorf("%w with %d of %d processes not yet dead: %w", ErrInterrupted, pending(targets), len(targets), ctxErr)
+	}
 	var survivors []ID
 	errs := []error{ctxErr}
 	for _, tg := range targets {

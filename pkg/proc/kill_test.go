@@ -231,12 +231,32 @@ func TestKillCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	left, err := table.Kill(ctx, h.ids, KillOptions{})
-	if !errors.Is(err, context.Canceled) || !slices.Equal(left, h.ids) {
-		t.Errorf("Kill(cancelled) = %v, %v", left, err)
+	if !errors.Is(err, ErrInterrupted) || !errors.Is(err, context.Canceled) || len(left) != 0 {
+		t.Errorf("Kill(cancelled) = %v, %v; want no survivors and ErrInterrupted", left, err)
 	}
 	if alive, err := table.Alive(h.ids[0]); !alive || err != nil {
 		t.Errorf("cancelled Kill signalled %v (alive=%v, %v)", h.ids[0], alive, err)
 	}
+}
+
+// A kill cancelled while it waits (a reload, pcheck stopping) has proved
+// nothing: it names no survivor, so no caller takes it for a failed kill.
+// SIGTERM is ignored and gets an hour: the deadline ends the kill while it
+// waits.
+func TestKillCancelledMidwayNamesNoSurvivor(t *testing.T) {
+	killPaths(t, func(t *testing.T, table *Table) {
+		h := startHelper(t, "master", "ignore-term")
+		m := scanHelper(t, table, h)
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		left, err := table.Kill(ctx, m.IDs(), KillOptions{Timeout: time.Hour})
+		if len(left) != 0 || !errors.Is(err, ErrInterrupted) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Kill cancelled midway = %v, %v; want no survivors, ErrInterrupted", left, err)
+		}
+		if alive, err := table.Alive(m.ID); !alive || err != nil {
+			t.Fatalf("the master ignoring SIGTERM was SIGKILLed by a cancelled kill (alive=%v, %v)", alive, err)
+		}
+	})
 }
 
 // Another user's processes: matched by real uid, and killed (needs root to

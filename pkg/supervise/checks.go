@@ -157,8 +157,14 @@ func (s *Service) onStall(i int, gen uint64) func(probe.Stall) {
 
 // killForStall logs the stall, kills the service's trees with SIGKILL and
 // says how that went. The deaths come back as exit events and are recovered
-// with reason stall (http, https) or socket (tcp). A kill that failed runs
-// retry_over_action when the block's PS_ACTION error is 1.
+// with reason stall (http, https) or socket (tcp).
+//
+// A kill that failed stops the block's stall checks first (guide 3.2, until
+// padmin start), then runs retry_over_action when its PS_ACTION error is 1.
+// A kill in flight runs to its own bound (SIGKILL's wait) even when ctx
+// ends for a reload or pcheck's stop: a cancelled kill is not a failed one,
+// and only a kill that failed, with this supervisor still running, may fail
+// the node over.
 func (s *Service) killForStall(ctx context.Context, in input) {
 	c := s.cfg.Checks[in.check]
 	s.mu.Lock()
@@ -180,9 +186,10 @@ func (s *Service) killForStall(ctx context.Context, in input) {
 	} else {
 		s.log(msg.WebStall(s.cfg.Name, top[0].ID.PID, c.Port))
 	}
+	kctx := context.WithoutCancel(ctx)
 	failed := false
 	for _, m := range top {
-		left, err := s.d.Processes.Kill(ctx, m.IDs(), proc.KillOptions{Signal: syscall.SIGKILL})
+		left, err := s.d.Processes.Kill(kctx, m.IDs(), proc.KillOptions{Signal: syscall.SIGKILL})
 		if slices.Contains(left, m.ID) {
 			failed = true
 			s.log(msg.KillFailed(s.cfg.Name, m.ID.PID, err))
@@ -195,11 +202,12 @@ func (s *Service) killForStall(ctx context.Context, in input) {
 	}
 	s.mu.Lock()
 	s.stallReason = ""
+	s.checks[in.check].Stopped = true
 	if !c.ActionError {
-		s.moveLocked(Up) // still running, still watched: check on
+		s.moveLocked(Up) // still running, still watched for its death
 	}
 	s.mu.Unlock()
-	if c.ActionError {
+	if c.ActionError && ctx.Err() == nil {
 		s.retryOver(ctx)
 	}
 }

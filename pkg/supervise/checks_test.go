@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/pwatch/pwatch/pkg/pfile"
+	"github.com/pwatch/pwatch/pkg/proc"
 )
 
 // fakeProbes answers each block's probes: failing ports fail. It counts
@@ -175,20 +178,84 @@ func TestKillFailureRunsRetryOverAction(t *testing.T) {
 	h.waitState(t, RetryOver)
 }
 
-func TestKillFailureWithActionErrorZeroGoesOn(t *testing.T) {
-	h, probes := newStallHarness(t, fastCheck(pfile.KindHTTP, 8080, false, false))
+// Guide 3.2: a kill that failed stops the block's stall checks first; with
+// PS_ACTION error 0 nothing more is done, and the service stays Up, watched
+// for its death, with no second stall acted on.
+func TestKillFailureWithActionErrorZeroStopsChecking(t *testing.T) {
+	h, probes := newStallHarness(t, fastCheck(pfile.KindHTTP, 8080, false, false), fastCheck(pfile.KindTCP, 9090, false, false))
 	h.procs.unkillable = true
 	h.run(t)
 	h.waitState(t, Up)
 	probes.fail(8080, true)
-	// Two stalls in a row, each a failed kill and nothing more.
-	h.log.waitLines(t, 0, "Can not killed Process: pid= 1001", "Can not killed Process: pid= 1001")
+	h.log.waitLines(t, 0, "Can not killed Process: pid= 1001")
+	h.waitState(t, Up)
+	before := probes.probes(8080)
+	// The other block goes on probing for many stall durations; the
+	// stopped one would have found (and acted on) a second stall by then.
+	probes.waitProbes(t, 9090, probes.probes(9090)+30)
+	if after := probes.probes(8080); after != before {
+		t.Fatalf("the block whose kill failed probed %d more times", after-before)
+	}
+	n := 0
 	for _, l := range h.log.all() {
 		if l == "Retry over ('web') action=continue" {
 			t.Fatal("retry over with PS_ACTION error 0")
 		}
+		if l == "Can not killed Process: pid= 1001" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d failed kills logged, want 1", n)
+	}
+	if st := h.svc.Checks(); !st[0].Stopped || st[1].Stopped {
+		t.Fatalf("check status %+v: want the first stopped, the second running", st)
 	}
 	if h.svc.State() != Up {
 		t.Fatalf("state %v, want Up", h.svc.State())
+	}
+}
+
+// A reload (or pcheck's stop) while a stall kill waits does not turn it
+// into a failed kill: the kill finishes, nothing runs retry_over_action,
+// and pcheck is not asked to exit (no false failover).
+func TestCancelledStallKillIsNoFailedKill(t *testing.T) {
+	h, probes := newStallHarness(t, fastCheck(pfile.KindHTTP, 8080, false, true))
+	h.svc.cfg.RetryOverAction = pfile.ActionExit
+	h.procs.gate, h.procs.entered = make(chan struct{}), make(chan struct{}, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	ended := make(chan struct{})
+	go func() { h.svc.Run(ctx); close(ended) }()
+	t.Cleanup(func() { cancel(); <-ended })
+	h.waitState(t, Up)
+	probes.fail(8080, true)
+	select {
+	case <-h.procs.entered:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the stall kill never started")
+	}
+	cancel() // the reload replaces this supervisor mid-kill
+	close(h.procs.gate) // SIGKILL takes effect
+	select {
+	case <-ended:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the supervisor did not end after its kill")
+	}
+	lines := h.log.all()
+	if !slices.Contains(lines, "Killed Process: pid= 1001") {
+		t.Fatalf("no Killed line; log:\n%s", strings.Join(lines, "\n"))
+	}
+	for _, l := range lines {
+		if strings.HasPrefix(l, "Can not killed") || strings.HasPrefix(l, "Retry over") {
+			t.Fatalf("a cancelled kill was taken for a failed one: %q", l)
+		}
+	}
+	select {
+	case code := <-h.exits:
+		t.Fatalf("pcheck asked to exit %d", code)
+	default:
+	}
+	if alive, _ := h.procs.Alive(proc.ID{PID: 1001, StartTime: 1}); alive {
+		t.Fatal("the stalled process was never killed")
 	}
 }

@@ -37,6 +37,11 @@ type fakeProcs struct {
 	// unkillable processes survive SIGKILL; onDeath hears of a kill.
 	unkillable bool
 	onDeath    func(exitwatch.Event)
+	// gate, when set, holds a SIGKILL until it is closed; a kill whose ctx
+	// ends first reports every target as a survivor, as proc.Kill once
+	// did. entered hears that a kill waits at the gate.
+	gate    chan struct{}
+	entered chan struct{}
 }
 
 func (f *fakeProcs) Find() ([]proc.Match, error) {
@@ -70,14 +75,22 @@ func (f *fakeProcs) die() proc.ID {
 
 // Kill records the kill; a SIGKILL to the running process kills it (and
 // tells onDeath), unless it is unkillable.
-func (f *fakeProcs) Kill(_ context.Context, ids []proc.ID, o proc.KillOptions) ([]proc.ID, error) {
+func (f *fakeProcs) Kill(ctx context.Context, ids []proc.ID, o proc.KillOptions) ([]proc.ID, error) {
 	f.mu.Lock()
 	f.killed = append(f.killed, ids...)
-	unkillable, onDeath := f.unkillable, f.onDeath
+	unkillable, onDeath, gate := f.unkillable, f.onDeath, f.gate
 	hit := o.Signal == syscall.SIGKILL && f.cur != nil && slices.Contains(ids, f.cur.ID)
 	f.mu.Unlock()
 	if !hit {
 		return nil, nil
+	}
+	if gate != nil {
+		f.entered <- struct{}{}
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return ids, ctx.Err()
+		}
 	}
 	if unkillable {
 		return ids, errors.New("operation not permitted")
