@@ -81,15 +81,19 @@ func (c Command) Run(ctx context.Context) ([]byte, error) {
 	defer cancel()
 
 	out := &cappedBuffer{max: maxOutput}
-	cmd := exec.CommandContext(ctx, c.Argv[0], c.Argv[1:]...)
+	cmd := exec.Command(c.Argv[0], c.Argv[1:]...)
 	cmd.Stdout, cmd.Stderr = out, out
 	group := pgroup.New(cmd)
 	defer group.Close()
-	cmd.Cancel = group.Kill
 	// Something the command started may keep the output pipe open; do not
 	// wait for it past the command's own exit.
 	cmd.WaitDelay = time.Second
-	err := cmd.Run()
+	err := cmd.Start()
+	if err == nil {
+		// The group is killed, when the timeout comes first, before the
+		// command is reaped: never a group that reused its number.
+		err = group.Wait(ctx)
+	}
 	output := out.Bytes()
 	switch {
 	case ctx.Err() != nil && err != nil:

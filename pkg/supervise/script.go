@@ -45,19 +45,15 @@ func runScript(ctx context.Context, argv []string, env []string, logLine func(st
 		return fmt.Errorf("start %s: %w", argv[0], err)
 	}
 	go logLines(r, logLine)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			return fmt.Errorf("%s: %w", argv[0], err)
+	// Wait kills the group, if ctx ends first, before it reaps the script:
+	// its number can then name no other group.
+	if err := group.Wait(ctx); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s did not finish in time: %w", argv[0], err)
 		}
-		return nil
-	case <-ctx.Done():
-		_ = group.Kill()
-		<-done
-		return fmt.Errorf("%s did not finish in time: %w", argv[0], ctx.Err())
+		return fmt.Errorf("%s: %w", argv[0], err)
 	}
+	return nil
 }
 
 // systemdOnly are the variables systemd hands pcheck itself: a service a
