@@ -234,7 +234,7 @@ func TestCancelledStallKillIsNoFailedKill(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the stall kill never started")
 	}
-	cancel() // the reload replaces this supervisor mid-kill
+	cancel()            // the reload replaces this supervisor mid-kill
 	close(h.procs.gate) // SIGKILL takes effect
 	select {
 	case <-ended:
