@@ -32,6 +32,9 @@ type fixtureProc struct {
 
 // buildFixture writes testdata/table.json as a proc tree under a temporary
 // directory, replacing each $NAME in exe and argv by vars[NAME].
+// fixtureUptime is the fixture's /proc/uptime.
+const fixtureUptime = "600.00 1100.00\n"
+
 func buildFixture(t *testing.T, vars map[string]string) string {
 	t.Helper()
 	data, err := os.ReadFile("testdata/table.json")
@@ -50,6 +53,8 @@ func buildFixture(t *testing.T, vars map[string]string) string {
 		}
 	}
 	write("stat", fmt.Sprintf("cpu  1 2 3 4 5 6 7 8 9 10\nbtime %d\nprocesses 600\n", f.BootTime))
+	// Up 600 s: after apache 100 started (5 s), before apache 110 (1000 s).
+	write("uptime", fixtureUptime)
 	expand := func(s string) string { return os.Expand(s, func(k string) string { return vars[k] }) }
 	for _, p := range f.Procs {
 		dir := strconv.Itoa(p.PID)

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
-	"time"
+	"strings"
+	"syscall"
 
 	"github.com/prometheus/procfs"
 )
@@ -179,27 +182,33 @@ func (t *Table) matches(c *matcher, n *node) bool {
 	return err == nil && id == n.ID
 }
 
-// pidfileSlack covers the coarseness of the boot time (whole seconds) when
-// comparing a start time with a pidfile's modification time.
-const pidfileSlack = 2 * time.Second
-
 // pidfileCandidate returns the process named by c's pidfile when it matches
-// c and started before the file was written; nil when there is none. Only a
-// pidfile that cannot be read (other than missing) is an error.
+// c and had started by the time pcheck first saw the file as it is now; nil
+// when there is none. Only a pidfile that cannot be read (other than
+// missing) is an error.
+//
+// No wall clock is involved (a clock step must not make a running service
+// look down): a process's start is in clock ticks since boot, and so is the
+// moment pcheck first saw this version of the file (its inode, size,
+// modification stamp and content). A pid that a newer process took over
+// after the file was seen is stale. The first look at a file (pcheck's
+// start) can only check the content and the matcher.
 func (t *Table) pidfileCandidate(c *matcher, s snapshot) (*node, error) {
 	path := c.PIDFile
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read pidfile: %w", err)
 	}
-	info, err := os.Stat(path)
+	defer f.Close()
+	info, err := f.Stat()
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, nil
-		}
+		return nil, fmt.Errorf("read pidfile: %w", err)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, 4096))
+	if err != nil {
 		return nil, fmt.Errorf("read pidfile: %w", err)
 	}
 	line, _, _ := bytes.Cut(data, []byte("\n"))
@@ -208,33 +217,80 @@ func (t *Table) pidfileCandidate(c *matcher, s snapshot) (*node, error) {
 		t.log.Warn("pidfile holds no pid", "pidfile", path, "content", string(line))
 		return nil, nil
 	}
+	seen, err := t.pidfileSeen(path, info, pid)
+	if err != nil {
+		return nil, fmt.Errorf("read pidfile %s: %w", path, err)
+	}
 	n := s[pid]
 	if n == nil || !t.matches(c, n) {
 		t.log.Debug("pidfile names no matching process", "pidfile", path, "pid", pid)
 		return nil, nil
 	}
-	started, err := t.startedAt(n.ID)
-	if err != nil {
-		t.log.Debug("cannot date process of pidfile", "pidfile", path, "pid", pid, "err", err)
-		return nil, nil
-	}
-	if started.After(info.ModTime().Add(pidfileSlack)) {
-		t.log.Debug("stale pidfile: its pid belongs to a newer process",
-			"pidfile", path, "pid", pid, "started", started, "written", info.ModTime())
+	if n.ID.StartTime > seen {
+		t.log.Debug("stale pidfile: its pid belongs to a process started after the file was seen",
+			"pidfile", path, "pid", pid, "start_ticks", n.ID.StartTime, "seen_ticks", seen)
 		return nil, nil
 	}
 	return n, nil
 }
 
-// startedAt converts a start time in clock ticks after boot to wall time.
-func (t *Table) startedAt(id ID) (time.Time, error) {
-	st, err := t.fs.Stat()
+// pidfileVersion tells one writing of a pidfile from another.
+type pidfileVersion struct {
+	dev, ino uint64
+	size     int64
+	mtime    int64 // as a stamp only: never compared with a clock
+	pid      int
+}
+
+// pidfileSeen is the moment, in clock ticks since boot, pcheck first saw
+// this version of the pidfile at path.
+func (t *Table) pidfileSeen(path string, info os.FileInfo, pid int) (uint64, error) {
+	v := pidfileVersion{size: info.Size(), mtime: info.ModTime().UnixNano(), pid: pid}
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		v.dev, v.ino = st.Dev, st.Ino
+	}
+	t.pidfileMu.Lock()
+	defer t.pidfileMu.Unlock()
+	if got, ok := t.pidfiles[path]; ok && got.version == v {
+		return got.ticks, nil
+	}
+	now, err := t.uptimeTicks()
 	if err != nil {
-		return time.Time{}, err
+		return 0, err
+	}
+	if t.pidfiles == nil {
+		t.pidfiles = map[string]pidfileSighting{}
+	}
+	t.pidfiles[path] = pidfileSighting{version: v, ticks: now}
+	return now, nil
+}
+
+type pidfileSighting struct {
+	version pidfileVersion
+	ticks   uint64
+}
+
+// uptimeTicks is the time since boot in the unit of /proc start times,
+// from the same clock (CLOCK_BOOTTIME, through the table's uptime file).
+func (t *Table) uptimeTicks() (uint64, error) {
+	data, err := os.ReadFile(filepath.Join(t.root, "uptime"))
+	if err != nil {
+		return 0, err
+	}
+	field, _, _ := strings.Cut(strings.TrimSpace(string(data)), " ")
+	secs, frac, _ := strings.Cut(field, ".")
+	whole, err := strconv.ParseUint(secs, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s/uptime: %q is not seconds", t.root, field)
 	}
 	const userHZ = 100 // the unit of /proc start times on every Linux ABI
-	boot := time.Unix(int64(st.BootTime), 0)
-	return boot.Add(time.Duration(id.StartTime) * (time.Second / userHZ)), nil
+	hundredths := uint64(0)
+	if len(frac) >= 2 {
+		if h, err := strconv.ParseUint(frac[:2], 10, 64); err == nil {
+			hundredths = h
+		}
+	}
+	return whole*userHZ + hundredths, nil
 }
 
 // Descendants lists every process below id now, parents before children.

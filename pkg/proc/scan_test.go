@@ -91,7 +91,11 @@ func TestScanFixture(t *testing.T) {
 			Matcher{Exe: apache, PIDFile: writePIDFile(t, "100\n", 10*time.Second)}, "100[101 102 103]"},
 		{"pidfile naming an unrelated process",
 			Matcher{Exe: apache, PIDFile: writePIDFile(t, "500\n", time.Hour)}, ""},
-		{"stale pidfile whose pid belongs to a newer process of the same exe",
+		{"pidfile dated before its process started, as after a forward clock step",
+			Matcher{Exe: apache, PIDFile: writePIDFile(t, "100\n", time.Second)}, "100[101 102 103]"},
+		{"pidfile dated in the future (the clock stepped back since)",
+			Matcher{Exe: apache, PIDFile: writePIDFile(t, "100\n", 1000*time.Hour)}, "100[101 102 103]"},
+		{"stale pidfile whose pid a newer process of the same exe took after the file was seen",
 			Matcher{Exe: apache, PIDFile: writePIDFile(t, "110\n", 10*time.Second)}, ""},
 		{"pidfile naming a zombie",
 			Matcher{Exe: apache, PIDFile: writePIDFile(t, "120\n", time.Hour*1000)}, ""},
@@ -110,6 +114,46 @@ func TestScanFixture(t *testing.T) {
 				t.Errorf("Scan = %q, want %q", r, tc.want)
 			}
 		})
+	}
+}
+
+// A pidfile keeps the moment it was first seen until it is written again:
+// its pid taken over later by a newer process is stale however the clock
+// moves; a new writing of the file is a new sighting.
+func TestPIDFileSightingLastsUntilTheFileChanges(t *testing.T) {
+	root := buildFixture(t, nil)
+	table, err := NewTable(root, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := Matcher{Exe: "/usr/sbin/apache2", PIDFile: writePIDFile(t, "110\n", time.Hour)}
+	scan := func() string {
+		t.Helper()
+		got, err := table.Scan(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return render(got)
+	}
+	if got := scan(); got != "" {
+		t.Fatalf("a pidfile seen before its pid's process started matched %q", got)
+	}
+	// Later: 110 has started since (uptime 2000 s), the file is the same.
+	if err := os.WriteFile(filepath.Join(root, "uptime"), []byte("2000.00 4000.00\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := scan(); got != "" {
+		t.Fatalf("the unchanged stale pidfile matched %q", got)
+	}
+	// Written again (110 wrote it): seen now, after 110 started.
+	if err := os.Remove(m.PIDFile); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(m.PIDFile, []byte("110\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := scan(); got != "110[]" {
+		t.Fatalf("the rewritten pidfile matched %q, want 110[]", got)
 	}
 }
 

@@ -48,6 +48,9 @@ type Table struct {
 	pidfdOnce sync.Once
 	pidfdOK   bool
 	noPidfd   bool // tests force the kill(2) path
+
+	pidfileMu sync.Mutex
+	pidfiles  map[string]pidfileSighting // by path: when each was first seen
 }
 
 // NewTable opens the proc file system mounted at root (/proc, or a
