@@ -44,3 +44,6 @@ func (m metricsSource) RebootCount() (int, bool) {
 	n, err := m.d.guard.Count()
 	return n, err == nil
 }
+
+// SyslogDropped counts the catalogue lines syslog never got.
+func (m metricsSource) SyslogDropped() uint64 { return m.d.log.SyslogDropped() }

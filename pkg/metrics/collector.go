@@ -18,6 +18,7 @@ type scrapeCollector struct {
 	watcher                        *prometheus.Desc
 	bpfEvents, bpfLost, bpfRescans *prometheus.Desc
 	reboots                        *prometheus.Desc
+	syslogDropped                  *prometheus.Desc
 }
 
 func newScrapeCollector(src Source, c *counts) *scrapeCollector {
@@ -38,13 +39,15 @@ func newScrapeCollector(src Source, c *counts) *scrapeCollector {
 		bpfLost:    prometheus.NewDesc("pwatch_bpf_ringbuf_lost_total", "Events the kernel dropped because the BPF ring buffer was full.", nil, nil),
 		bpfRescans: prometheus.NewDesc("pwatch_bpf_rescans_total", "Re-checks of the watched processes after ring-buffer losses.", nil, nil),
 		reboots:    prometheus.NewDesc("pwatch_reboots_in_window", "Automatic reboots the reboot guard counts within its window.", nil, nil),
+		syslogDropped: prometheus.NewDesc("pwatch_syslog_dropped_total",
+			"Catalogue lines syslog never got (socket missing or full, or the logging queue full); stderr has them.", nil, nil),
 	}
 }
 
 func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.up, c.state, c.processes, c.inGrace, c.restarts, c.stalls,
-		c.queue, c.backlog, c.watcher, c.bpfEvents, c.bpfLost, c.bpfRescans, c.reboots,
+		c.queue, c.backlog, c.watcher, c.bpfEvents, c.bpfLost, c.bpfRescans, c.reboots, c.syslogDropped,
 	} {
 		ch <- d
 	}
@@ -103,6 +106,9 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if n, ok := c.src.RebootCount(); ok {
 		emit(c.reboots, prometheus.GaugeValue, float64(n))
+	}
+	if ls, ok := c.src.(LogSource); ok {
+		emit(c.syslogDropped, prometheus.CounterValue, float64(ls.SyslogDropped()))
 	}
 }
 

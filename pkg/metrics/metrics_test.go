@@ -163,6 +163,23 @@ func TestScrapeOverLoopback(t *testing.T) {
 	}
 }
 
+// A Source that knows its logger reports the syslog lines it dropped;
+// one that does not leaves the series out.
+func TestSyslogDroppedIsScraped(t *testing.T) {
+	src := &loggingSource{dropped: 7}
+	fams := scrape(t, serve(t, New(src, Options{}).Handler(), nil))
+	mustValue(t, fams, 7, "pwatch_syslog_dropped_total")
+	fams = scrape(t, serve(t, New(&fakeSource{}, Options{}).Handler(), nil))
+	mustAbsent(t, fams, "pwatch_syslog_dropped_total")
+}
+
+type loggingSource struct {
+	fakeSource
+	dropped uint64
+}
+
+func (l *loggingSource) SyslogDropped() uint64 { return l.dropped }
+
 func TestScrapeFollowsStateChanges(t *testing.T) {
 	src := &fakeSource{}
 	src.set(state("web", "Up"))

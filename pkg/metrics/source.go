@@ -17,6 +17,15 @@ type Source interface {
 	RebootCount() (count int, ok bool)
 }
 
+// LogSource is what a Source also offers when it knows how its logging
+// fares; pwatch_syslog_dropped_total is left out for a Source that is not
+// one.
+type LogSource interface {
+	// SyslogDropped counts the catalogue lines syslog never got (its
+	// socket missing or full, or the logger's queue full).
+	SyslogDropped() uint64
+}
+
 // ServiceLister is the part of Source the health endpoint needs.
 type ServiceLister interface {
 	// Services is a snapshot of every service, in a stable order.

@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -29,17 +31,45 @@ type Config struct {
 	// SyslogTimeout bounds how long one syslog line may wait for a full
 	// socket buffer before it is dropped; 0 is 200ms.
 	SyslogTimeout time.Duration
+	// SyslogQueue is how many lines may wait for syslog; a line that finds
+	// the queue full is dropped and counted. 0 is DefaultSyslogQueue.
+	SyslogQueue int
 	// PID in the syslog lines; 0 is this process's.
 	PID int
 	// Now stamps the syslog lines; nil is time.Now.
 	Now func() time.Time
 }
 
+// DefaultSyslogQueue bounds the lines waiting for syslog.
+const DefaultSyslogQueue = 1024
+
+// closeDrain bounds how long Close waits for queued lines to reach syslog.
+const closeDrain = 2 * time.Second
+
 // Logger writes catalogue messages to syslog and to stderr. It is safe for
 // concurrent use.
+//
+// Syslog lines go through a bounded queue that one goroutine empties, so
+// that no caller (a recovery, a stall kill) ever waits for syslog: a stuck
+// syslog costs dropped lines, counted, never time.
 type Logger struct {
 	slog   *slog.Logger
 	syslog *syslogWriter // nil when no syslog socket was given
+
+	queue     chan queued
+	flushes   chan chan struct{}
+	closed    chan struct{}
+	drained   chan struct{}
+	closeOnce sync.Once
+	// queueDropped counts lines dropped because the queue was full.
+	queueDropped atomic.Uint64
+}
+
+// queued is one line waiting for syslog, stamped when it was logged.
+type queued struct {
+	sev  Severity
+	text string
+	at   time.Time
 }
 
 // NewLogger checks cfg and returns its Logger. Nothing is connected yet: a
@@ -87,15 +117,89 @@ func NewLogger(cfg Config) (*Logger, error) {
 			now:      cfg.Now,
 			diag:     l.slog,
 		}
+		if cfg.SyslogQueue <= 0 {
+			cfg.SyslogQueue = DefaultSyslogQueue
+		}
+		l.queue = make(chan queued, cfg.SyslogQueue)
+		l.flushes = make(chan chan struct{})
+		l.closed = make(chan struct{})
+		l.drained = make(chan struct{})
+		go l.deliver()
 	}
 	return l, nil
+}
+
+// deliver sends the queued lines to syslog until Close.
+func (l *Logger) deliver() {
+	defer close(l.drained)
+	for {
+		select {
+		case q := <-l.queue:
+			l.syslog.write(q.sev, q.text, q.at)
+		case done := <-l.flushes:
+			l.drain(time.Time{})
+			close(done)
+		case <-l.closed:
+			l.drain(time.Now().Add(closeDrain))
+			return
+		}
+	}
+}
+
+// drain sends what is queued now; past deadline (if set) the rest is
+// dropped and counted.
+func (l *Logger) drain(deadline time.Time) {
+	for {
+		select {
+		case q := <-l.queue:
+			if !deadline.IsZero() && time.Now().After(deadline) {
+				l.syslog.dropUndelivered()
+				continue
+			}
+			l.syslog.write(q.sev, q.text, q.at)
+		default:
+			return
+		}
+	}
 }
 
 // Log writes m to stderr as a slog line, then its exact text to syslog.
 func (l *Logger) Log(m Message) {
 	l.slog.LogAttrs(context.Background(), m.Level, m.Text, m.Attrs...)
-	if l.syslog != nil {
-		l.syslog.write(SeverityOf(m.Level), m.Text)
+	l.Syslog(SeverityOf(m.Level), m.Text)
+}
+
+// Syslog queues one line for syslog alone (a diagnostic that stderr already
+// has in its own words). It never blocks: a full queue drops the line.
+func (l *Logger) Syslog(sev Severity, text string) {
+	if l.syslog == nil {
+		return
+	}
+	select {
+	case <-l.closed:
+		return
+	default:
+	}
+	select {
+	case l.queue <- queued{sev: sev, text: text, at: l.syslog.now()}:
+	default:
+		if l.queueDropped.Add(1) == 1 {
+			l.slog.Warn("syslog queue full; dropping lines (they still go to stderr)", "socket", l.syslog.path, "queue", cap(l.queue))
+		}
+	}
+}
+
+// Flush waits until the lines queued so far were sent to syslog (or
+// dropped). For tests and for a padmin about to exit.
+func (l *Logger) Flush() {
+	if l.syslog == nil {
+		return
+	}
+	done := make(chan struct{})
+	select {
+	case l.flushes <- done:
+		<-done
+	case <-l.drained:
 	}
 }
 
@@ -105,18 +209,23 @@ func (l *Logger) Log(m Message) {
 // journal anyway.
 func (l *Logger) Slog() *slog.Logger { return l.slog }
 
-// SyslogDropped counts the lines syslog never got (socket missing or full).
+// SyslogDropped counts the lines syslog never got: socket missing or full,
+// or the queue full.
 func (l *Logger) SyslogDropped() uint64 {
 	if l.syslog == nil {
 		return 0
 	}
-	return l.syslog.droppedTotal()
+	return l.syslog.droppedTotal() + l.queueDropped.Load()
 }
 
-// Close releases the syslog connection; a later Log connects again.
+// Close sends what is queued (for at most a couple of seconds) and
+// releases the syslog connection. Lines logged after Close reach stderr
+// only.
 func (l *Logger) Close() error {
 	if l.syslog == nil {
 		return nil
 	}
+	l.closeOnce.Do(func() { close(l.closed) })
+	<-l.drained
 	return l.syslog.close()
 }

@@ -45,9 +45,9 @@ type syslogWriter struct {
 
 // frame builds one line; stream sockets need a terminator to split lines,
 // datagrams do not (glibc sends none).
-func (w *syslogWriter) frame(sev Severity, text string, stream bool) []byte {
+func (w *syslogWriter) frame(sev Severity, text string, at time.Time, stream bool) []byte {
 	line := fmt.Sprintf("<%d>%s %s[%d]: %s", Priority(w.facility, sev),
-		w.now().Format(time.Stamp), w.ident, w.pid, text)
+		at.Format(time.Stamp), w.ident, w.pid, text)
 	if stream {
 		line += "\n"
 	}
@@ -58,7 +58,7 @@ func (w *syslogWriter) frame(sev Severity, text string, stream bool) []byte {
 // another reason than a full buffer means the daemon went away (it was
 // restarted and its socket recreated): reconnect once and resend, as glibc
 // does.
-func (w *syslogWriter) write(sev Severity, text string) {
+func (w *syslogWriter) write(sev Severity, text string, at time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var err error
@@ -68,7 +68,7 @@ func (w *syslogWriter) write(sev Severity, text string) {
 				break
 			}
 		}
-		err = w.send(w.frame(sev, text, w.stream))
+		err = w.send(w.frame(sev, text, at, w.stream))
 		if err == nil {
 			w.delivered()
 			return
@@ -130,6 +130,13 @@ func (w *syslogWriter) drop(err error, warning string) {
 	if w.runDropped == 1 { // once per run of undelivered lines
 		w.diag.Warn(warning, "socket", w.path, "error", err.Error(), "dropped_total", w.dropped)
 	}
+}
+
+// dropUndelivered counts a line Close had no time left to send.
+func (w *syslogWriter) dropUndelivered() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.dropped++
 }
 
 // droppedTotal counts the lines syslog never got since the start.
