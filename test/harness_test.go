@@ -152,12 +152,22 @@ func (p *pcheckRun) waitExit(ctx context.Context) (int, error) {
 	}
 }
 
-// lines waits until this pcheck has logged n syslog lines and returns the
-// first n texts.
+// diagnostics are the prefixes of pwatch's own syslog lines beside the
+// catalogue (pkg/msg/diagnostics.go). lines and allLines leave them out:
+// the tests of the catalogue's sequences read the catalogue alone, and
+// those of the diagnostics wait for them by name.
+var diagnostics = []string{"Running service adopted (", "Recovery timeout (", "Death watch stopped (", "Orphaned processes of a dead master killed ("}
+
+func isDiagnostic(text string) bool {
+	return slices.ContainsFunc(diagnostics, func(p string) bool { return strings.HasPrefix(text, p) })
+}
+
+// lines waits until this pcheck has logged n syslog lines of the catalogue
+// and returns the first n texts.
 func (p *pcheckRun) lines(ctx context.Context, n int) ([]string, error) {
 	var got []string
 	_, err := p.syslog.WaitMatch(ctx, fmt.Sprintf("%d lines from pcheck[%d]", n, p.pid()), func(m syslogtest.Message) bool {
-		if m.Ident == "pcheck" && m.PID == p.pid() {
+		if m.Ident == "pcheck" && m.PID == p.pid() && !isDiagnostic(m.Text) {
 			got = append(got, m.Text)
 		}
 		return len(got) == n
@@ -178,11 +188,11 @@ func (p *pcheckRun) expectLines(t testing.TB, want ...string) {
 	}
 }
 
-// allLines is every line this pcheck has logged so far.
+// allLines is every catalogue line this pcheck has logged so far.
 func (p *pcheckRun) allLines() []string {
 	var out []string
 	for _, m := range p.syslog.Messages() {
-		if m.Ident == "pcheck" && m.PID == p.pid() {
+		if m.Ident == "pcheck" && m.PID == p.pid() && !isDiagnostic(m.Text) {
 			out = append(out, m.Text)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -44,6 +45,8 @@ type fakeHandler struct {
 	mu    sync.Mutex
 	calls []string
 	block chan struct{} // when set, Stop waits for it or for ctx
+	// stopEnded: a Stop has returned.
+	stopEnded atomic.Bool
 }
 
 func (f *fakeHandler) record(call string) {
@@ -85,6 +88,7 @@ func (f *fakeHandler) Rules(_ context.Context, name string) (json.RawMessage, er
 
 func (f *fakeHandler) Stop(ctx context.Context, name string) error {
 	f.record("stop " + name)
+	defer f.stopEnded.Store(true)
 	if f.block != nil {
 		select {
 		case <-f.block:
@@ -304,6 +308,31 @@ func TestCloseCancelsCommands(t *testing.T) {
 	if err := <-result; err == nil || !strings.Contains(err.Error(), "context canceled") {
 		t.Errorf("client got %v, want the cancellation", err)
 	}
+}
+
+// A client that hangs up (padmin timed out, or killed) ends its command's
+// context: what the daemon has not yet accepted for it is not done. The
+// server's long-lived context would run it on regardless.
+func TestClientGoneCancelsItsCommand(t *testing.T) {
+	testpriv.Root(t)
+	path := filepath.Join(t.TempDir(), "pcheck.sock")
+	h := &fakeHandler{block: make(chan struct{})}
+	srv, err := control.Listen(path, h, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	result := make(chan error, 1)
+	go func() { result <- control.Client{Path: path}.Stop(ctx, "web") }()
+	waitFor(t, func() bool { return len(h.Calls()) == 1 })
+	cancel() // padmin gives up and closes the connection
+	if err := <-result; err == nil {
+		t.Fatal("the abandoned call succeeded")
+	}
+	// The handler's ctx ended (it returned); it was not left to block
+	// until the server closes.
+	waitFor(t, func() bool { return h.stopEnded.Load() })
 }
 
 func waitFor(t *testing.T, cond func() bool) {

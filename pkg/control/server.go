@@ -20,7 +20,9 @@ import (
 )
 
 // Handler carries out padmin's commands; pcheck's daemon implements it.
-// Calls may come concurrently. ctx ends when the server closes.
+// Calls may come concurrently. ctx ends when the server closes or when the
+// client hangs up: a command whose ctx has ended before it was accepted
+// must not run.
 type Handler interface {
 	// Status of one service, or of all when name is "".
 	Status(ctx context.Context, name string) ([]ServiceStatus, error)
@@ -212,7 +214,23 @@ func (s *Server) serve(conn *net.UnixConn) {
 		s.reply(conn, Response{Error: "bad request: " + err.Error()})
 		return
 	}
-	s.reply(conn, s.dispatch(req))
+	ctx, cancel := s.whileConnected(conn)
+	defer cancel()
+	s.reply(conn, s.dispatch(ctx, req))
+}
+
+// whileConnected is a context that ends when the client hangs up (or the
+// server closes): padmin sends one request and then only waits, so any
+// read ending means it has gone, and nothing is to be done on its behalf.
+func (s *Server) whileConnected(conn *net.UnixConn) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(s.ctx)
+	conn.SetReadDeadline(time.Time{})
+	go func() {
+		var b [1]byte
+		conn.Read(b[:]) // EOF, an error, or bytes no client should send
+		cancel()
+	}()
+	return ctx, cancel
 }
 
 func peer(conn *net.UnixConn) (uid uint32, pid int32, err error) {
@@ -233,36 +251,39 @@ func peer(conn *net.UnixConn) (uid uint32, pid int32, err error) {
 	return cred.Uid, cred.Pid, nil
 }
 
-func (s *Server) dispatch(req Request) Response {
+func (s *Server) dispatch(ctx context.Context, req Request) Response {
+	if err := ctx.Err(); err != nil {
+		return Response{Error: "not done: " + err.Error()}
+	}
 	var resp Response
 	var err error
 	switch req.Command {
 	case CommandStatus:
-		resp.Services, err = s.handler.Status(s.ctx, req.Name)
+		resp.Services, err = s.handler.Status(ctx, req.Name)
 		for i := range resp.Services {
 			if resp.Services[i].PIDs == nil {
 				resp.Services[i].PIDs = []int{} // [] in JSON, not null
 			}
 		}
 	case CommandRules:
-		resp.Rules, err = s.handler.Rules(s.ctx, req.Name)
+		resp.Rules, err = s.handler.Rules(ctx, req.Name)
 	case CommandStop, CommandStart:
 		if req.Name == "" {
 			err = fmt.Errorf("%s needs a service name", req.Command)
 		} else if req.Command == CommandStop {
-			err = s.handler.Stop(s.ctx, req.Name)
+			err = s.handler.Stop(ctx, req.Name)
 		} else {
-			err = s.handler.Start(s.ctx, req.Name)
+			err = s.handler.Start(ctx, req.Name)
 		}
 	case CommandReload:
-		for _, e := range s.handler.Reload(s.ctx, req.Name) {
+		for _, e := range s.handler.Reload(ctx, req.Name) {
 			if e != nil {
 				resp.ReloadErrors = append(resp.ReloadErrors, e.Error())
 			}
 		}
 	case CommandRebootCount:
 		var rc RebootCount
-		if rc, err = s.handler.RebootCount(s.ctx, req.Reset); err == nil {
+		if rc, err = s.handler.RebootCount(ctx, req.Reset); err == nil {
 			resp.Reboots = &rc
 		}
 	default:

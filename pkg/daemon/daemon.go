@@ -122,7 +122,7 @@ loop:
 			// The watcher ended on its own: pcheck is blind. End with an
 			// error, so that systemd restarts it and it adopts anew.
 			result = fmt.Errorf("the %s death watch stopped; no exit can be seen any more", d.mux.Backend().Name())
-			slog.Error(result.Error())
+			d.log.Log(msg.DeathWatchStopped(d.mux.Backend().Name()))
 			break loop
 		case <-hup:
 			if errs := d.Reload(ctx, ""); len(errs) > 0 {

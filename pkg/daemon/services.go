@@ -121,9 +121,14 @@ func (d *daemon) endWith(code int) {
 // longer (their processes left alone), and changed ones get a new
 // supervisor that adopts the running service without restarting it; with a
 // name, only that service is touched.
-func (d *daemon) Reload(_ context.Context, name string) []error {
+func (d *daemon) Reload(ctx context.Context, name string) []error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	// Another reload may have held d.mu for long: a padmin gone meanwhile
+	// gets nothing done on its behalf.
+	if err := ctx.Err(); err != nil {
+		return []error{fmt.Errorf("reload not done: %w", err)}
+	}
 	notify(d.log.Slog(), sdnotify.Reloading)
 	defer notify(d.log.Slog(), sdnotify.Ready)
 	svcs, matchers, err := d.rules.load(d.log)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"testing"
+	"time"
 )
 
 func TestCatalogueTexts(t *testing.T) {
@@ -28,6 +29,11 @@ func TestCatalogueTexts(t *testing.T) {
 		{CommandExecute(CommandReload, "apache2"), "Command execute. [reload] pfile='apache2'", slog.LevelInfo},
 		{CommandExecute(CommandReload, ""), "Command execute. [reload] pfile=''", slog.LevelInfo},
 		{Ended("apache2", 1234, Exited(3)), "exited with status 3", slog.LevelWarn},
+		// pwatch's own diagnostics beside the catalogue.
+		{RecoveryTimeout("apache2", 30*time.Second), "Recovery timeout ('apache2'): not back within 30s; rebooting", slog.LevelError},
+		{DeathWatchStopped("ebpf"), "Death watch stopped ('ebpf'): no exit can be seen any more; pcheck ends", slog.LevelError},
+		{Adopted("apache2", []int{1234, 1240}), "Running service adopted ('apache2',pid=1234,1240)", slog.LevelInfo},
+		{OrphansKilled("apache2", []int{1241}), "Orphaned processes of a dead master killed ('apache2',pid=1241)", slog.LevelWarn},
 	} {
 		if tc.m.Text != tc.text || tc.m.String() != tc.text {
 			t.Errorf("text = %q, want %q", tc.m.Text, tc.text)

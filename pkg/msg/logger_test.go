@@ -134,6 +134,7 @@ func TestMissingSocketWarnsOnceThenRecovers(t *testing.T) {
 	if _, err := srv.WaitFor(waitCtx(t), "('web',pid=200) Up"); err != nil {
 		t.Fatal(err)
 	}
+	l.Flush() // the note follows the delivery
 	if !strings.Contains(stderr.String(), "syslog delivers lines again") || !strings.Contains(stderr.String(), "dropped=3") {
 		t.Errorf("no recovery note:\n%s", stderr)
 	}
@@ -249,6 +250,7 @@ func TestFullSocketDrops(t *testing.T) {
 	if err != nil || !strings.HasSuffix(string(buf[:n]), "('web',pid=7) Up") {
 		t.Fatalf("after drain: %q %v", buf[:n], err)
 	}
+	l.Flush() // the note follows the delivery
 	// The note counts the lines the socket refused; the queue's drops are
 	// in SyslogDropped too.
 	note := regexp.MustCompile(`syslog delivers lines again.* dropped=([1-9][0-9]*)`).FindStringSubmatch(stderr.String())

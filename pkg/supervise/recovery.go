@@ -161,7 +161,7 @@ func (s *Service) recoveryEnded(ctx, rctx context.Context) {
 	if ctx.Err() != nil || !errors.Is(context.Cause(rctx), errRecoveryTimeout) {
 		return
 	}
-	s.d.Slog.Warn("service not back within recovery_timeout: rebooting", "service", s.cfg.Name, "recovery_timeout", s.cfg.RecoveryTimeout)
+	s.log(msg.RecoveryTimeout(s.cfg.Name, s.cfg.RecoveryTimeout))
 	s.setState(RetryOver)
 	s.reboot(ctx)
 }

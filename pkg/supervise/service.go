@@ -3,6 +3,7 @@ package supervise
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -160,8 +161,13 @@ func (s *Service) StartPaused() {
 }
 
 // Stop pauses the service (padmin stop): its processes are left alone and
-// no longer watched. A recovery under way is abandoned.
+// no longer watched. A recovery under way is abandoned. It takes effect at
+// once (nothing is restarted from then on) and returns once the loop has
+// let go of the processes; a ctx that has ended already refuses it.
 func (s *Service) Stop(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("stop not accepted: %w", err)
+	}
 	s.mu.Lock()
 	s.paused = true
 	if s.cancel != nil {
@@ -172,8 +178,20 @@ func (s *Service) Stop(ctx context.Context) error {
 }
 
 // Start resumes a paused or retried-over service with its counters reset
-// (padmin start); a service not running is started.
-func (s *Service) Start(ctx context.Context) error { return s.command(ctx, inStart) }
+// (padmin start); a service not running is started. It answers once the
+// command is queued for the supervisor's loop, without waiting for it: a
+// recovery under way finishes first, and a padmin must not wait for that
+// (and then, timed out, have its start run anyway). A ctx that has ended
+// already refuses it: nothing runs for a client that has gone.
+func (s *Service) Start(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("start not accepted: %w", err)
+	}
+	if !s.push(input{kind: inStart}) {
+		return errNotRunning
+	}
+	return nil
+}
 
 func (s *Service) command(ctx context.Context, k inputKind) error {
 	done := make(chan error, 1)
@@ -345,7 +363,7 @@ func (s *Service) begin(ctx context.Context) {
 	if len(found) >= s.cfg.MinCount {
 		s.watch(found)
 		s.retrack()
-		s.d.Slog.Info("running service adopted", "service", s.cfg.Name, "pids", pidsOf(found))
+		s.log(msg.Adopted(s.cfg.Name, pidsOf(found)))
 		return
 	}
 	if !s.cfg.StartOnLoad {
@@ -387,7 +405,6 @@ func (s *Service) handle(ctx context.Context, in input) {
 			s.startChecksLocked()
 		}
 		s.mu.Unlock()
-		in.done <- nil
 		if resume {
 			s.begin(ctx)
 		}

@@ -316,8 +316,10 @@ func TestAdoptsARunningServiceWithoutRestart(t *testing.T) {
 	if len(id.PIDs) != 1 || !h.watch.is(proc.ID{PID: id.PIDs[0], StartTime: 1}) {
 		t.Fatalf("status %+v: the running process is not watched", id)
 	}
-	if got := h.log.all(); len(got) != 0 {
-		t.Fatalf("adoption logged %q, want nothing", got)
+	// Adoption has a syslog line of its own, and nothing more: no restart.
+	h.log.waitLines(t, 0, "Running service adopted ('web',pid=1001)")
+	if got := h.log.all(); len(got) != 1 {
+		t.Fatalf("adoption logged %q, want only the adoption", got)
 	}
 }
 
@@ -522,6 +524,8 @@ func TestRecoveryTimeoutReboots(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("recovery_timeout did not reboot")
 	}
+	// The reason goes to syslog, before the reboot is asked for.
+	h.log.waitLines(t, 0, "Recovery timeout ('web'): not back within 500ms; rebooting")
 	for _, l := range h.log.all() {
 		if strings.HasPrefix(l, "Retry over") {
 			t.Fatalf("logged %q: the retries were not over", l)
@@ -569,5 +573,50 @@ func TestAnsweringWhileBusyWithinBounds(t *testing.T) {
 	h.svc.progress()
 	if !h.svc.Answering() {
 		t.Fatal("a supervisor that moved on does not answer")
+	}
+}
+
+// padmin start during a recovery is answered once queued, not after the
+// recovery: the old start waited for the loop, so a padmin whose patience
+// ran out got an error while its start still ran later.
+func TestStartAnswersWithoutWaitingForARecovery(t *testing.T) {
+	h := newHarness(t, "ok", func(c *pfile.Service) {
+		c.RestartScript = []string{writeScript(t, "exec sleep 600\n")}
+		c.RestartTimeout = time.Hour
+	})
+	h.running(t)
+	h.run(t)
+	h.waitState(t, Up)
+	h.kill(9)
+	h.log.waitLines(t, 0, "Try to restart ('web')") // the script sleeps
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.svc.Start(ctx); err != nil {
+		t.Fatalf("start during a recovery: %v", err)
+	}
+	if err := h.svc.Stop(context.Background()); err != nil { // ends the sleeping recovery
+		t.Fatal(err)
+	}
+}
+
+// A command whose client has gone before it was accepted runs not at all.
+func TestStartForAGoneClientDoesNothing(t *testing.T) {
+	h := newHarness(t, "fail", func(c *pfile.Service) { c.RetryCount = 1 })
+	h.run(t)
+	h.log.waitLines(t, 0, "Retry over ('web') action=continue")
+	h.waitState(t, RetryOver)
+	n := len(h.log.all())
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := h.svc.Start(gone); err == nil {
+		t.Fatal("a start for a gone client was accepted")
+	}
+	// Stop queues behind anything the start left: once it is done, the
+	// start would have logged its restart.
+	if err := h.svc.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if lines := h.log.all()[n:]; len(lines) != 0 {
+		t.Fatalf("the gone client's start ran: %q", lines)
 	}
 }

@@ -1,0 +1,54 @@
+package msg
+
+import (
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Diagnostics beside the catalogue: events an operator reading only syslog
+// must see, which the guide gives no text for. Their texts are pwatch's
+// own, fixed here like the catalogue's (docs/behaviour.md lists them).
+
+// RecoveryTimeout: the service was not back within recovery_timeout, and
+// the node is to be rebooted for it.
+func RecoveryTimeout(name string, timeout time.Duration) Message {
+	return message(slog.LevelError, "recovery_timeout",
+		fmt.Sprintf("Recovery timeout ('%s'): not back within %s; rebooting", name, timeout),
+		slog.String(KeyService, name), slog.Duration("recovery_timeout", timeout))
+}
+
+// DeathWatchStopped: the host's death watch ended on its own; pcheck sees
+// no exit any more and ends, for systemd to restart it.
+func DeathWatchStopped(backend string) Message {
+	return message(slog.LevelError, "death_watch_stopped",
+		fmt.Sprintf("Death watch stopped ('%s'): no exit can be seen any more; pcheck ends", backend),
+		slog.String("watcher", backend))
+}
+
+// Adopted: pcheck found the service running (at its start, a reload or
+// padmin start) and watches it without restarting it.
+func Adopted(name string, pids []int) Message {
+	s := make([]string, len(pids))
+	for i, p := range pids {
+		s[i] = strconv.Itoa(p)
+	}
+	return message(slog.LevelInfo, "adopted",
+		fmt.Sprintf("Running service adopted ('%s',pid=%s)", name, strings.Join(s, ",")),
+		slog.String(KeyService, name), slog.Any("pids", pids))
+}
+
+// OrphansKilled: processes of the service left without their master (it
+// died while no pcheck ran) were killed, not adopted, so that the service
+// is restarted whole.
+func OrphansKilled(name string, pids []int) Message {
+	s := make([]string, len(pids))
+	for i, p := range pids {
+		s[i] = strconv.Itoa(p)
+	}
+	return message(slog.LevelWarn, "orphans_killed",
+		fmt.Sprintf("Orphaned processes of a dead master killed ('%s',pid=%s)", name, strings.Join(s, ",")),
+		slog.String(KeyService, name), slog.Any("pids", pids))
+}
