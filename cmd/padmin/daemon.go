@@ -71,10 +71,10 @@ func daemonCommands() []*cli.Command {
 					return cli.Exit("padmin reload: name one service, or none for all", 2)
 				}
 				name := c.Args().First()
-				if err := logCommand(c, msg.CommandReload, name); err != nil {
+				if err := client(c).Reload(c.Context, name); err != nil {
 					return err
 				}
-				return client(c).Reload(c.Context, name)
+				return logCommand(c, msg.CommandReload, name)
 			},
 		},
 		serviceCommand(msg.CommandStop, "stop watching NAME; its processes are left alone",
@@ -85,7 +85,8 @@ func daemonCommands() []*cli.Command {
 }
 
 // serviceCommand is a command on one named service that logs its
-// "Command execute." line as padmin before asking pcheck.
+// "Command execute." line as padmin once pcheck has accepted it: a refused
+// command (no such service, pcheck unreachable) executed nothing.
 func serviceCommand(name, usage string, do func(*cli.Context, string) error) *cli.Command {
 	return &cli.Command{
 		Name: name, Usage: usage, ArgsUsage: "NAME",
@@ -94,10 +95,10 @@ func serviceCommand(name, usage string, do func(*cli.Context, string) error) *cl
 				return cli.Exit(fmt.Sprintf("padmin %s: name one service", name), 2)
 			}
 			svc := c.Args().First()
-			if err := logCommand(c, name, svc); err != nil {
+			if err := do(c, svc); err != nil {
 				return err
 			}
-			return do(c, svc)
+			return logCommand(c, name, svc)
 		},
 	}
 }

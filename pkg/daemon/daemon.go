@@ -20,6 +20,7 @@ import (
 	"github.com/pwatch/pwatch/pkg/pfile"
 	"github.com/pwatch/pwatch/pkg/proc"
 	"github.com/pwatch/pwatch/pkg/reboot"
+	"github.com/pwatch/pwatch/pkg/runstate"
 	"github.com/pwatch/pwatch/pkg/sdnotify"
 	"github.com/pwatch/pwatch/pkg/supervise"
 	"github.com/pwatch/pwatch/pkg/trust"
@@ -65,13 +66,17 @@ func newDaemon(ctx context.Context, cfg Config, log *msg.Logger) (*daemon, []*pf
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	runs, err := runstate.Open(cfg.StateDir, cfg.ProcRoot)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	mux, err := exitwatch.OpenMux(cfg.Watcher, exitwatch.Options{ProcRoot: cfg.ProcRoot, PollInterval: cfg.PollInterval, Logger: slog})
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	slog.Info("death-detection backend", "watcher", mux.Backend().Name(), "process_trees_from_events", mux.KeepsTrees())
 	d := &daemon{
-		rules: rules, log: log, table: table, mux: mux, guard: guard,
+		rules: rules, log: log, table: table, mux: mux, guard: guard, runs: runs,
 		clock: supervise.NewMonotonicClock(), ctx: ctx,
 		ending:   make(chan struct{}, 1),
 		services: map[string]*running{},

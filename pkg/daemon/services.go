@@ -15,6 +15,7 @@ import (
 	"github.com/pwatch/pwatch/pkg/pfile"
 	"github.com/pwatch/pwatch/pkg/proc"
 	"github.com/pwatch/pwatch/pkg/reboot"
+	"github.com/pwatch/pwatch/pkg/runstate"
 	"github.com/pwatch/pwatch/pkg/sdnotify"
 	"github.com/pwatch/pwatch/pkg/supervise"
 )
@@ -27,6 +28,7 @@ type daemon struct {
 	table      *proc.Table
 	mux        *exitwatch.Mux
 	guard      *reboot.Guard
+	runs       *runstate.Store // what a successor learns of this pcheck's processes
 	clock      supervise.Clock
 	rebootNode func(ctx context.Context, service string) error
 	ctx        context.Context  // supervisors run until it ends
@@ -60,6 +62,7 @@ func (d *daemon) startLocked(cfg *pfile.Service, m proc.Matcher, paused bool) {
 		// ListenCheck: sock_diag, for blocks with listen_check yes.
 		ListenCheck: listenCheck,
 		Observer:    d.observer(),
+		RunState:    d.runs,
 	})
 	view.Attach(svc)
 	if paused {

@@ -77,7 +77,7 @@ func (t *Table) read(id ID) *node {
 	if err != nil {
 		return nil
 	}
-	return &node{Process: Process{ID: id, PPID: st.PPID, State: stateOf(st), Comm: st.Comm}, proc: p}
+	return &node{Process: Process{ID: id, PPID: st.PPID, State: stateOf(st), Comm: st.Comm, PGID: st.PGRP, SID: st.Session}, proc: p}
 }
 
 // maxDepth bounds walks up the parent chain (a torn read cannot loop).

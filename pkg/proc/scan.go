@@ -71,6 +71,8 @@ func (t *Table) snap() (snapshot, error) {
 				PPID:  st.PPID,
 				State: stateOf(st),
 				Comm:  st.Comm,
+				PGID:  st.PGRP,
+				SID:   st.Session,
 			},
 			proc: p,
 		}

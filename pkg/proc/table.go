@@ -30,6 +30,9 @@ type Process struct {
 	PPID  int
 	State State
 	Comm  string
+	// PGID and SID are its process group and session (0 where unknown):
+	// a worker keeps its master's after the master is gone.
+	PGID, SID int
 	// Argv is the command line; nil when it could not be read (a zombie has
 	// none, a process may vanish between reads).
 	Argv []string

@@ -104,6 +104,9 @@ type Deps struct {
 	// IdleScanInterval is how often a service that is down and not to be
 	// started (start_on_load no) is looked for; 0 is 1s.
 	IdleScanInterval time.Duration
+	// RunState keeps the running restart script and the watched trees
+	// for a pcheck that starts after this one; nil keeps nothing.
+	RunState RunState
 	// ExitWait bounds the wait for a dead process's files to close before
 	// its restart; 0 is 5s.
 	ExitWait time.Duration

@@ -216,7 +216,10 @@ func (s *Service) restartOnce(ctx context.Context, reason string, oldPID, attemp
 		"PWATCH_PID=" + strconv.Itoa(oldPID),
 		"PWATCH_ATTEMPT=" + strconv.Itoa(attempt),
 	}
-	if err := runScript(ctx, s.cfg.RestartScript, env, s.scriptLogger("restart_script")); err != nil {
+	// Recorded while it runs: a pcheck started meanwhile waits for it.
+	err := runScript(ctx, s.cfg.RestartScript, env, s.scriptLogger("restart_script"), s.scriptStarted)
+	s.scriptEnded()
+	if err != nil {
 		return nil, fmt.Errorf("restart script: %w", err)
 	}
 	return s.awaitProcesses(ctx)
@@ -258,7 +261,7 @@ func (s *Service) retryOver(ctx context.Context) {
 	if len(s.cfg.RetryOverScript) > 0 {
 		sctx, cancel := context.WithTimeout(ctx, s.cfg.RestartTimeout)
 		err := runScript(sctx, s.cfg.RetryOverScript, []string{"PWATCH_SERVICE=" + s.cfg.Name, "PWATCH_ACTION=" + action.String()},
-			s.scriptLogger("retry_over_script"))
+			s.scriptLogger("retry_over_script"), nil)
 		cancel()
 		if err != nil {
 			s.d.Slog.Warn("retry_over_script failed", "service", s.cfg.Name, "error", err)

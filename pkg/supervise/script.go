@@ -20,12 +20,13 @@ const maxScriptLine = 4096
 // runScript runs argv directly (no shell: its own #! line decides) in a
 // process group of its own, with env added to pcheck's environment. Each line
 // it prints goes to logLine. It returns when the script exits; when ctx ends
-// first, the script's process group is killed.
+// first, the script's process group is killed. started, if set, hears the
+// script's pid once it runs.
 //
 // Output is read from a pipe we own rather than through exec.Cmd's copying,
 // because a daemon the script starts inherits the pipe and may keep it open
 // for its whole life: we wait for the script, never for the pipe's EOF.
-func runScript(ctx context.Context, argv []string, env []string, logLine func(string)) error {
+func runScript(ctx context.Context, argv []string, env []string, logLine func(string), started func(pid int)) error {
 	if len(argv) == 0 {
 		return errors.New("no script to run")
 	}
@@ -45,6 +46,9 @@ func runScript(ctx context.Context, argv []string, env []string, logLine func(st
 		return fmt.Errorf("start %s: %w", argv[0], err)
 	}
 	go logLines(r, logLine)
+	if started != nil {
+		started(cmd.Process.Pid)
+	}
 	// Wait kills the group, if ctx ends first, before it reaps the script:
 	// its number can then name no other group.
 	if err := group.Wait(ctx); err != nil {

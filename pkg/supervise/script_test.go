@@ -55,7 +55,7 @@ func (l *lineLog) waitFor(t *testing.T, want string) {
 func TestRunScriptEnvAndOutput(t *testing.T) {
 	s := writeScript(t, `echo "svc=$PWATCH_SERVICE arg=$1"; echo oops >&2`)
 	l := newLineLog()
-	if err := runScript(context.Background(), []string{s, "first"}, []string{"PWATCH_SERVICE=web"}, l.add); err != nil {
+	if err := runScript(context.Background(), []string{s, "first"}, []string{"PWATCH_SERVICE=web"}, l.add, nil); err != nil {
 		t.Fatal(err)
 	}
 	l.waitFor(t, "svc=web arg=first")
@@ -68,7 +68,7 @@ func TestRunScriptDoesNotInheritSystemdNotify(t *testing.T) {
 	t.Setenv("PWATCH_KEEP", "kept")
 	s := writeScript(t, `echo "notify=${NOTIFY_SOCKET:-unset} watchdog=${WATCHDOG_USEC:-unset} keep=$PWATCH_KEEP"`)
 	l := newLineLog()
-	if err := runScript(context.Background(), []string{s}, nil, l.add); err != nil {
+	if err := runScript(context.Background(), []string{s}, nil, l.add, nil); err != nil {
 		t.Fatal(err)
 	}
 	l.waitFor(t, "notify=unset watchdog=unset keep=kept")
@@ -79,7 +79,7 @@ func TestRunScriptDoesNotInheritSystemdNotify(t *testing.T) {
 func TestRunScriptSurvivesALongLine(t *testing.T) {
 	s := writeScript(t, "head -c 20000 /dev/zero | tr '\\0' x; echo\necho after\n")
 	l := newLineLog()
-	if err := runScript(context.Background(), []string{s}, nil, l.add); err != nil {
+	if err := runScript(context.Background(), []string{s}, nil, l.add, nil); err != nil {
 		t.Fatalf("the script failed: %v", err)
 	}
 	l.waitFor(t, "xxxx [line cut]")
@@ -88,7 +88,7 @@ func TestRunScriptSurvivesALongLine(t *testing.T) {
 
 func TestRunScriptFailureIsAnError(t *testing.T) {
 	s := writeScript(t, "exit 4\n")
-	err := runScript(context.Background(), []string{s}, nil, func(string) {})
+	err := runScript(context.Background(), []string{s}, nil, func(string) {}, nil)
 	if err == nil || !strings.Contains(err.Error(), "exit status 4") {
 		t.Fatalf("err = %v, want exit status 4", err)
 	}
@@ -100,7 +100,7 @@ func TestRunScriptDoesNotWaitForDaemonsOutput(t *testing.T) {
 	s := writeScript(t, "sleep 300 & echo $! > "+pidFile+"\necho started\n")
 	l := newLineLog()
 	done := make(chan error, 1)
-	go func() { done <- runScript(context.Background(), []string{s}, nil, l.add) }()
+	go func() { done <- runScript(context.Background(), []string{s}, nil, l.add, nil) }()
 	select {
 	case err := <-done:
 		if err != nil {
@@ -122,7 +122,7 @@ func TestRunScriptTimeoutKillsItsGroup(t *testing.T) {
 	s := writeScript(t, "sleep 300 &\necho $! > "+pidFile+"\nwait\n")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- runScript(ctx, []string{s}, nil, func(string) {}) }()
+	go func() { done <- runScript(ctx, []string{s}, nil, func(string) {}, nil) }()
 	waitFile(t, pidFile)
 	cancel()
 	if err := <-done; err == nil || !strings.Contains(err.Error(), "did not finish in time") {

@@ -257,6 +257,7 @@ func (s *Service) Run(ctx context.Context) {
 	s.mu.Lock()
 	s.runCtx = ctx
 	s.mu.Unlock()
+	s.awaitRestartInFlight(ctx)
 	s.begin(ctx)
 	// Only a service pcheck does not start (start_on_load no) waits, Down,
 	// for its processes to appear: only it needs the idle scan.
@@ -360,6 +361,7 @@ func (s *Service) begin(ctx context.Context) {
 		}
 		found, err = s.d.Processes.Find()
 	}
+	found = s.dropOrphans(ctx, found)
 	if len(found) >= s.cfg.MinCount {
 		s.watch(found)
 		s.retrack()
@@ -488,6 +490,7 @@ func (s *Service) watch(found []proc.Match) {
 	for _, m := range found {
 		s.d.Watcher.Watch(m)
 	}
+	s.recordTrees(found)
 }
 
 func (s *Service) unwatchAll() {

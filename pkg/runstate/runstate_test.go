@@ -1,0 +1,105 @@
+package runstate
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pwatch/pwatch/pkg/proc"
+)
+
+// fakeBoot is a proc root with only a boot id.
+func fakeBoot(t *testing.T, id string) string {
+	t.Helper()
+	root := t.TempDir()
+	dir := filepath.Join(root, "sys/kernel/random")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "boot_id"), []byte(id+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func TestScriptRecordRoundTrip(t *testing.T) {
+	state := t.TempDir()
+	s, err := Open(state, "/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := s.Script("web"); ok || err != nil {
+		t.Fatalf("Script before any record = %v, %v", ok, err)
+	}
+	if err := s.ScriptStarted("web", os.Getpid()); err != nil {
+		t.Fatal(err)
+	}
+	me, _, err := proc.Identify("/proc", os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A successor of the same boot reads it.
+	next, err := Open(state, "/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, ok, err := next.Script("web"); !ok || err != nil || id != me {
+		t.Fatalf("Script = %v, %v, %v; want %v", id, ok, err, me)
+	}
+	// Another boot's record names no process of this one.
+	other, err := Open(state, fakeBoot(t, "another-boot"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := other.Script("web"); ok || err != nil {
+		t.Fatalf("another boot's record was taken: %v, %v", ok, err)
+	}
+	if err := next.ScriptEnded("web"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := next.Script("web"); ok {
+		t.Fatal("the ended script is still recorded")
+	}
+}
+
+func TestTreesRoundTripAndRemoval(t *testing.T) {
+	s, err := Open(t.TempDir(), fakeBoot(t, "b1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	trees := []Tree{{Master: proc.ID{PID: 100, StartTime: 5}, Members: []proc.ID{{PID: 101, StartTime: 6}}}}
+	if err := s.Watched("web", trees); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Trees("web")
+	if err != nil || len(got) != 1 || got[0].Master != trees[0].Master || len(got[0].Members) != 1 || got[0].Members[0] != trees[0].Members[0] {
+		t.Fatalf("Trees = %+v, %v", got, err)
+	}
+	if err := s.Watched("web", nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Trees("web"); len(got) != 0 || err != nil {
+		t.Fatalf("Trees after removal = %+v, %v", got, err)
+	}
+}
+
+// A record that cannot be understood is an error naming the file, never a
+// crash, and never taken for a process.
+func TestCorruptRecordIsAnErrorNamingIt(t *testing.T) {
+	state := t.TempDir()
+	s, err := Open(state, fakeBoot(t, "b1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(state, Dir, "web.script")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := s.Script("web"); ok || err == nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("Script of a corrupt record = %v, %v; want an error naming %s", ok, err, path)
+	}
+}
