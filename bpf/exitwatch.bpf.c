@@ -101,6 +101,35 @@ __u64 lost_events = 0;
 // space then no longer trusts the trees and reads /proc instead.
 __u64 untracked_forks = 0;
 
+// The inode number of pcheck's pid namespace when it is not the initial
+// one (set at load; 0 in the initial namespace). The maps and events then
+// hold pids as pcheck's namespace numbers them, so they agree with its
+// /proc; a process that namespace does not see is ignored.
+const volatile __u32 pidns_inum = 0;
+
+// MAX_PID_NS_LEVEL in the kernel.
+#define MAX_PID_NS_LEVEL 32
+
+// tgid_seen is task's thread-group id as pcheck's pid namespace numbers
+// it; 0 when that namespace does not see the task.
+static __always_inline __u32 tgid_seen(struct task_struct *task)
+{
+	if (!pidns_inum)
+		return BPF_CORE_READ(task, tgid);
+	struct pid *pid = BPF_CORE_READ(task, group_leader, thread_pid);
+	unsigned int level = BPF_CORE_READ(pid, level);
+	for (int i = 0; i < MAX_PID_NS_LEVEL; i++) {
+		if (i > level)
+			break;
+		struct upid up = {};
+		if (bpf_core_read(&up, sizeof(up), &pid->numbers[i]) != 0)
+			return 0;
+		if (BPF_CORE_READ(up.ns, ns.inum) == pidns_inum)
+			return up.nr;
+	}
+	return 0;
+}
+
 static __always_inline __u64 start_ticks(struct task_struct *task)
 {
 	// /proc/PID/stat shows the group leader's start time; a non-leader
@@ -149,9 +178,9 @@ SEC("raw_tracepoint/sched_process_exit")
 int watched_exit(void *ctx)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	__u32 tgid = BPF_CORE_READ(task, tgid);
+	__u32 tgid = tgid_seen(task);
 
-	if (!bpf_map_lookup_elem(&procs, &tgid))
+	if (!tgid || !bpf_map_lookup_elem(&procs, &tgid))
 		return 0;
 	// do_exit() has already counted this thread out; others still run.
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)
@@ -189,13 +218,15 @@ int tracked_fork(__u64 *ctx)
 {
 	struct task_struct *parent = (struct task_struct *)ctx[0];
 	struct task_struct *child = (struct task_struct *)ctx[1];
-	__u32 ptgid = BPF_CORE_READ(parent, tgid);
+	__u32 ptgid = tgid_seen(parent);
 
-	if (!bpf_map_lookup_elem(&procs, &ptgid))
+	if (!ptgid || !bpf_map_lookup_elem(&procs, &ptgid))
 		return 0;
-	__u32 cpid = BPF_CORE_READ(child, pid);
-	if (cpid != BPF_CORE_READ(child, tgid))
+	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
 		return 0; // a thread of the parent's group
+	__u32 cpid = tgid_seen(child);
+	if (!cpid)
+		return 0;
 	struct tracked *p = lookup_live(ptgid, start_ticks(parent));
 	if (!p)
 		return 0;
@@ -223,8 +254,10 @@ int watched_exec(void *ctx)
 	if (!bpf_map_lookup_elem(&watched_exes, &key))
 		return 0;
 
-	__u32 tgid = BPF_CORE_READ(task, tgid);
-	__u32 ppid = BPF_CORE_READ(task, real_parent, tgid);
+	__u32 tgid = tgid_seen(task);
+	if (!tgid)
+		return 0;
+	__u32 ppid = tgid_seen(BPF_CORE_READ(task, real_parent));
 	__u64 start = start_ticks(task);
 	// A new candidate master: track what it forks (a daemon's double fork,
 	// its workers) from now on, unless it is in a tree already.

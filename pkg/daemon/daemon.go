@@ -61,6 +61,9 @@ func newDaemon(ctx context.Context, cfg Config, log *msg.Logger) (*daemon, []*pf
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	if err := proc.CheckOwnNamespace(cfg.ProcRoot); err != nil {
+		return nil, nil, nil, err
+	}
 	table, err := proc.NewTable(cfg.ProcRoot, slog)
 	if err != nil {
 		return nil, nil, nil, err

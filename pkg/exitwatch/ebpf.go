@@ -141,6 +141,16 @@ func loadEBPF(opt Options, ringBytes uint32) (_ *ebpfWatcher, err error) {
 	if ringBytes != 0 {
 		spec.Maps[ebpfMapEvents].MaxEntries = ringBytes
 	}
+	// Inside a pid namespace the programs number processes as it does.
+	ns, err := proc.PIDNamespace(opt.ProcRoot)
+	if err != nil {
+		return nil, err
+	}
+	if ns != proc.InitialPIDNamespace {
+		if err := spec.Variables[ebpfVarPidnsInum].Set(uint32(ns)); err != nil {
+			return nil, fmt.Errorf("setting the pid namespace: %w", err)
+		}
+	}
 	w := &ebpfWatcher{
 		procRoot: opt.ProcRoot,
 		resync:   opt.resync,

@@ -65,6 +65,7 @@ const (
 	ebpfProgWatchedExec    = "watched_exec"
 	ebpfProgWatchedExit    = "watched_exit"
 	ebpfVarLostEvents      = "lost_events"
+	ebpfVarPidnsInum       = "pidns_inum"
 	ebpfVarUntrackedForks  = "untracked_forks"
 	ebpfVarUnusedEvent     = "unused_event"
 	ebpfVarUnusedEventKind = "unused_event_kind"
@@ -133,6 +134,7 @@ type ebpfMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type ebpfVariableSpecs struct {
 	LostEvents      *ebpf.VariableSpec `ebpf:"lost_events"`
+	PidnsInum       *ebpf.VariableSpec `ebpf:"pidns_inum"`
 	UntrackedForks  *ebpf.VariableSpec `ebpf:"untracked_forks"`
 	UnusedEvent     *ebpf.VariableSpec `ebpf:"unused_event"`
 	UnusedEventKind *ebpf.VariableSpec `ebpf:"unused_event_kind"`
@@ -178,6 +180,7 @@ func (m *ebpfMaps) Close() error {
 // It can be passed to loadEbpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ebpfVariables struct {
 	LostEvents      *ebpf.Variable `ebpf:"lost_events"`
+	PidnsInum       *ebpf.Variable `ebpf:"pidns_inum"`
 	UntrackedForks  *ebpf.Variable `ebpf:"untracked_forks"`
 	UnusedEvent     *ebpf.Variable `ebpf:"unused_event"`
 	UnusedEventKind *ebpf.Variable `ebpf:"unused_event_kind"`
