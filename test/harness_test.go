@@ -75,17 +75,17 @@ type syncBuffer = syncbuf.Buffer
 
 // pcheckRun is one `pcheck run` subprocess.
 type pcheckRun struct {
-	t       testing.TB
-	cmd     *exec.Cmd
+	t   testing.TB
+	cmd *exec.Cmd
 	// logPID is the pid pcheck logs as (its own, unless it runs in a pid
 	// namespace); signalPID the one to signal from here (the same, unless
 	// a wrapper such as unshare stands between).
 	logPID, signalPID int
-	control string
-	syslog  *syslogtest.Server
-	stderr  *syncBuffer
-	exited  chan struct{}
-	status  int // exit status, once exited is closed; -1 when killed by a signal
+	control           string
+	syslog            *syslogtest.Server
+	stderr            *syncBuffer
+	exited            chan struct{}
+	status            int // exit status, once exited is closed; -1 when killed by a signal
 }
 
 // startPcheck runs pcheck on pfiles with the given backend, logging to
