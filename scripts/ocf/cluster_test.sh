@@ -205,23 +205,14 @@ EOF
 
 sock=$work/pcheck.sock
 padmin() { "$bindir/padmin" --control-socket "$sock" "$@"; }
-cibadmin --create -o resources --xml-text "
-<primitive id='$rsc' class='ocf' provider='pwatch' type='pwatch'>
-  <instance_attributes id='$rsc-params'>
-    <nvpair id='$rsc-pfile_dir' name='pfile_dir' value='$work/pfile.d'/>
-    <nvpair id='$rsc-control_socket' name='control_socket' value='$sock'/>
-    <nvpair id='$rsc-state_dir' name='state_dir' value='$work/state'/>
-    <nvpair id='$rsc-logfile' name='logfile' value='$work/pcheck.log'/>
-    <nvpair id='$rsc-pcheck' name='pcheck' value='$bindir/pcheck'/>
-    <nvpair id='$rsc-padmin' name='padmin' value='$bindir/padmin'/>
-    <nvpair id='$rsc-pcheck_flags' name='pcheck_flags' value='--syslog-socket $work/no-syslog'/>
-  </instance_attributes>
-  <operations>
-    <op id='$rsc-start' name='start' interval='0s' timeout='30s'/>
-    <op id='$rsc-stop' name='stop' interval='0s' timeout='30s'/>
-    <op id='$rsc-monitor' name='monitor' interval='2s' timeout='20s'/>
-  </operations>
-</primitive>"
+# As docs/cluster.md configures it, with crmsh (which checks the
+# parameters against the agent's meta-data).
+crm configure primitive "$rsc" ocf:pwatch:pwatch \
+	params pfile_dir="$work/pfile.d" control_socket="$sock" state_dir="$work/state" \
+	logfile="$work/pcheck.log" pcheck="$bindir/pcheck" padmin="$bindir/padmin" \
+	pcheck_flags="--syslog-socket $work/no-syslog" \
+	op monitor interval=2s timeout=30s
+crm configure show "$rsc"
 
 started() { crm_mon -1 -r 2>/dev/null | grep -Eq "$rsc\s+\(ocf:pwatch:pwatch\):\s+Started $node"; }
 wait_for 60 "$rsc Started" started
@@ -272,7 +263,7 @@ echo "$failure" | grep -q "op_key=\"${rsc}_monitor_2000\".*exitstatus=\"error\".
 
 # Clean stop: pcheck ends, the monitor's probe says not running.
 step "clean stop"
-crm_resource -r "$rsc" --set-parameter target-role --meta --parameter-value Stopped
+crm resource stop "$rsc"
 stopped() { crm_mon -1 -r 2>/dev/null | grep -Eq "$rsc\s+\(ocf:pwatch:pwatch\):\s+Stopped"; }
 wait_for 60 "$rsc Stopped" stopped
 ! kill -0 "$second_pcheck" 2>/dev/null || fail "pcheck (pid $second_pcheck) still runs after the stop"
