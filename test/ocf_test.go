@@ -352,7 +352,7 @@ func TestOCFRetryOverFails(t *testing.T) {
 	for _, tc := range []struct {
 		fails string
 		want  int
-	}{{"false", ocfSuccess}, {"true", ocfErrGeneric}} {
+	}{{"false", ocfSuccess}, {"Yes", ocfErrGeneric}} {
 		t.Run("retry_over_fails="+tc.fails, func(t *testing.T) {
 			r := newAgentRig(t, "continue", "retry_over_fails="+tc.fails)
 			r.expect(t, "start", ocfSuccess)
@@ -431,7 +431,17 @@ func TestOCFCluster(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "unshare", "--mount", "--net", "--uts", "--fork", "--kill-child=SIGTERM",
 		filepath.Join(repoRoot(), "scripts", "ocf", "cluster_test.sh"), bin.dir, work)
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	// unshare --fork ignores SIGTERM: the script's own pid gets it, and its
+	// teardown runs. Without one yet, killing unshare sends the script
+	// SIGTERM (--kill-child).
+	cmd.Cancel = func() error {
+		if b, err := os.ReadFile(filepath.Join(work, "script.pid")); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				return syscall.Kill(pid, syscall.SIGTERM)
+			}
+		}
+		return cmd.Process.Kill()
+	}
 	cmd.WaitDelay = 90 * time.Second
 	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool {
 		return strings.HasPrefix(kv, "OCF_") || strings.HasPrefix(kv, "PWATCH_") || strings.HasPrefix(kv, "PCMK_") || strings.HasPrefix(kv, "CIB_")

@@ -7,7 +7,8 @@
 #       scripts/ocf/cluster_test.sh BINDIR WORKDIR
 #
 # BINDIR holds pcheck, padmin and demoserver; WORKDIR is an empty directory
-# that the caller removes. It must run as root in namespaces of its own:
+# that the caller removes. WORKDIR/script.pid is this script's pid: SIGTERM
+# it to stop the scenario early (the teardown runs). It must run as root in namespaces of its own:
 # the ring is on the private loopback, and corosync's and Pacemaker's
 # configuration and state (/etc/corosync, /var/lib/pacemaker, ...) are
 # tmpfs mounts that vanish with the namespace. Nothing of the host's is
@@ -26,7 +27,7 @@ fail() {
 	echo "FAIL: $*" >&2
 	exit 1
 }
-step() { echo "== $*"; }
+step() { echo "== $(date +%T) $*"; }
 
 # wait_for SECONDS WHAT CMD...: runs CMD every 0.2 s until it succeeds.
 wait_for() {
@@ -90,6 +91,9 @@ teardown() {
 }
 trap teardown EXIT
 trap 'exit 1' TERM INT
+# SIGTERM to this pid stops the scenario and runs the teardown. (unshare
+# --fork ignores SIGTERM, so a caller signals this script, not unshare.)
+echo $$ >"$work/script.pid"
 
 # in_cgroup CMD...: runs CMD in the test's cgroup (when there is one).
 in_cgroup() {
