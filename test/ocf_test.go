@@ -254,7 +254,14 @@ func TestOCFTester(t *testing.T) {
 			args = append(args, "-o", p)
 		}
 	}
-	cmd := exec.Command("ocf-tester", append(args, agentPath())...)
+	// ocf-tester runs meta-data as nobody, who may not reach this tree
+	// (a checkout under /root): test a copy nobody can reach.
+	if err := os.Chmod(r.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	agent := filepath.Join(r.dir, "pwatch")
+	copyFile(t, agentPath(), agent)
+	cmd := exec.Command("ocf-tester", append(args, agent)...)
 	cmd.Env = append(slices.Clone(r.env), "OCF_ROOT="+ocfRoot)
 	out, err := cmd.CombinedOutput()
 	t.Logf("ocf-tester:\n%s", out)
