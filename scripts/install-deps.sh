@@ -4,6 +4,9 @@
 # drive. Package start-up is left to the tests (they run servers themselves).
 set -euo pipefail
 pkgs=(clang llvm libbpf-dev apache2 nginx openssl ca-certificates iproute2 procps)
+# The OCF agent's tests (scripts/ocf/): a Pacemaker cluster stack, ocf-tester
+# (resource-agents), xmllint (libxml2-utils), unshare (util-linux).
+pkgs+=(pacemaker pacemaker-cli-utils corosync resource-agents crmsh libxml2-utils util-linux)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
