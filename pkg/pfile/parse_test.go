@@ -420,6 +420,22 @@ func TestLexical(t *testing.T) {
 			t.Errorf("warnings %v", warns)
 		}
 	})
+	t.Run("the guide's lib_bi_websevs.so is https, with one warning", func(t *testing.T) {
+		const lib = "DLL:/opt/HA/PSWE/lib/lib_bi_websevs.so:DIRECT:"
+		svc, warns := mustParse(t, pf(lProc, lRS, "_bi_websevs{",
+			"PS_INIT   "+lib+"-::-:0",
+			"PS_EXEC   "+lib+"-:60:0:2:600:443",
+			"PS_ACTION "+lib+"-::-:1:0",
+			"PS_QUIT   "+lib+"-::-:0", "}"))
+		if len(svc.Checks) != 1 || svc.Checks[0].Kind != KindHTTPS || svc.Checks[0].Library != "/opt/HA/PSWE/lib/lib_bi_websevs.so" {
+			t.Errorf("checks %+v, want one https check naming the library as written", svc.Checks)
+		}
+		want := "t.pfile:4:15: warning: PS_INIT: library lib_bi_websevs.so is taken as lib_bi_webservs.so (https): " +
+			"the guide's section 3.3 tables print this spelling, its sample writes lib_bi_webservs.so"
+		if len(warns) != 1 || warns[0].String() != want {
+			t.Errorf("warnings %v, want only %q", warns, want)
+		}
+	})
 	t.Run("tls_ca without tls_verify is a warning", func(t *testing.T) {
 		_, warns := mustParse(t, pf(lProc, lRS, "_bi_webservs{",
 			"PS_EXEC DLL:/l/lib_bi_webservs.so:DIRECT:-:60:0:2:600:443",
