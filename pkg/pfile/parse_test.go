@@ -162,7 +162,8 @@ func TestRealisticSamples(t *testing.T) {
 	if !tomcat.ArgsRE.MatchString(boot+"start") || !tomcat.ArgsRE.MatchString(boot+"-security start") || tomcat.ArgsRE.MatchString(boot+"stop") {
 		t.Errorf("tomcat: args %q", tomcat.Args)
 	}
-	if tomcat.User != "tomcat" || tomcat.RestartTimeout != 180*time.Second || tomcat.Checks[0].Port != 8080 {
+	// The JVM tomcat-start.sh picks (default-java), not /usr/bin/java's alternative.
+	if tomcat.Process != "/usr/lib/jvm/default-java/bin/java" || tomcat.User != "tomcat" || tomcat.RestartTimeout != 180*time.Second || tomcat.Checks[0].Port != 8080 {
 		t.Errorf("tomcat: %+v", tomcat)
 	}
 	for _, s := range svcs {
