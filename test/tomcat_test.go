@@ -164,26 +164,12 @@ func (tc *tomcat) start(t testing.TB) int {
 // duration (the template's 30 s and 180 s would make a stall take minutes).
 func (tc *tomcat) writePfile(t testing.TB, dir string, interval, duration int) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot(), "pfile", "tomcat.pfile"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := string(b)
-	replace := func(re *regexp.Regexp, f func(sm []string) string) {
-		if n := len(re.FindAllString(src, -1)); n != 1 {
-			t.Fatalf("pfile/tomcat.pfile matches %s %d times, want once", re, n)
-		}
-		src = re.ReplaceAllStringFunc(src, func(m string) string { return f(re.FindStringSubmatch(m)) })
-	}
-	replace(regexp.MustCompile(`(?m)^(args[ \t]+)(.+)$`), func(sm []string) string {
-		return sm[1] + `-Dcatalina\.base=` + regexp.QuoteMeta(tc.base) + ` .*` + sm[2]
+	src := templatePfile(t, "tomcat.pfile")
+	src = editKey(t, src, "args", func(old string) string {
+		return `-Dcatalina\.base=` + regexp.QuoteMeta(tc.base) + ` .*` + old
 	})
-	replace(regexp.MustCompile(`(?m)^(restart_script[ \t]+)(.+)$`), func(sm []string) string {
-		return sm[1] + strings.Join(tc.script, " ")
-	})
-	replace(sampleExec, func(sm []string) string {
-		return sm[1] + strconv.Itoa(interval) + sm[3] + strconv.Itoa(duration) + sm[5] + strconv.Itoa(tc.port)
-	})
+	src = setKey(t, src, "restart_script", strings.Join(tc.script, " "))
+	src = setExec(t, src, interval, duration, tc.port)
 	path := filepath.Join(dir, "tomcat.pfile")
 	writeFile(t, path, src, 0o644)
 	return path
