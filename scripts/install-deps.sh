@@ -3,7 +3,7 @@
 # clang/llvm for the BPF objects, and the real servers the end-to-end tests
 # drive. Package start-up is left to the tests (they run servers themselves).
 set -euo pipefail
-pkgs=(clang llvm libbpf-dev apache2 nginx openssl ca-certificates iproute2 procps)
+pkgs=(clang llvm libbpf-dev apache2 nginx tomcat10 default-jre-headless openssl ca-certificates iproute2 procps)
 # The OCF agent's tests (scripts/ocf/): a Pacemaker cluster stack, ocf-tester
 # (resource-agents), xmllint (libxml2-utils), unshare (util-linux).
 pkgs+=(pacemaker pacemaker-cli-utils corosync resource-agents crmsh libxml2-utils util-linux)

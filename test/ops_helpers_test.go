@@ -64,11 +64,15 @@ func (r *rebootRig) statePath() string { return filepath.Join(r.stateDir, "reboo
 // within window seconds.
 func (r *rebootRig) boot(t testing.TB, threshold, window int, pfiles ...string) *pcheckRun {
 	t.Helper()
-	flags := []string{
+	return startPcheckFlags(t, r.sc, r.flags(threshold, window), pfiles...)
+}
+
+// flags are the pcheck flags of this rig's guard.
+func (r *rebootRig) flags(threshold, window int) []string {
+	return []string{
 		"--state-dir", r.stateDir, "--reboot-command", r.command,
 		"--reboot-threshold", strconv.Itoa(threshold), "--reboot-window", strconv.Itoa(window),
 	}
-	return startPcheckFlags(t, r.sc, flags, pfiles...)
 }
 
 // reboot ends p as the node's reboot would (SIGTERM); it must end cleanly.
