@@ -85,6 +85,13 @@ struct pid {
 	struct upid numbers[1];
 };
 
+/* The kernel nests these in an anonymous struct; CO-RE finds them there. */
+struct kernel_siginfo {
+	int si_signo;
+	int si_errno;
+	int si_code;
+};
+
 struct task_struct {
 	pid_t pid;
 	pid_t tgid;

@@ -431,19 +431,20 @@ func TestFormatStatus(t *testing.T) {
 		{Name: "apache2", State: "Up", PIDs: []int{1234}, UptimeSeconds: 10921, Restarts: 1,
 			LastEvent: &control.Event{Time: since, Text: "('apache2',pid=1234) Up"}},
 		{Name: "tomcat", State: "Up", PIDs: []int{7, 9}, UptimeSeconds: 2*86400 + 3*3600, Restarts: 0},
-		{Name: "db", State: "Restarting", PIDs: nil, UptimeSeconds: 0, Restarts: 2},
+		{Name: "db", State: "Restarting", PIDs: nil, UptimeSeconds: 0, Restarts: 2,
+			LastDeath: &control.Death{Time: since, Cause: "oom", Text: "killed by the OOM killer"}},
 		{Name: "q", State: "Up", PIDs: []int{5}, UptimeSeconds: 307},
 		{Name: "r", State: "Up", PIDs: []int{6}, UptimeSeconds: 42},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `SERVICE  STATE       PIDS  UPTIME  RESTARTS  LAST EVENT
-apache2  Up          1234  3h02m   1         May 24 09:35:26 ('apache2',pid=1234) Up
-tomcat   Up          7,9   2d03h   0         -
-db       Restarting  -     -       2         -
-q        Up          5     5m07s   0         -
-r        Up          6     42s     0         -
+	want := `SERVICE  STATE       PIDS  UPTIME  RESTARTS  LAST EVENT                               LAST DEATH
+apache2  Up          1234  3h02m   1         May 24 09:35:26 ('apache2',pid=1234) Up  -
+tomcat   Up          7,9   2d03h   0         -                                        -
+db       Restarting  -     -       2         -                                        May 24 09:35:26 killed by the OOM killer
+q        Up          5     5m07s   0         -                                        -
+r        Up          6     42s     0         -                                        -
 `
 	if b.String() != want {
 		t.Errorf("\n got:\n%s\nwant:\n%s", b.String(), want)

@@ -11,16 +11,24 @@ import (
 
 // FormatStatus writes padmin status's table:
 //
-//	SERVICE  STATE  PIDS       UPTIME  RESTARTS  LAST EVENT
-//	apache2  Up     1234       3h02m   0         May 24 09:35:26 ('apache2',pid=1234) Up
+//	SERVICE  STATE  PIDS       UPTIME  RESTARTS  LAST EVENT                                LAST DEATH
+//	apache2  Up     1234       3h02m   0         May 24 09:35:26 ('apache2',pid=1234) Up  May 24 09:35:20 killed by the OOM killer
 func FormatStatus(w io.Writer, services []ServiceStatus) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVICE\tSTATE\tPIDS\tUPTIME\tRESTARTS\tLAST EVENT")
+	fmt.Fprintln(tw, "SERVICE\tSTATE\tPIDS\tUPTIME\tRESTARTS\tLAST EVENT\tLAST DEATH")
 	for _, s := range services {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n",
-			s.Name, s.State, formatPIDs(s.PIDs), formatUptime(s.UptimeSeconds), s.Restarts, formatEvent(s.LastEvent))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n",
+			s.Name, s.State, formatPIDs(s.PIDs), formatUptime(s.UptimeSeconds), s.Restarts, formatEvent(s.LastEvent), formatDeath(s.LastDeath))
 	}
 	return tw.Flush()
+}
+
+// formatDeath is the last death's time and cause, as the ending line says it.
+func formatDeath(d *Death) string {
+	if d == nil {
+		return "-"
+	}
+	return d.Time.Local().Format(time.Stamp) + " " + d.Text
 }
 
 func formatPIDs(pids []int) string {

@@ -355,7 +355,9 @@ func testPIDReuse(t *testing.T, h *harness) {
 // process's identity; one already running when the watch began is not.
 func testExec(t *testing.T, h *harness) {
 	exe := testproc.CopyBinary(t, "pwatch-exec-target")
-	before := testproc.ExitFrom(t, exe, 0)
+	// Started before the watch, and done with its exec (Start returns a
+	// moment before the kernel reports an exec).
+	before := testproc.RunningFrom(t, exe)
 	if err := h.w.WatchExec(exe); err != nil {
 		t.Fatalf("WatchExec: %v", err)
 	}

@@ -105,10 +105,10 @@ func TestStallKillsAndRecovers(t *testing.T) {
 			probes.waitProbes(t, 8080, 2) // answering: no stall
 			probes.fail(8080, true)
 			h.log.waitLines(t, 0, tc.find, "Killed Process: pid= 1001",
-				"Process ['web',pid=1001] Down", "killed by signal 9 (SIGKILL)",
+				"Process ['web',pid=1001] Down", "Process ['web',pid=1001] killed by signal 9 (SIGKILL), sent by pcheck (stall check)",
 				"Try to restart ('web')", "('web',pid=1002) Up")
 			env, _ := os.ReadFile(h.envLog)
-			if want := tc.reason + " 1001 1\n"; string(env) != want {
+			if want := tc.reason + " 1001 1 pcheck 9\n"; string(env) != want {
 				t.Fatalf("restart script saw %q, want %q", env, want)
 			}
 		})

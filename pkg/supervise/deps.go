@@ -61,6 +61,8 @@ type Clock interface {
 
 // Observer counts what happens to services (pkg/metrics implements it).
 type Observer interface {
+	// Death counts a top-level process's death by its cause (msg.Cause*).
+	Death(service, cause string)
 	Restart(service, reason string)
 	Stall(service string)
 	ObserveProbe(service, check string, took time.Duration, ok bool)
@@ -68,6 +70,7 @@ type Observer interface {
 
 type noObserver struct{}
 
+func (noObserver) Death(string, string)                             {}
 func (noObserver) Restart(string, string)                           {}
 func (noObserver) Stall(string)                                     {}
 func (noObserver) ObserveProbe(string, string, time.Duration, bool) {}

@@ -217,7 +217,7 @@ func newHarness(t *testing.T, script string, edit func(*pfile.Service)) *harness
 	dir := t.TempDir()
 	marker := filepath.Join(dir, "running")
 	envLog := filepath.Join(dir, "env")
-	body := fmt.Sprintf("echo \"$PWATCH_REASON $PWATCH_PID $PWATCH_ATTEMPT\" >> %s\n", envLog)
+	body := fmt.Sprintf("echo \"$PWATCH_REASON $PWATCH_PID $PWATCH_ATTEMPT${PWATCH_CAUSE:+ $PWATCH_CAUSE}${PWATCH_SIGNAL:+ $PWATCH_SIGNAL}${PWATCH_EXIT_STATUS:+ $PWATCH_EXIT_STATUS}\" >> %s\n", envLog)
 	if script == "ok" {
 		body += "touch " + marker + "\n"
 	} else {
@@ -316,7 +316,7 @@ func TestDeathIsRecovered(t *testing.T) {
 	old := h.kill(9)
 	h.log.waitLines(t, 0,
 		fmt.Sprintf("Process ['web',pid=%d] Down", old.PID),
-		"killed by signal 9 (SIGKILL)",
+		fmt.Sprintf("Process ['web',pid=%d] killed by signal 9 (SIGKILL)", old.PID),
 		"Try to restart ('web')",
 		"('web',pid=1002) Up")
 	h.waitState(t, Up)
@@ -324,7 +324,7 @@ func TestDeathIsRecovered(t *testing.T) {
 		t.Fatal("the new process is not watched, or the dead one still is")
 	}
 	env, _ := os.ReadFile(h.envLog)
-	if got, want := string(env), fmt.Sprintf("down %d 1\n", old.PID); got != want {
+	if got, want := string(env), fmt.Sprintf("down %d 1 signal 9\n", old.PID); got != want {
 		t.Fatalf("script saw PWATCH_REASON PID ATTEMPT = %q, want %q", got, want)
 	}
 	if st := h.svc.Status(); st.Restarts != 1 {
