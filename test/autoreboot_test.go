@@ -132,7 +132,7 @@ func TestAutoReboot(t *testing.T) {
 	stopAll(t, []int{master})
 	stopAll(t, srv.workers(t, master))
 
-	want := []string{webStall(master, srv.port), killedProc(master), down(name, master), killedBy9}
+	want := []string{webStall(master, srv.port), killedProc(master), down(name, master), ended(name, master, stallKilled)}
 	for range 3 {
 		want = append(want, tryRestart(name), setPidFail(name))
 	}

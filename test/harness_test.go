@@ -191,8 +191,17 @@ func (p *pcheckRun) waitExit(ctx context.Context) (int, error) {
 }
 
 // lines waits until this pcheck has logged n syslog lines and returns the
-// first n texts.
+// first n texts, without the sender of a signal (rawLines keeps it).
 func (p *pcheckRun) lines(ctx context.Context, n int) ([]string, error) {
+	got, err := p.rawLines(ctx, n)
+	for i := range got {
+		got[i] = withoutSender(got[i])
+	}
+	return got, err
+}
+
+// rawLines is lines as pcheck wrote them.
+func (p *pcheckRun) rawLines(ctx context.Context, n int) ([]string, error) {
 	var got []string
 	_, err := p.syslog.WaitMatch(ctx, fmt.Sprintf("%d lines from pcheck[%d]", n, p.logPID), func(m syslogtest.Message) bool {
 		if m.Ident == "pcheck" && m.PID == p.logPID {
@@ -221,7 +230,7 @@ func (p *pcheckRun) allLines() []string {
 	var out []string
 	for _, m := range p.syslog.Messages() {
 		if m.Ident == "pcheck" && m.PID == p.logPID {
-			out = append(out, m.Text)
+			out = append(out, withoutSender(m.Text))
 		}
 	}
 	return out

@@ -65,7 +65,7 @@ func expectStallRecovery(t *testing.T, p *pcheckRun, first int, name, stall stri
 		t.Fatal(err)
 	}
 	got = got[first:]
-	want := []string{stall, killedProc(pid), down(name, pid), killedBy9, tryRestart(name)}
+	want := []string{stall, killedProc(pid), down(name, pid), ended(name, pid, stallKilled), tryRestart(name)}
 	m := upLine.FindStringSubmatch(got[5])
 	if !slices.Equal(got[:5], want) || m == nil || m[1] != name {
 		t.Fatalf("pcheck logged:\n\t%s\nwant:\n\t%s\n\t%s", strings.Join(got, "\n\t"),

@@ -188,7 +188,7 @@ func TestSunOne(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{down("sunone", wdog), killedBy9, tryRestart("sunone")}; !slices.Equal(got[:3], want) {
+	if want := []string{down("sunone", wdog), ended("sunone", wdog, killedBy9), tryRestart("sunone")}; !slices.Equal(got[:3], want) {
 		t.Fatalf("pcheck logged:\n\t%s\nwant:\n\t%s\n\t%s", strings.Join(got, "\n\t"), strings.Join(want, "\n\t"), up("sunone", 0))
 	}
 	for _, pid := range append([]int{primordial}, workers...) {

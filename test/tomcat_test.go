@@ -239,7 +239,7 @@ func tomcatKill(t *testing.T) {
 
 	kill9(t, jvm)
 	got := tomcatLines(t, p, 4)
-	want := []string{down("tomcat", jvm), killedBy9, tryRestart("tomcat")}
+	want := []string{down("tomcat", jvm), ended("tomcat", jvm, killedBy9), tryRestart("tomcat")}
 	if !slices.Equal(got[:3], want) {
 		t.Fatalf("pcheck logged:\n\t%s\nwant:\n\t%s\n\t%s", strings.Join(got, "\n\t"), strings.Join(want, "\n\t"), up("tomcat", 0))
 	}
@@ -263,7 +263,7 @@ func tomcatStall(t *testing.T) {
 	stopAll(t, []int{jvm})
 	expectNoAnswer(t, tc.url())
 	got := tomcatLines(t, p, 6)
-	want := []string{webStall(jvm, tc.port), killedProc(jvm), down("tomcat", jvm), killedBy9, tryRestart("tomcat")}
+	want := []string{webStall(jvm, tc.port), killedProc(jvm), down("tomcat", jvm), ended("tomcat", jvm, stallKilled), tryRestart("tomcat")}
 	if !slices.Equal(got[:5], want) {
 		t.Fatalf("pcheck logged:\n\t%s\nwant:\n\t%s\n\t%s", strings.Join(got, "\n\t"), strings.Join(want, "\n\t"), up("tomcat", 0))
 	}
@@ -298,7 +298,7 @@ func tomcatSlowDeploy(t *testing.T) {
 	}
 	kill9(t, jvm)
 	got := tomcatLines(t, p, 3)
-	if want := []string{down("tomcat", jvm), killedBy9, tryRestart("tomcat")}; !slices.Equal(got, want) {
+	if want := []string{down("tomcat", jvm), ended("tomcat", jvm, killedBy9), tryRestart("tomcat")}; !slices.Equal(got, want) {
 		t.Fatalf("pcheck logged:\n\t%s\nwant:\n\t%s", strings.Join(got, "\n\t"), strings.Join(want, "\n\t"))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), tomcatDeadline)
