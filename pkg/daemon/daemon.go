@@ -55,7 +55,9 @@ func Run(ctx context.Context, cfg Config, log *msg.Logger) error {
 		return err
 	}
 	defer w.Close()
-	slog.Info("death-detection backend", "watcher", w.Name())
+	if cfg.Watcher != "auto" { // auto has logged its choice, and why
+		slog.Info("death-detection backend", "watcher", w.Name())
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

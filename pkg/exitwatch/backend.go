@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -76,7 +77,11 @@ func Open(name string, opt Options) (Watcher, error) {
 		if err == nil {
 			w, openErr := b.open(opt)
 			if openErr == nil {
-				opt.Logger.Info("death-detection backend chosen", "watcher", n, "passed_over", errors.Join(reasons...))
+				attrs := []any{"watcher", n}
+				if len(reasons) > 0 { // the best one works: nothing to explain
+					attrs = append(attrs, "passed_over", joinReasons(reasons))
+				}
+				opt.Logger.Info("death-detection backend chosen", attrs...)
 				return w, nil
 			}
 			err = openErr
@@ -89,4 +94,14 @@ func Open(name string, opt Options) (Watcher, error) {
 		reasons = append(reasons, fmt.Errorf("%s: %w", n, err))
 	}
 	return nil, fmt.Errorf("no death-detection backend works here: %w", errors.Join(reasons...))
+}
+
+// joinReasons puts the reasons better backends were passed over on one
+// log line: "ebpf: ...; netlink: ...".
+func joinReasons(reasons []error) string {
+	s := make([]string, len(reasons))
+	for i, r := range reasons {
+		s[i] = r.Error()
+	}
+	return strings.Join(s, "; ")
 }
