@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/pwatch/pwatch/pkg/pfile"
 	"github.com/urfave/cli/v2"
+
+	"github.com/pwatch/pwatch/internal/cliapp"
+	"github.com/pwatch/pwatch/pkg/pfile"
 )
 
 func checkCommand() *cli.Command {
@@ -19,7 +21,7 @@ func checkCommand() *cli.Command {
 			"1 when any file has an error, else 0. With --json, each valid service's\n" +
 			"effective rules are printed instead of OK lines, one JSON object per line.",
 		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "json", Usage: "print each service's effective rules as one JSON object per line"},
+			&cli.BoolFlag{Name: "json", Usage: "print each service's effective rules as one JSON object per line", DisableDefaultText: true},
 		},
 		Action: runCheck,
 	}
@@ -27,7 +29,7 @@ func checkCommand() *cli.Command {
 
 func runCheck(c *cli.Context) error {
 	if c.NArg() == 0 {
-		return cli.Exit("check: expected at least one PFILE or DIR", 2)
+		return cliapp.UsageError("check: expected at least one PFILE or DIR")
 	}
 	out, errOut := c.App.Writer, c.App.ErrWriter
 	failed := false
