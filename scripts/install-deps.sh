@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs what building and testing pwatch needs on a Debian machine:
 # clang/llvm for the BPF objects, the real servers the end-to-end tests
-# drive, lintian and man-db for the package (make deb), and promtool (in
-# the prometheus package) for the metrics and alerting rules, zsh and fish
-# for the completion tests. The tests
-# start their servers themselves: no service of these packages is started,
-# or left enabled, and no process this script did not start is signalled.
+# drive, lintian and man-db for the package (make deb), promtool (in the
+# prometheus package) for the metrics and alerting rules, zsh and fish for
+# the completion tests. The tests start their servers themselves: no
+# service of these packages is started or left enabled, and no process
+# this script did not start is signalled.
 set -euo pipefail
 pkgs=(clang llvm libbpf-dev apache2 nginx openssl ca-certificates iproute2 procps)
 pkgs+=(lintian man-db prometheus zsh fish)
