@@ -109,6 +109,7 @@ loop:
 	for {
 		select {
 		case <-ctx.Done():
+			slog.Info("pcheck stopping; the watched services are left running")
 			break loop
 		case <-routerDone:
 			// The watcher ended on its own: pcheck is blind. End with an
