@@ -44,6 +44,7 @@ func Setup(app *cli.App) {
 func setCommands(cmds []*cli.Command) {
 	for _, c := range cmds {
 		c.OnUsageError = onUsageError
+		c.HideHelpCommand = true // --help is enough; "help" is no completion
 		setCommands(c.Subcommands)
 	}
 }
