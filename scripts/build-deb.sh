@@ -70,5 +70,8 @@ install -m 0644 packaging/copyright "$doc/copyright"
 } | gzip -9n >"$doc/changelog.gz"
 install -D -m 0644 packaging/lintian-overrides "$root/usr/share/lintian/overrides/pwatch"
 
+# The files' times are the commit's: the same commit gives the same package.
+export SOURCE_DATE_EPOCH=$(git log -1 --format=%ct)
+find "$root" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 "$GO" tool nfpm package --config packaging/nfpm.yaml --packager deb --target bin/ >&2
 echo "bin/pwatch_${version}_amd64.deb"
