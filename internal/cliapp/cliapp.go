@@ -117,9 +117,9 @@ func Run(ctx context.Context, app *cli.App, args []string) error {
 	return app.RunContext(ctx, args)
 }
 
-// CompletingFlag says whether shell completion is asked for a flag: the
-// completion scripts pass the word being typed before
-// --generate-bash-completion when it starts with "-".
+// CompletingFlag says whether shell completion is asked for a flag: while
+// one is typed, the completion scripts (scripts/completion/) pass "-"
+// before --generate-bash-completion.
 func CompletingFlag(c *cli.Context) bool {
 	args, _ := c.App.Metadata[argsKey].([]string)
 	n := len(args)

@@ -16,8 +16,8 @@ type ManSection struct {
 	Title, Body string
 }
 
-// ManSections are app's extra man-page sections, kept in its Metadata so
-// that the page is generated from the app alone.
+// manSectionsKey keeps an app's extra man-page sections in its Metadata,
+// so that the page is generated from the app alone.
 const manSectionsKey = "man-sections"
 
 // SetManSections gives app the extra sections of its man page.
