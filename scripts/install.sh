@@ -121,7 +121,7 @@ install -m 0755 "$src"/scripts/restart/*.restart "$src"/scripts/restart/*.retry-
 say "$sharedir/pfile/ $sharedir/restart/ (templates)"
 
 install -d -m 0755 "$DESTDIR$docdir"
-install -m 0644 "$src/docs/operations.md" "$src/docs/pfile.md" "$src/docs/migrating.md" "$DESTDIR$docdir/"
+install -m 0644 "$src/docs/operations.md" "$src/docs/pfile.md" "$src/docs/behaviour.md" "$src/docs/migrating.md" "$DESTDIR$docdir/"
 say "$docdir/"
 
 if [ -n "$DESTDIR" ]; then
@@ -140,9 +140,9 @@ fi
 
 if [ "$enable" = no ]; then
 	cat <<NEXT
-next:
-  cp $sharedir/pfile/apache2.pfile $confdir/pfile.d/      # edit to taste
-  cp $sharedir/restart/apache2.restart $confdir/scripts/
+next (nginx, say; the templates also hold apache2 and tomcat):
+  cp $sharedir/pfile/nginx.pfile $confdir/pfile.d/      # edit to taste
+  cp $sharedir/restart/nginx.restart $confdir/scripts/
   $sbindir/padmin check $confdir/pfile.d
   systemctl enable --now pwatch.service
 NEXT

@@ -222,7 +222,6 @@ func (s *Service) next() (input, bool) {
 // Status is a snapshot for padmin.
 func (s *Service) Status() Status {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	now := s.d.Clock.Now()
 	st := Status{Name: s.cfg.Name, State: s.state, Restarts: len(s.recentAttempts(now)), LastEvent: s.last, LastEventAt: s.lastAt,
 		LastDeath: s.lastDeath, LastDeathAt: s.lastDeathAt}
@@ -231,6 +230,14 @@ func (s *Service) Status() Status {
 	}
 	if s.state == Up {
 		st.UpSince, st.Uptime = s.upSince, now-s.upSince
+	}
+	s.mu.Unlock()
+	if st.State == Paused {
+		// Nothing is watched while paused, but the processes still run:
+		// show what runs now (a failed scan shows none rather than guess).
+		if found, err := s.d.Processes.Find(); err == nil {
+			st.PIDs = pidsOf(found)
+		}
 	}
 	return st
 }

@@ -444,7 +444,14 @@ func TestStoppedServiceIsNotRestarted(t *testing.T) {
 	if h.svc.State() != Paused || h.watch.is(proc.ID{PID: id, StartTime: 1}) {
 		t.Fatalf("after stop: state %v, still watched %v", h.svc.State(), h.watch.is(proc.ID{PID: id, StartTime: 1}))
 	}
+	// Unwatched but running: status still shows its pid.
+	if got := h.svc.Status().PIDs; !slices.Equal(got, []int{id}) {
+		t.Fatalf("paused status pids %v, want [%d]", got, id)
+	}
 	h.kill(9)
+	if got := h.svc.Status().PIDs; len(got) != 0 {
+		t.Fatalf("paused status pids %v after its process died, want none", got)
+	}
 	// Resume: the service is down, so start runs the recovery.
 	if err := h.svc.Start(context.Background()); err != nil {
 		t.Fatal(err)
