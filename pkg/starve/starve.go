@@ -115,8 +115,10 @@ func readPSI(path string) (time.Duration, bool) {
 // Verdict is what two samples say of the period between them.
 type Verdict struct {
 	Elapsed time.Duration
-	// SelfWait and ServerWait are the run-queue waits of pcheck's threads
-	// and of the server's, summed over threads.
+	// SelfWait is the longest run-queue wait of one of pcheck's threads
+	// (many threads that wait a little each are not a starved pcheck);
+	// ServerWait is the server's, summed over its threads (a stopped or
+	// deadlocked server has none at all).
 	SelfWait, ServerWait time.Duration
 	// Pressure is the share of the period some task on the host waited
 	// for a CPU (PSI); -1 when unknown. It is context only: a stopped
@@ -126,24 +128,26 @@ type Verdict struct {
 
 // Judge compares two samples taken elapsed apart.
 func Judge(from, to Sample, elapsed time.Duration) Verdict {
-	v := Verdict{Elapsed: elapsed, SelfWait: grown(from.self, to.self), ServerWait: grown(from.server, to.server), Pressure: -1}
+	_, self := grown(from.self, to.self)
+	server, _ := grown(from.server, to.server)
+	v := Verdict{Elapsed: elapsed, SelfWait: self, ServerWait: server, Pressure: -1}
 	if from.psiOK && to.psiOK && elapsed > 0 {
 		v.Pressure = float64(to.psi-from.psi) / float64(elapsed)
 	}
 	return v
 }
 
-// grown is the wait added between two readings; a thread born between them
-// brings all of its wait.
-func grown(from, to map[int]time.Duration) time.Duration {
-	var sum time.Duration
+// grown is the wait added between two readings, in all and by the thread
+// that waited longest; a thread born between them brings all of its wait.
+func grown(from, to map[int]time.Duration) (sum, most time.Duration) {
 	for tid, d := range to {
 		if old, ok := from[tid]; ok && old <= d {
 			d -= old
 		}
 		sum += d
+		most = max(most, d)
 	}
-	return sum
+	return sum, most
 }
 
 // Starved says whether the server or pcheck waited for a CPU for a large
@@ -155,7 +159,7 @@ func (v Verdict) Starved() (string, bool) {
 	case v.ServerWait*Share >= v.Elapsed:
 		return "the server's threads waited " + v.describe(v.ServerWait), true
 	case v.SelfWait*Share >= v.Elapsed:
-		return "pcheck's threads waited " + v.describe(v.SelfWait), true
+		return "a thread of pcheck waited " + v.describe(v.SelfWait), true
 	}
 	return "", false
 }
