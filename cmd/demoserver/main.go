@@ -8,7 +8,9 @@
 //	         in a busy loop)
 //
 // It serves "hello from demoserver\n" on every path, after -delay and
-// after burning -work of CPU time (a server whose answers need the CPU).
+// after burning -work of CPU time (a server whose answers need the CPU;
+// with -work-runs N only N requests in every N+1 do, the others answer at
+// once; a client that goes away ends the burn).
 // With -bind-delay it runs that long before it listens (a slow start).
 package main
 
@@ -46,6 +48,7 @@ func run() error {
 	key := flag.String("tls-key", "", "and this key (PEM)")
 	pidFile := flag.String("pidfile", "", "write our pid here")
 	work := flag.Duration("work", 0, "CPU time to burn for each answer")
+	workRuns := flag.Int("work-runs", 0, "burn -work for this many requests in a row, then answer one at once (0: every request burns)")
 	bindDelay := flag.Duration("bind-delay", 0, "wait this long before listening")
 	flag.Parse()
 
@@ -76,7 +79,9 @@ func run() error {
 			return
 		case <-time.After(*delay):
 		}
-		burn(*work)
+		if n := requests.Add(1); *workRuns == 0 || n%uint64(*workRuns+1) != 0 {
+			burn(r.Context(), *work)
+		}
 		fmt.Fprintln(w, "hello from demoserver")
 	})
 	srv := &http.Server{Handler: handler}
@@ -171,16 +176,21 @@ func (g *gatedListener) Accept() (net.Conn, error) {
 	}
 }
 
-// burn keeps this thread on the CPU until it has used d of CPU time: on a
-// starved node that takes longer than d.
-func burn(d time.Duration) {
+var requests atomic.Uint64
+
+// burn keeps this thread on the CPU until it has used d of CPU time (on a
+// starved node that takes longer than d), or ctx ends.
+func burn(ctx context.Context, d time.Duration) {
 	if d <= 0 {
 		return
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	start := threadCPU()
-	for threadCPU()-start < d {
+	for i := 0; threadCPU()-start < d; i++ {
+		if i%1024 == 0 && ctx.Err() != nil {
+			return
+		}
 	}
 }
 

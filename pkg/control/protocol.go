@@ -75,6 +75,8 @@ type CheckStatus struct {
 	// FailingSince is when the failures of a failing (or starting) block
 	// began; nil when its last round succeeded.
 	FailingSince *time.Time `json:"failing_since,omitempty"`
+	// LastProbeSeconds is how long the last probe took.
+	LastProbeSeconds float64 `json:"last_probe_seconds"`
 	// NotCountedSeconds is the failure time not counted towards the
 	// duration because the server or pcheck was starved of CPU.
 	NotCountedSeconds float64 `json:"not_counted,omitempty"`

@@ -58,8 +58,8 @@ func (d *daemon) Status(_ context.Context, name string) ([]control.ServiceStatus
 			cc := control.CheckStatus{
 				Block: c.Check.Block, Kind: c.Check.Kind.String(), Port: c.Check.Port,
 				OK: c.OK, State: c.State(st.State == supervise.Up), Stopped: c.Stopped, Stalls: c.Stalls,
-				NotCountedSeconds: c.NotCounted.Seconds(),
-				AcceptQueue:       c.Listen.AcceptQueue, Backlog: c.Listen.Backlog,
+				NotCountedSeconds: c.NotCounted.Seconds(), LastProbeSeconds: c.LastDuration.Seconds(),
+				AcceptQueue: c.Listen.AcceptQueue, Backlog: c.Listen.Backlog,
 			}
 			if !c.FailingSince.IsZero() && (cc.State == supervise.CheckFailing || cc.State == supervise.CheckStarting) {
 				since := c.FailingSince

@@ -247,6 +247,9 @@ func (r *Runner) round(ctx context.Context, slot, late time.Duration) Result {
 		select {
 		case e := <-done:
 			stop(timer)
+			if ctx.Err() != nil {
+				return Result{} // the checks end: not a failure of the server's
+			}
 			end := r.o.Clock.Now()
 			err := e.err()
 			r.lastErr = err
