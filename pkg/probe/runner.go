@@ -258,7 +258,10 @@ func (r *Runner) round(ctx context.Context, slot, late time.Duration) Result {
 				return Result{At: slot}
 			}
 			r.failed(slot, err)
-			if why, ok := r.starved(judge, end-began, late); ok {
+			if !timedOut(err) {
+				// A refused connection or a wrong answer is an answer:
+				// no starvation makes it.
+			} else if why, ok := r.starved(judge, end-began, late); ok {
 				r.excuse(max(r.check.Interval, end-slot)-excusedHere, why, end)
 			}
 			if r.tr.Stalled(end) {
@@ -303,6 +306,10 @@ func (r *Runner) probeOnce(ctx context.Context) roundErr {
 	e.probe = r.o.Probe(ctx)
 	return e
 }
+
+// timedOut says the round failed for want of an answer in time, the only
+// failure starvation can cause.
+func timedOut(err error) bool { return errors.Is(err, context.DeadlineExceeded) }
 
 // starved is the evidence that a failed round was starvation: the round
 // started late by a large share of the interval (pcheck was not

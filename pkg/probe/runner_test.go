@@ -340,14 +340,15 @@ func starvedJudge(on *atomic.Bool) func() Judge {
 
 // Failed rounds the evidence calls starved are not counted: each takes
 // its slot (an interval) out of the count, and one line says so per
-// minute.
+// minute. Only a round that ran out of time can be starved: a refused
+// connection is an answer, counted whatever the evidence.
 func TestRunnerStarvedFailuresNotCounted(t *testing.T) {
 	c := sampleCheck()
 	c.Interval, c.Duration, c.Timeout = 10*time.Second, 20*time.Second, 2*time.Second
 	var on atomic.Bool
 	log := &recordLog{}
 	f := startFakeWith(t, c, fakeOpts{logger: log, starved: starvedJudge(&on)})
-	f.probe.set(errDown)
+	f.probe.set(context.DeadlineExceeded)
 	on.Store(true)
 	f.tick(t, 10*time.Second)
 	if r := f.tick(t, 20*time.Second); r.Excused != 20*time.Second {
@@ -373,7 +374,7 @@ func TestRunnerLateRoundNotCounted(t *testing.T) {
 	c := sampleCheck()
 	c.Interval, c.Duration, c.Timeout = 10*time.Second, 20*time.Second, 2*time.Second
 	f := startFake(t, c, nil)
-	f.probe.set(errDown)
+	f.probe.set(context.DeadlineExceeded)
 	if r := f.tick(t, 10*time.Second); r.Excused != 0 {
 		t.Fatalf("a round on time not counted: %+v", r)
 	}
@@ -391,7 +392,7 @@ func TestRunnerStarvedCappedAtTwiceDuration(t *testing.T) {
 	c := sampleCheck()
 	c.Interval, c.Duration, c.Timeout = 10*time.Second, 30*time.Second, 2*time.Second
 	f := startFakeWith(t, c, fakeOpts{starved: starvedJudge(&on)})
-	f.probe.set(errDown)
+	f.probe.set(context.DeadlineExceeded)
 	for at := 10 * time.Second; at < 70*time.Second; at += 10 * time.Second {
 		f.tick(t, at)
 		f.noStall(t)
@@ -407,5 +408,22 @@ func TestRunnerStarvedCappedAtTwiceDuration(t *testing.T) {
 		if s.FailingSince != 20*time.Second || s.At != 80*time.Second || !inFlight {
 			t.Fatalf("timeout %v: stall %+v (in flight %v), want at 20s + 2 x 30s, the probe cancelled", timeout, s, inFlight)
 		}
+	}
+}
+
+func TestRunnerStarvedRefusedStillCounted(t *testing.T) {
+	c := sampleCheck()
+	c.Interval, c.Duration, c.Timeout = 10*time.Second, 20*time.Second, 2*time.Second
+	var on atomic.Bool
+	on.Store(true)
+	f := startFakeWith(t, c, fakeOpts{starved: starvedJudge(&on)})
+	f.probe.set(errDown)
+	if r := f.tick(t, 10*time.Second); r.Excused != 0 {
+		t.Fatalf("a refused connection not counted: %+v", r)
+	}
+	f.tick(t, 20*time.Second)
+	f.tick(t, 30*time.Second)
+	if s := waitFor(t, f.stalls, "the stall on time"); s.At != 30*time.Second || s.Excused != 0 {
+		t.Fatalf("stall %+v, want at 30s with nothing excused", s)
 	}
 }

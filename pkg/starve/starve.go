@@ -18,6 +18,10 @@ import (
 // healthy host (milliseconds a second) never reaches it.
 const Share = 4
 
+// MinWait is the least wait that is starvation, however short the period:
+// a thread woken a millisecond late is scheduling, not starvation.
+const MinWait = 100 * time.Millisecond
+
 // Meter samples the run-queue wait of pcheck's threads and of a server's.
 type Meter struct {
 	// Proc is the proc file system's root; "" is /proc.
@@ -156,9 +160,9 @@ func (v Verdict) Starved() (string, bool) {
 	switch {
 	case v.Elapsed <= 0:
 		return "", false
-	case v.ServerWait*Share >= v.Elapsed:
+	case v.ServerWait*Share >= v.Elapsed && v.ServerWait >= MinWait:
 		return "the server's threads waited " + v.describe(v.ServerWait), true
-	case v.SelfWait*Share >= v.Elapsed:
+	case v.SelfWait*Share >= v.Elapsed && v.SelfWait >= MinWait:
 		return "a thread of pcheck waited " + v.describe(v.SelfWait), true
 	}
 	return "", false

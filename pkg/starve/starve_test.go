@@ -63,6 +63,13 @@ func TestJudgeSumsThreadWaitsAndReadsPressure(t *testing.T) {
 	}
 }
 
+func TestStarvedNeedsAWaitThatMatters(t *testing.T) {
+	v := Verdict{Elapsed: time.Millisecond, SelfWait: time.Millisecond, ServerWait: 50 * time.Millisecond, Pressure: -1}
+	if why, ok := v.Starved(); ok {
+		t.Fatalf("waits under MinWait taken for starvation: %q", why)
+	}
+}
+
 func TestStarvedSelf(t *testing.T) {
 	v := Verdict{Elapsed: time.Second, SelfWait: 300 * time.Millisecond, Pressure: -1}
 	if why, ok := v.Starved(); !ok || why != "a thread of pcheck waited 300ms for a CPU in 1s" {
