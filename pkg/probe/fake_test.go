@@ -321,21 +321,29 @@ func hangRun(t *testing.T, c pfile.Check, hangAt time.Duration, starved func() J
 			at, timeout = due, false
 		}
 		for range f.clock.Set(at) {
-			// A deadline: a stall, or, starved, a later deadline.
+			// A deadline: a stall, or, starved, a later deadline. After a
+			// stall the runner may take a held tick and arm the next
+			// round's timer at once: the stall's result came first then.
+			var r Result
 			select {
-			case r := <-f.results:
-				if !r.Stalled {
-					t.Fatalf("at %v a deadline fired and the round ended with %+v, want a stall", at, r)
-				}
-				inFlight := hungSince >= 0
-				if inFlight {
-					waitFor(t, f.probe.canceled, "the probe in flight at the stall to be cancelled")
-				}
-				return waitFor(t, f.stalls, "the stall"), inFlight
+			case r = <-f.results:
 			case <-f.clock.armed:
+				select {
+				case r = <-f.results:
+				default:
+					continue // starved: a later deadline
+				}
 			case <-time.After(30 * time.Second):
 				t.Fatalf("at %v a deadline fired and nothing came of it", at)
 			}
+			if !r.Stalled {
+				t.Fatalf("at %v a deadline fired and the round ended with %+v, want a stall", at, r)
+			}
+			inFlight := hungSince >= 0
+			if inFlight {
+				waitFor(t, f.probe.canceled, "the probe in flight at the stall to be cancelled")
+			}
+			return waitFor(t, f.stalls, "the stall"), inFlight
 		}
 		if timeout {
 			f.probe.release <- context.DeadlineExceeded
