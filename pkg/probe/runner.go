@@ -239,7 +239,8 @@ func (r *Runner) round(ctx context.Context, slot, late time.Duration) Result {
 	pctx, cancel := context.WithTimeout(ctx, r.check.Timeout)
 	defer cancel()
 	done := make(chan roundErr, 1)
-	go func() { done <- r.probeOnce(pctx) }()
+	extraErr := make(chan error, 1) // the extra check's result, once known
+	go func() { done <- r.probeOnce(pctx, extraErr) }()
 
 	var excusedHere time.Duration // of this round, taken while in flight
 	timer, deadline := r.deadlineTimer(slot, true)
@@ -258,9 +259,9 @@ func (r *Runner) round(ctx context.Context, slot, late time.Duration) Result {
 				return Result{At: slot}
 			}
 			r.failed(slot, err)
-			if !timedOut(err) {
-				// A refused connection or a wrong answer is an answer:
-				// no starvation makes it.
+			if !e.timedOut() {
+				// A refused connection, a wrong answer or a full accept
+				// queue is an answer: no starvation makes it.
 			} else if why, ok := r.starved(judge, end-began, late); ok {
 				r.excuse(max(r.check.Interval, end-slot)-excusedHere, why, end)
 			}
@@ -271,7 +272,15 @@ func (r *Runner) round(ctx context.Context, slot, late time.Duration) Result {
 		case <-deadline:
 			now := r.o.Clock.Now()
 			r.tr.Fail(slot) // in flight at the deadline: this round failed
-			if why, ok := r.starved(judge, now-began, late); ok {
+			var extra error
+			select {
+			case extra = <-extraErr:
+				extraErr <- extra // for the next deadline of this round
+			default:
+			}
+			if extra != nil {
+				// The listen check answered: not starvation.
+			} else if why, ok := r.starved(judge, now-began, late); ok {
 				excusedHere += r.excuse(now-slot-excusedHere, why, now)
 			}
 			if !r.tr.Stalled(now) {
@@ -294,22 +303,26 @@ type roundErr struct{ extra, probe error }
 
 func (e roundErr) err() error { return errors.Join(e.extra, e.probe) }
 
-// probeOnce runs the extra check, then the probe. The extra check (local,
+// timedOut says the round failed for want of an answer in time alone, the
+// only failure starvation can cause.
+func (e roundErr) timedOut() bool {
+	return e.extra == nil && errors.Is(e.probe, context.DeadlineExceeded)
+}
+
+// probeOnce runs the extra check, then the probe; the extra check's result
+// also goes to extraErr as soon as it is known. The extra check (local,
 // quick) goes first so that a hanging probe cannot leave it an expired
 // context, and it runs whatever the probe does: a full accept queue matters
 // most when the service does not answer.
-func (r *Runner) probeOnce(ctx context.Context) roundErr {
+func (r *Runner) probeOnce(ctx context.Context, extraErr chan<- error) roundErr {
 	var e roundErr
 	if r.o.Extra != nil {
 		e.extra = r.o.Extra(ctx)
 	}
+	extraErr <- e.extra
 	e.probe = r.o.Probe(ctx)
 	return e
 }
-
-// timedOut says the round failed for want of an answer in time, the only
-// failure starvation can cause.
-func timedOut(err error) bool { return errors.Is(err, context.DeadlineExceeded) }
 
 // starved is the evidence that a failed round was starvation: the round
 // started late by a large share of the interval (pcheck was not

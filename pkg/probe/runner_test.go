@@ -427,3 +427,29 @@ func TestRunnerStarvedRefusedStillCounted(t *testing.T) {
 		t.Fatalf("stall %+v, want at 30s with nothing excused", s)
 	}
 }
+
+// A full accept queue (the listen check) is an answer too, even when the
+// probe beside it timed out on a starved host.
+func TestRunnerStarvedListenCheckFailureStillCounted(t *testing.T) {
+	c := sampleCheck()
+	c.Interval, c.Duration, c.Timeout = 10*time.Second, 20*time.Second, 2*time.Second
+	var on, full atomic.Bool
+	on.Store(true)
+	queueFull := errors.New("accept queue full")
+	f := startFakeWith(t, c, fakeOpts{starved: starvedJudge(&on), extra: func(context.Context) error {
+		if full.Load() {
+			return queueFull
+		}
+		return nil
+	}})
+	full.Store(true)
+	f.probe.set(context.DeadlineExceeded)
+	if r := f.tick(t, 10*time.Second); r.Excused != 0 || !errors.Is(r.Err, queueFull) {
+		t.Fatalf("a full accept queue not counted: %+v", r)
+	}
+	f.tick(t, 20*time.Second)
+	f.tick(t, 30*time.Second)
+	if s := waitFor(t, f.stalls, "the stall on time"); s.At != 30*time.Second || s.Excused != 0 {
+		t.Fatalf("stall %+v, want at 30s with nothing excused", s)
+	}
+}
