@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs what building and testing pwatch needs on a Debian machine:
 # clang/llvm for the BPF objects, the real servers the end-to-end tests
-# drive, lintian and man-db for the package (make deb), promtool (in the
+# drive, stress-ng to load the CPUs in the starvation tests, lintian and man-db for the package (make deb), promtool (in the
 # prometheus package) for the metrics and alerting rules, zsh and fish for
 # the completion tests. The tests start their servers themselves: no
 # service of these packages is started or left enabled, and no process
 # this script did not start is signalled.
 set -euo pipefail
-pkgs=(clang llvm libbpf-dev apache2 nginx tomcat10 default-jre-headless openssl ca-certificates iproute2 procps)
+pkgs=(clang llvm libbpf-dev apache2 nginx tomcat10 default-jre-headless openssl ca-certificates iproute2 procps stress-ng)
 # The OCF agent's tests (scripts/ocf/): a Pacemaker cluster stack, ocf-tester
 # (resource-agents), xmllint (libxml2-utils), unshare (util-linux).
 pkgs+=(pacemaker pacemaker-cli-utils corosync resource-agents crmsh libxml2-utils util-linux)

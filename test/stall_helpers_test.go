@@ -182,6 +182,7 @@ func appendFile(t testing.TB, path, text string) {
 // from its own copy of the binary (its pfile's process matches this
 // instance only). Its restart script records PWATCH_REASON in reasons.
 type demoServer struct {
+	argv                       []string // the server's command line
 	dir, exe, pidFile, reasons string
 	port                       int
 	start                      string         // script that starts it detached
@@ -204,6 +205,7 @@ func newDemo(t testing.TB, https bool, flags ...string) *demoServer {
 		cert, key, d.roots = selfSigned(t, dir)
 		argv = append(argv, "-tls-cert", cert, "-tls-key", key)
 	}
+	d.argv = argv
 	writeFile(t, d.start, fmt.Sprintf("#!/bin/sh\nsetsid %s </dev/null >>%s 2>&1 &\n",
 		strings.Join(argv, " "), filepath.Join(dir, "demo.log")), 0o755)
 	d.script = withReasons(t, dir, d.reasons, d.start)

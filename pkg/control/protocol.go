@@ -87,6 +87,18 @@ type CheckStatus struct {
 	Port  int    `json:"port"`
 	// OK: the last round succeeded; false before the first round too.
 	OK bool `json:"ok"`
+	// State is starting (Up, no probe has succeeded yet), ok, failing
+	// (see FailingSince), stopped (error 1 found a stall) or idle (the
+	// service is not Up).
+	State string `json:"state"`
+	// FailingSince is when the failures of a failing (or starting) block
+	// began; nil when its last round succeeded.
+	FailingSince *time.Time `json:"failing_since,omitempty"`
+	// LastProbeSeconds is how long the last probe took.
+	LastProbeSeconds float64 `json:"last_probe_seconds"`
+	// NotCountedSeconds is the failure time not counted towards the
+	// duration because the server or pcheck was starved of CPU.
+	NotCountedSeconds float64 `json:"not_counted,omitempty"`
 	// Stopped: error 1 and a stall was found; the block checks no more.
 	Stopped bool   `json:"stopped"`
 	Stalls  uint64 `json:"stalls"`

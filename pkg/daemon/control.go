@@ -59,11 +59,17 @@ func (d *daemon) Status(_ context.Context, name string) ([]control.ServiceStatus
 			cs.LastDeath = deathOf(*e, st.LastDeathAt)
 		}
 		for _, c := range s.Checks() {
-			cs.Checks = append(cs.Checks, control.CheckStatus{
+			cc := control.CheckStatus{
 				Block: c.Check.Block, Kind: c.Check.Kind.String(), Port: c.Check.Port,
-				OK: c.OK, Stopped: c.Stopped, Stalls: c.Stalls,
+				OK: c.OK, State: c.State(st.State == supervise.Up), Stopped: c.Stopped, Stalls: c.Stalls,
+				NotCountedSeconds: c.NotCounted.Seconds(), LastProbeSeconds: c.LastDuration.Seconds(),
 				AcceptQueue: c.Listen.AcceptQueue, Backlog: c.Listen.Backlog,
-			})
+			}
+			if !c.FailingSince.IsZero() && (cc.State == supervise.CheckFailing || cc.State == supervise.CheckStarting) {
+				since := c.FailingSince
+				cc.FailingSince = &since
+			}
+			cs.Checks = append(cs.Checks, cc)
 		}
 		out = append(out, cs)
 	}

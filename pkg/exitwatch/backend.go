@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
-	"sync/atomic"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pwatch/pwatch/pkg/msg"
 	"github.com/pwatch/pwatch/pkg/pfile"
+	"github.com/pwatch/pwatch/pkg/probe"
 	"github.com/pwatch/pwatch/pkg/proc"
 )
 
@@ -97,6 +98,10 @@ type Deps struct {
 	ListenCheck func(port int, pids []int) (queue, backlog int, err error)
 	// Probe replaces the real probes (tests).
 	Probe func(ctx context.Context, c pfile.Check) error
+	// Starvation, if set, opens a period of starvation evidence at each
+	// probe round for the service whose processes pids returns (pkg/starve
+	// through the daemon); nil: every failure counts.
+	Starvation func(pids func() []int) func() probe.Judge
 	// Observer is told of restarts, stalls and probes (metrics); nil: no
 	// one is.
 	Observer Observer
