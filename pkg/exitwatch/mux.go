@@ -35,6 +35,8 @@ type Mux struct {
 	log      *slog.Logger
 	done     chan struct{} // closed when the backend's event stream ends
 	oom      *oomLog       // nil: the kernel log cannot be read here
+	oomStop  chan struct{} // ends the kernel log's drainer
+	oomDone  chan struct{}
 
 	mu       sync.Mutex
 	owners   map[proc.ID][]*View
@@ -63,7 +65,11 @@ func OpenMux(name string, opt Options) (*Mux, error) {
 		return nil, err
 	}
 	m.w = w
-	m.oom = openOOMLogFor(opt)
+	if m.oom = openOOMLogFor(opt); m.oom != nil {
+		m.oomStop = make(chan struct{})
+		m.oomDone = make(chan struct{})
+		go func() { defer close(m.oomDone); m.oom.keepDrained(m.oomStop) }()
+	}
 	go func() {
 		for range w.Events() { // delivered directly; this only waits for the end
 		}
@@ -113,10 +119,13 @@ func (m *Mux) Close() error {
 	m.mu.Lock()
 	m.stopPollingLocked()
 	m.mu.Unlock()
+	err := m.w.Close() // no more deliveries, so no more reads of the log
 	if m.oom != nil {
+		close(m.oomStop)
+		<-m.oomDone
 		m.oom.close()
 	}
-	return m.w.Close()
+	return err
 }
 
 // View is one owner's share of the Mux. Attach its sink before the first

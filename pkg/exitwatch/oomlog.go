@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/pwatch/pwatch/pkg/proc"
 )
@@ -49,6 +50,26 @@ func openOOMLog() (*oomLog, error) {
 }
 
 func (l *oomLog) close() error { return l.f.Close() }
+
+// oomLogDrainEvery keeps the log read between deaths, so that the read at
+// a death (on the death path) finds little to parse.
+const oomLogDrainEvery = 5 * time.Second
+
+// keepDrained reads the log every oomLogDrainEvery until stop closes.
+func (l *oomLog) keepDrained(stop <-chan struct{}) {
+	t := time.NewTicker(oomLogDrainEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			l.mu.Lock()
+			l.drain()
+			l.mu.Unlock()
+		}
+	}
+}
 
 // lookup takes the report of the OOM kill of id, if the kernel logged one:
 // its pid, and logged after id started (a reused pid's process started
@@ -107,6 +128,9 @@ func (l *oomLog) record(rec string) {
 		return
 	}
 	text, _, _ = strings.Cut(text, "\n")
+	if !strings.Contains(text, "oom-kill:") && !strings.Contains(text, "Killed process") {
+		return // most records: no regular expression for them
+	}
 	if m := oomKillLine.FindStringSubmatch(text); m != nil {
 		pid, _ := strconv.Atoi(m[2])
 		if len(l.memcgs) > maxOOMReports {
