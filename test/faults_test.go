@@ -78,7 +78,7 @@ func TestRestartInFlightIsWaitedFor(t *testing.T) {
 	writeFile(t, gate, "", 0o644) // the first pcheck's script starts the service
 	var pids []int
 	pollUntil(t, "the service runs", func() bool { pids = s.pids(); return len(pids) > 0 })
-	waitLineFrom(t, sc.syslog, "pcheck", second.pid(), adopted(name, pids[0]))
+	waitLineFrom(t, sc.syslog, "pcheck", second.logPID, adopted(name, pids[0]))
 	st := second.waitState(t, name, "Up")
 	if now := s.pids(); len(now) != 1 || !slices.Equal(st.PIDs, now) {
 		t.Fatalf("%s runs as %v, pcheck watches %v: want one copy, watched", name, now, st.PIDs)
@@ -112,7 +112,7 @@ func TestDeadMastersOrphansAreNotAdopted(t *testing.T) {
 	master := testproc.Forker(t, exe)
 	worker := master.Fork()
 	first := startPcheck(t, sc.syslog, sc.dir, "pidfd", pf)
-	waitLineFrom(t, sc.syslog, "pcheck", first.pid(), adopted(name, master.ID.PID))
+	waitLineFrom(t, sc.syslog, "pcheck", first.logPID, adopted(name, master.ID.PID))
 	first.stop() // SIGTERM: the service is left running, unwatched
 	master.Signal(syscall.SIGKILL)
 	pollUntil(t, "the master is dead", func() bool {
@@ -121,7 +121,7 @@ func TestDeadMastersOrphansAreNotAdopted(t *testing.T) {
 	})
 
 	second := startPcheck(t, sc.syslog, sc.dir, "pidfd", pf)
-	waitLineFrom(t, sc.syslog, "pcheck", second.pid(),
+	waitLineFrom(t, sc.syslog, "pcheck", second.logPID,
 		fmt.Sprintf("Orphaned processes of a dead master killed ('%s',pid=%d)", name, worker.PID))
 	lines, err := second.lines(waitCtx(t), 2)
 	if err != nil {
@@ -149,7 +149,7 @@ func TestRefusedCommandLogsNothing(t *testing.T) {
 	pf := s.writePfile(t, sc.dir, "")
 	pid := s.start(t)
 	p := startPcheck(t, sc.syslog, sc.dir, "netlink", pf)
-	waitLineFrom(t, sc.syslog, "pcheck", p.pid(), adopted("accepted", pid))
+	waitLineFrom(t, sc.syslog, "pcheck", p.logPID, adopted("accepted", pid))
 
 	refused := p.runPadmin(t, "stop", "nosuch")
 	if refused.code == 0 {

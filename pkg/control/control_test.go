@@ -455,24 +455,31 @@ type syncBuffer = syncbuf.Buffer
 
 func TestFormatStatus(t *testing.T) {
 	t.Setenv("TZ", "UTC")
+	failing := time.Date(2025, 5, 24, 9, 40, 0, 0, time.UTC)
 	var b bytes.Buffer
 	err := control.FormatStatus(&b, []control.ServiceStatus{
 		{Name: "apache2", State: "Up", PIDs: []int{1234}, UptimeSeconds: 10921, Restarts: 1,
 			LastEvent: &control.Event{Time: since, Text: "('apache2',pid=1234) Up"}},
 		{Name: "tomcat", State: "Up", PIDs: []int{7, 9}, UptimeSeconds: 2*86400 + 3*3600, Restarts: 0},
-		{Name: "db", State: "Restarting", PIDs: nil, UptimeSeconds: 0, Restarts: 2},
-		{Name: "q", State: "Up", PIDs: []int{5}, UptimeSeconds: 307},
-		{Name: "r", State: "Up", PIDs: []int{6}, UptimeSeconds: 42},
+		{Name: "db", State: "Restarting", PIDs: nil, UptimeSeconds: 0, Restarts: 2,
+			LastDeath: &control.Death{Time: since, Cause: "oom", Text: "killed by the OOM killer"}},
+		{Name: "q", State: "Up", PIDs: []int{5}, UptimeSeconds: 307,
+			Checks: []control.CheckStatus{{Block: "_bi_webserv", State: "starting"}}},
+		{Name: "r", State: "Up", PIDs: []int{6}, UptimeSeconds: 42,
+			Checks: []control.CheckStatus{{Block: "_bi_webserv", State: "failing", FailingSince: &failing, NotCountedSeconds: 20}}},
+		{Name: "s", State: "Up", PIDs: []int{8}, UptimeSeconds: 42,
+			Checks: []control.CheckStatus{{Block: "_bi_webserv", State: "ok"}, {Block: "_bi_socket", State: "failing", FailingSince: &failing}}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `SERVICE  STATE       PIDS  UPTIME  RESTARTS  LAST EVENT
-apache2  Up          1234  3h02m   1         May 24 09:35:26 ('apache2',pid=1234) Up
-tomcat   Up          7,9   2d03h   0         -
-db       Restarting  -     -       2         -
-q        Up          5     5m07s   0         -
-r        Up          6     42s     0         -
+	want := `SERVICE  STATE       PIDS  UPTIME  RESTARTS  CHECKS                                                    LAST EVENT                               LAST DEATH
+apache2  Up          1234  3h02m   1         -                                                         May 24 09:35:26 ('apache2',pid=1234) Up  -
+tomcat   Up          7,9   2d03h   0         -                                                         -                                        -
+db       Restarting  -     -       2         -                                                         -                                        May 24 09:35:26 killed by the OOM killer
+q        Up          5     5m07s   0         starting                                                  -                                        -
+r        Up          6     42s     0         failing since May 24 09:40:00 (20s not counted)           -                                        -
+s        Up          8     42s     0         _bi_webserv=ok, _bi_socket=failing since May 24 09:40:00  -                                        -
 `
 	if b.String() != want {
 		t.Errorf("\n got:\n%s\nwant:\n%s", b.String(), want)

@@ -93,6 +93,13 @@ func (s *Service) kill(ctx context.Context, ids []proc.ID) []proc.ID {
 	return left
 }
 
+// lastDeathEnding is why the service last died, nil before any death.
+func (s *Service) lastDeathEnding() *msg.Ending {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastDeath
+}
+
 // errRecoveryTimeout ends a recovery that took longer than
 // recovery_timeout.
 var errRecoveryTimeout = errors.New("recovery_timeout passed")
@@ -216,6 +223,9 @@ func (s *Service) restartOnce(ctx context.Context, reason string, oldPID, attemp
 		"PWATCH_PID=" + strconv.Itoa(oldPID),
 		"PWATCH_ATTEMPT=" + strconv.Itoa(attempt),
 	}
+	if oldPID != 0 {
+		env = append(env, causeEnv(s.lastDeathEnding())...)
+	}
 	// Recorded while it runs: a pcheck started meanwhile waits for it.
 	err := runScript(ctx, s.cfg.RestartScript, env, s.scriptLogger("restart_script"), s.scriptStarted)
 	s.scriptEnded()
@@ -260,8 +270,8 @@ func (s *Service) retryOver(ctx context.Context) {
 	s.log(msg.RetryOver(s.cfg.Name, action.String()))
 	if len(s.cfg.RetryOverScript) > 0 {
 		sctx, cancel := context.WithTimeout(ctx, s.cfg.RestartTimeout)
-		err := runScript(sctx, s.cfg.RetryOverScript, []string{"PWATCH_SERVICE=" + s.cfg.Name, "PWATCH_ACTION=" + action.String()},
-			s.scriptLogger("retry_over_script"), nil)
+		env := append([]string{"PWATCH_SERVICE=" + s.cfg.Name, "PWATCH_ACTION=" + action.String()}, causeEnv(s.lastDeathEnding())...)
+		err := runScript(sctx, s.cfg.RetryOverScript, env, s.scriptLogger("retry_over_script"), nil)
 		cancel()
 		if err != nil {
 			s.d.Slog.Warn("retry_over_script failed", "service", s.cfg.Name, "error", err)
