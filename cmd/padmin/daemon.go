@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 
@@ -81,10 +82,17 @@ func daemonCommands() []*cli.Command {
 				if err != nil {
 					return err
 				}
-				if err := client(c).Reload(c.Context, name); err != nil {
+				// A reload pcheck carried out is logged, the new rules
+				// refused or not; one it never ran is not.
+				err = client(c).Reload(c.Context, name)
+				var refused *control.ReloadRefusedError
+				if err != nil && !errors.As(err, &refused) {
 					return err
 				}
-				if err := logged(); err != nil {
+				if lerr := logged(); lerr != nil {
+					return lerr
+				}
+				if err != nil {
 					return err
 				}
 				if name == "" {

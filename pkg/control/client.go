@@ -125,19 +125,32 @@ func (c Client) Start(ctx context.Context, name string) error {
 	return err
 }
 
-// Reload re-reads one pfile, or all; the error joins one error per pfile
-// refused.
+// Reload re-reads one pfile, or all. When pcheck re-read them and refused
+// the new rules the error is a *ReloadRefusedError, one error per problem;
+// any other error means the reload was not carried out at all.
 func (c Client) Reload(ctx context.Context, name string) error {
 	resp, err := c.call(ctx, Request{Command: CommandReload, Name: name})
 	if err != nil {
 		return err
 	}
+	if len(resp.ReloadErrors) == 0 {
+		return nil
+	}
 	errs := make([]error, len(resp.ReloadErrors))
 	for i, e := range resp.ReloadErrors {
 		errs[i] = errors.New(e)
 	}
-	return errors.Join(errs...)
+	return &ReloadRefusedError{Errs: errs}
 }
+
+// ReloadRefusedError is a reload pcheck carried out and refused: it read
+// the pfiles, found these problems, and kept the running rules.
+type ReloadRefusedError struct{ Errs []error }
+
+func (e *ReloadRefusedError) Error() string { return errors.Join(e.Errs...).Error() }
+
+// Unwrap gives the problems one by one.
+func (e *ReloadRefusedError) Unwrap() []error { return e.Errs }
 
 // RebootCount reports the reboot guard, clearing it first if reset.
 func (c Client) RebootCount(ctx context.Context, reset bool) (RebootCount, error) {

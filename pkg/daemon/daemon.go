@@ -69,9 +69,11 @@ func newDaemon(ctx context.Context, cfg Config, log *msg.Logger) (*daemon, []*pf
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	// Without its records pcheck still runs; a successor just learns
+	// nothing from it (docs/behaviour.md).
 	runs, err := runstate.Open(cfg.StateDir, cfg.ProcRoot)
 	if err != nil {
-		return nil, nil, nil, err
+		slog.Warn("no records for a later pcheck: a restart in flight or a dead master's orphans will not be recognised", "error", err)
 	}
 	mux, err := exitwatch.OpenMux(cfg.Watcher, exitwatch.Options{ProcRoot: cfg.ProcRoot, PollInterval: cfg.PollInterval, Logger: slog})
 	if err != nil {

@@ -54,6 +54,10 @@ type running struct {
 // startLocked starts supervising cfg. d.mu is held.
 func (d *daemon) startLocked(cfg *pfile.Service, m proc.Matcher, paused bool) {
 	view := d.mux.NewView()
+	var runs supervise.RunState // never a nil *Store in the interface
+	if d.runs != nil {
+		runs = d.runs
+	}
 	svc := supervise.New(cfg, supervise.Deps{
 		Processes: serviceProcesses{table: d.table, matcher: m, perPID: m.PerPID()},
 		Watcher:   view,
@@ -65,10 +69,10 @@ func (d *daemon) startLocked(cfg *pfile.Service, m proc.Matcher, paused bool) {
 		// ListenCheck: sock_diag, for blocks with listen_check yes.
 		ListenCheck: listenCheck,
 		Observer:    d.observer(),
-		RunState:    d.runs,
 		// Starvation: a probe that failed while the server waited for
 		// the CPU is not counted towards a stall.
 		Starvation: starvation,
+		RunState:   runs,
 	})
 	view.Attach(svc)
 	if paused {

@@ -80,8 +80,8 @@ func (s *Service) awaitRestartInFlight(ctx context.Context) {
 	if !ok {
 		return
 	}
-	defer s.scriptEnded()
 	if alive, err := s.d.Processes.Alive(id); err != nil || !alive {
+		s.scriptEnded()
 		return
 	}
 	s.d.Slog.Warn("a restart script of the previous pcheck is still running: waiting for it", "service", s.cfg.Name,
@@ -90,8 +90,9 @@ func (s *Service) awaitRestartInFlight(ctx context.Context) {
 	defer cancel()
 	_ = s.d.Processes.WaitExited(wctx, id)
 	if ctx.Err() != nil {
-		return
+		return // pcheck ends: the record stays for the next one
 	}
+	defer s.scriptEnded()
 	if alive, _ := s.d.Processes.Alive(id); alive {
 		s.d.Slog.Warn("the previous pcheck's restart script ran out of time: killing it", "service", s.cfg.Name, "pid", id.PID)
 		_, _ = s.d.Processes.Kill(ctx, []proc.ID{id}, proc.KillOptions{Signal: syscall.SIGKILL})
