@@ -490,14 +490,14 @@ func TestOCFStartRefusesForeignPcheck(t *testing.T) {
 	}
 }
 
-// A pcheck that ends at once (here: a flag it refuses) fails the start with
+// A pcheck that ends at once (here: a flag it refuses, status 2) fails the start with
 // its status, instead of leaving the cluster waiting for the timeout.
 func TestOCFStartFailsWhenPcheckEnds(t *testing.T) {
 	testpriv.Root(t)
 	needTools(t)
 	r := newAgentRig(t, "exit", "pcheck_flags=--watcher bogus")
 	out := r.expect(t, "start", ocfErrGeneric)
-	if got, want := exitReason(out), "pcheck ended with status 1 (see "+filepath.Join(r.dir, "pcheck.log")+") while starting"; got != want {
+	if got, want := exitReason(out), "pcheck ended with status 2 (see "+filepath.Join(r.dir, "pcheck.log")+") while starting"; got != want {
 		t.Errorf("exit reason %q, want %q", got, want)
 	}
 	// Pacemaker stops a resource whose start failed; then it is not running.

@@ -194,7 +194,7 @@ func TestStallStartingSlowBind(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{down("slowbind", pid), killedBy9, tryRestart("slowbind")}; !slices.Equal(got[:3], want) || !upLine.MatchString(got[3]) {
+	if want := []string{down("slowbind", pid), ended("slowbind", pid, killedBy9), tryRestart("slowbind")}; !slices.Equal(got[:3], want) || !upLine.MatchString(got[3]) {
 		t.Fatalf("pcheck logged %q, want %q and Up", got, want)
 	}
 	c := waitCheck(t, p, "slowbind", "starting")
