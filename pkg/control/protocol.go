@@ -99,7 +99,8 @@ type CheckStatus struct {
 	// NotCountedSeconds is the failure time not counted towards the
 	// duration because the server or pcheck was starved of CPU.
 	NotCountedSeconds float64 `json:"not_counted,omitempty"`
-	// Stopped: error 1 and a stall was found; the block checks no more.
+	// Stopped: PS_EXEC error 1 and a stall was found, or a stall kill
+	// failed; the block checks no more (until padmin start).
 	Stopped bool   `json:"stopped"`
 	Stalls  uint64 `json:"stalls"`
 	// AcceptQueue and Backlog of the service's listener on the port, from

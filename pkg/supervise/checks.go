@@ -34,7 +34,8 @@ type CheckStatus struct {
 	// because the server or pcheck was starved of CPU.
 	NotCounted time.Duration
 	Listen     ListenStatus
-	// Stopped: error 1 and a stall was found; no more checks.
+	// Stopped: PS_EXEC error 1 and a stall was found, or a stall kill
+	// failed (guide 3.2); no more checks until padmin start.
 	Stopped bool
 	// LastDuration is how long the last probe round took.
 	LastDuration time.Duration
@@ -46,7 +47,7 @@ const (
 	CheckStarting = "starting" // Up, and no probe has succeeded yet
 	CheckOK       = "ok"       // the last round succeeded
 	CheckFailing  = "failing"  // the last round failed (see FailingSince)
-	CheckStopped  = "stopped"  // error 1 found a stall: no more checks
+	CheckStopped  = "stopped"  // error 1 found a stall, or its kill failed: no more checks
 	CheckIdle     = "idle"     // the service is not Up: no checks run
 )
 
