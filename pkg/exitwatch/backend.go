@@ -127,3 +127,17 @@ func joinReasons(reasons []error) string {
 	}
 	return strings.Join(s, "; ")
 }
+
+// every calls f every d until stop closes: the pollers' loop.
+func every(d time.Duration, stop <-chan struct{}, f func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			f()
+		}
+	}
+}

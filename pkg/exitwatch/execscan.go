@@ -182,16 +182,7 @@ func (p *execPoller) close() {
 
 func (p *execPoller) loop(stop, done chan struct{}) {
 	defer close(done)
-	t := time.NewTicker(p.interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-			p.scan()
-		}
-	}
+	every(p.interval, stop, p.scan)
 }
 
 func (p *execPoller) scan() {

@@ -354,32 +354,25 @@ func (m *Mux) stopPollingLocked() {
 // pollLoop finds, within a poll interval, the deaths of processes the
 // backend refused, by proc's rule; their status is known only while they
 // are zombies.
-func (m *Mux) pollLoop(stop chan struct{}) {
-	t := time.NewTicker(m.poll)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-		}
-		m.mu.Lock()
-		ids := make([]proc.ID, 0, len(m.polled))
-		for id := range m.polled {
-			ids = append(ids, id)
-		}
-		if len(ids) == 0 {
-			m.stopPollingLocked()
-		}
-		m.mu.Unlock()
-		for _, id := range ids {
-			if alive, ev := checkAlive(m.procRoot, id); !alive {
-				m.mu.Lock()
-				_, still := m.polled[id]
-				m.mu.Unlock()
-				if still {
-					m.deliver(ev)
-				}
+func (m *Mux) pollLoop(stop chan struct{}) { every(m.poll, stop, m.pollOnce) }
+
+func (m *Mux) pollOnce() {
+	m.mu.Lock()
+	ids := make([]proc.ID, 0, len(m.polled))
+	for id := range m.polled {
+		ids = append(ids, id)
+	}
+	if len(ids) == 0 {
+		m.stopPollingLocked()
+	}
+	m.mu.Unlock()
+	for _, id := range ids {
+		if alive, ev := checkAlive(m.procRoot, id); !alive {
+			m.mu.Lock()
+			_, still := m.polled[id]
+			m.mu.Unlock()
+			if still {
+				m.deliver(ev)
 			}
 		}
 	}

@@ -57,18 +57,11 @@ const oomLogDrainEvery = 5 * time.Second
 
 // keepDrained reads the log every oomLogDrainEvery until stop closes.
 func (l *oomLog) keepDrained(stop <-chan struct{}) {
-	t := time.NewTicker(oomLogDrainEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-			l.mu.Lock()
-			l.drain()
-			l.mu.Unlock()
-		}
-	}
+	every(oomLogDrainEvery, stop, func() {
+		l.mu.Lock()
+		l.drain()
+		l.mu.Unlock()
+	})
 }
 
 // lookup takes the report of the OOM kill of id, if the kernel logged one:
