@@ -11,16 +11,35 @@ import (
 
 // FormatStatus writes padmin status's table:
 //
-//	SERVICE  STATE  PIDS       UPTIME  RESTARTS  LAST EVENT
-//	apache2  Up     1234       3h02m   0         May 24 09:35:26 ('apache2',pid=1234) Up
+//	SERVICE  STATE      PIDS  UPTIME  RESTARTS  LEFT  NEXT          LAST EVENT
+//	apache2  Up         1234  3h02m   0         3     -             May 24 09:35:26 ('apache2',pid=1234) Up
+//	tomcat   RetryOver  -     -       3         0     re-arm 9m30s  May 24 09:40:01 Retry over ('tomcat') action=continue
 func FormatStatus(w io.Writer, services []ServiceStatus) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVICE\tSTATE\tPIDS\tUPTIME\tRESTARTS\tLAST EVENT")
+	fmt.Fprintln(tw, "SERVICE\tSTATE\tPIDS\tUPTIME\tRESTARTS\tLEFT\tNEXT\tLAST EVENT")
 	for _, s := range services {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n",
-			s.Name, s.State, formatPIDs(s.PIDs), formatUptime(s.UptimeSeconds), s.Restarts, formatEvent(s.LastEvent))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n",
+			s.Name, s.State, formatPIDs(s.PIDs), formatUptime(s.UptimeSeconds), s.Restarts, s.AttemptsLeft,
+			formatNext(s), formatEvent(s.LastEvent))
 	}
 	return tw.Flush()
+}
+
+// formatNext says what is due: the next attempt, or the re-arm.
+func formatNext(s ServiceStatus) string {
+	in := func(secs float64) string {
+		if secs < 1 {
+			return "now"
+		}
+		return formatUptime(int64(secs + 0.5))
+	}
+	switch {
+	case s.NextAttemptIn != nil:
+		return "attempt " + in(*s.NextAttemptIn)
+	case s.RearmIn != nil:
+		return "re-arm " + in(*s.RearmIn)
+	}
+	return "-"
 }
 
 func formatPIDs(pids []int) string {

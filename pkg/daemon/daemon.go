@@ -17,6 +17,7 @@ import (
 	"github.com/pwatch/pwatch/pkg/exitwatch"
 	"github.com/pwatch/pwatch/pkg/metrics"
 	"github.com/pwatch/pwatch/pkg/msg"
+	"github.com/pwatch/pwatch/pkg/opstate"
 	"github.com/pwatch/pwatch/pkg/pfile"
 	"github.com/pwatch/pwatch/pkg/proc"
 	"github.com/pwatch/pwatch/pkg/reboot"
@@ -61,6 +62,10 @@ func newDaemon(ctx context.Context, cfg Config, log *msg.Logger) (*daemon, []*pf
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	store, err := opstate.Open(cfg.StateDir)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	table, err := proc.NewTable(cfg.ProcRoot, slog)
 	if err != nil {
 		return nil, nil, nil, err
@@ -71,7 +76,7 @@ func newDaemon(ctx context.Context, cfg Config, log *msg.Logger) (*daemon, []*pf
 	}
 	slog.Info("death-detection backend", "watcher", mux.Backend().Name(), "process_trees_from_events", mux.KeepsTrees())
 	d := &daemon{
-		rules: rules, log: log, table: table, mux: mux, guard: guard,
+		rules: rules, log: log, table: table, mux: mux, guard: guard, store: store,
 		clock: supervise.NewMonotonicClock(), ctx: ctx,
 		ending:   make(chan struct{}, 1),
 		services: map[string]*running{},
@@ -104,7 +109,7 @@ func (d *daemon) serve(ctx context.Context, cfg Config, svcs []*pfile.Service, m
 
 	d.mu.Lock()
 	for i, s := range svcs {
-		d.startLocked(s, matchers[i], false)
+		d.startLocked(s, matchers[i], nil)
 	}
 	d.mu.Unlock()
 	slog.Info("pcheck running", "services", len(svcs), "control_socket", cfg.ControlSocket)
@@ -185,7 +190,7 @@ func (d *daemon) serveHTTP(cfg Config) (func(), error) {
 	}
 	if cfg.MetricsListen != "" {
 		m := metrics.New(src, metrics.Options{
-			RestartReasons: []string{supervise.ReasonDown, supervise.ReasonStall, supervise.ReasonSocket, supervise.ReasonStart},
+			RestartReasons: []string{supervise.ReasonDown, supervise.ReasonStall, supervise.ReasonSocket, supervise.ReasonStart, supervise.ReasonRearm},
 			Logger:         slog,
 		})
 		d.metrics = m

@@ -1,5 +1,7 @@
 package metrics
 
+import "time"
+
 // Source is what a scrape reads: state that already lives in the daemon
 // (supervisors, the watcher, the reboot guard). It is called from HTTP
 // handlers, concurrently with the daemon, so it must be safe for that and
@@ -36,6 +38,14 @@ type ServiceState struct {
 	// RestartsInGrace is the number of restart attempts within grace (what
 	// padmin status shows, and what retry_count is compared with).
 	RestartsInGrace int
+	// AttemptsLeft are the restart attempts retry_count still allows
+	// within grace.
+	AttemptsLeft int
+	// NextIn is how long until the next restart attempt (a pause between
+	// attempts) or re-arm (rearm_after after a retry over) is due, for
+	// Next "attempt" or "rearm"; Next "" leaves the series out.
+	Next   string
+	NextIn time.Duration
 	// Sockets are the accept queues of the service's listening ports, when
 	// known; nil leaves the accept-queue metrics out.
 	Sockets []Socket
