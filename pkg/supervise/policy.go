@@ -127,10 +127,14 @@ func (s *Service) adoptByHand(found []proc.Match, from State) {
 }
 
 // afterRetryOver follows a retry over that leaves pcheck running
-// (continue, or a reboot that is not happening): the state is kept across
-// pcheck restarts, and with rearm_after a re-arm is due.
-func (s *Service) afterRetryOver() {
-	s.keep(opstate.RetryOver)
+// (continue, or a reboot that is not happening): with rearm_after a re-arm
+// is due; with keep (continue) the state is kept across pcheck restarts. A
+// refused reboot is not kept: the reboot guard's count already ends the
+// loop, and the next pcheck (the next boot) tries the service again.
+func (s *Service) afterRetryOver(keep bool) {
+	if keep {
+		s.keep(opstate.RetryOver)
+	}
 	if s.cfg.RearmAfter <= 0 {
 		return
 	}

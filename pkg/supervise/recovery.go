@@ -180,7 +180,7 @@ func (s *Service) recoveryEnded(ctx, rctx context.Context) {
 	s.d.Slog.Warn("service not back within recovery_timeout: rebooting", "service", s.cfg.Name, "recovery_timeout", s.cfg.RecoveryTimeout)
 	s.setState(RetryOver)
 	if !s.reboot(ctx) {
-		s.afterRetryOver()
+		s.afterRetryOver(false)
 	}
 }
 
@@ -301,9 +301,9 @@ func (s *Service) retryOver(ctx context.Context) {
 		s.d.Exit(3)
 	case pfile.ActionReboot:
 		if !s.reboot(ctx) {
-			s.afterRetryOver()
+			s.afterRetryOver(false)
 		}
 	default:
-		s.afterRetryOver()
+		s.afterRetryOver(true)
 	}
 }
