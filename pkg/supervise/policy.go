@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/pwatch/pwatch/pkg/msg"
@@ -101,10 +102,30 @@ func (s *Service) waitPause(ctx context.Context) []proc.Match {
 		case <-s.appeared:
 		case <-look.C:
 		}
-		if found, _, err := s.look(false); err == nil && len(found) >= s.cfg.MinCount {
+		if found, _, err := s.look(false); err == nil && s.settled(found) {
 			return found
 		}
 	}
+}
+
+// settled says whether found, min_count processes of a service pcheck did
+// not start, is what the previous look found too: a start by hand is
+// adopted once its processes stay, not at the exec of a launcher that
+// forks the daemon and exits (nginx, apache2).
+func (s *Service) settled(found []proc.Match) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]proc.ID, 0, len(found))
+	for _, m := range found {
+		ids = append(ids, m.ID)
+	}
+	slices.SortFunc(ids, func(a, b proc.ID) int { return a.PID - b.PID })
+	same := len(ids) >= s.cfg.MinCount && slices.Equal(ids, s.lastSeen)
+	s.lastSeen = ids
+	if len(ids) < s.cfg.MinCount {
+		s.lastSeen = nil
+	}
+	return same
 }
 
 // adoptByHand makes a service someone started by hand Up: from RetryOver
@@ -112,7 +133,7 @@ func (s *Service) waitPause(ctx context.Context) []proc.Match {
 // again, its attempts reset as by padmin start.
 func (s *Service) adoptByHand(found []proc.Match, from State) {
 	s.mu.Lock()
-	s.nextAt, s.rearming = 0, false
+	s.nextAt, s.rearming, s.lastSeen = 0, false, nil
 	if from == RetryOver {
 		s.attempts, s.streak = nil, 0
 	}

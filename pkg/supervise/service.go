@@ -76,8 +76,11 @@ type Service struct {
 	rearmAt  time.Duration
 	// recReason and recPID are the recovery under way (reason and dead
 	// pid), handed to a reload's new supervisor.
-	recReason   string
-	recPID      int
+	recReason string
+	recPID    int
+	// lastSeen are the processes the last look for a service pcheck did
+	// not start found (settled).
+	lastSeen    []proc.ID
 	last        string
 	lastAt      time.Time
 	pending     []input       // inputs not yet handled, in arrival order
@@ -503,7 +506,7 @@ func (s *Service) lookForUnstarted(full bool) {
 	if !idle {
 		return
 	}
-	if found, _, err := s.look(full); err == nil && len(found) >= s.cfg.MinCount {
+	if found, _, err := s.look(full); err == nil && s.settled(found) {
 		s.adoptByHand(found, from)
 	}
 }
