@@ -37,7 +37,7 @@ exec "$@"
 
 // flakyRun is one recorded run of the script.
 type flakyRun struct {
-	at                      float64 // seconds, monotonic
+	at                    float64 // seconds, monotonic
 	reason, attempt, left string
 }
 
