@@ -158,6 +158,10 @@ func TestReloadKeepsWhatItShould(t *testing.T) {
 		}
 	}
 	p.waitStatus(t, "delta retried over", stateIs("delta", "RetryOver"))
+	// padmin rules shows the policy keys, after defaults.
+	if rules := rulesOf(t, p, "delta"); !strings.Contains(rules, `"retry_interval":2,"retry_backoff":1,"retry_interval_max":null,"stable_uptime":60,"rearm_after":null`) {
+		t.Fatalf("padmin rules delta: %s", rules)
+	}
 	if got := lines(t, runsD); got != 4 {
 		b, _ := os.ReadFile(runsD)
 		t.Fatalf("delta's script ran %d times (PWATCH_ATTEMPT %q), want 4: a first start and retry_count 3", got, b)

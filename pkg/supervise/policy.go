@@ -109,23 +109,27 @@ func (s *Service) waitPause(ctx context.Context) []proc.Match {
 }
 
 // settled says whether found, min_count processes of a service pcheck did
-// not start, is what the previous look found too: a start by hand is
-// adopted once its processes stay, not at the exec of a launcher that
-// forks the daemon and exits (nginx, apache2).
+// not start, were found by looks for at least IdleScanInterval (real time:
+// a debounce, not a policy): a start by hand is adopted once its processes
+// stay, not at the exec of a launcher that forks the daemon and exits
+// (nginx, apache2 through apache2ctl).
 func (s *Service) settled(found []proc.Match) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if len(found) < s.cfg.MinCount {
+		s.lastSeen = nil
+		return false
+	}
 	ids := make([]proc.ID, 0, len(found))
 	for _, m := range found {
 		ids = append(ids, m.ID)
 	}
 	slices.SortFunc(ids, func(a, b proc.ID) int { return a.PID - b.PID })
-	same := len(ids) >= s.cfg.MinCount && slices.Equal(ids, s.lastSeen)
-	s.lastSeen = ids
-	if len(ids) < s.cfg.MinCount {
-		s.lastSeen = nil
+	if !slices.Equal(ids, s.lastSeen) {
+		s.lastSeen, s.lastSeenAt = ids, time.Now()
+		return false
 	}
-	return same
+	return time.Since(s.lastSeenAt) >= s.d.IdleScanInterval
 }
 
 // adoptByHand makes a service someone started by hand Up: from RetryOver

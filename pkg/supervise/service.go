@@ -78,9 +78,10 @@ type Service struct {
 	// pid), handed to a reload's new supervisor.
 	recReason string
 	recPID    int
-	// lastSeen are the processes the last look for a service pcheck did
-	// not start found (settled).
+	// lastSeen are the processes the looks for a service pcheck did not
+	// start have found since lastSeenAt (settled).
 	lastSeen    []proc.ID
+	lastSeenAt  time.Time
 	last        string
 	lastAt      time.Time
 	pending     []input       // inputs not yet handled, in arrival order
