@@ -8,7 +8,7 @@ LDFLAGS  := -X github.com/pwatch/pwatch/internal/version.Version=$(VERSION)
 BIN      := bin
 GOTEST   := $(GO) test -race -count=1 -timeout 40m
 
-.PHONY: help build test generate generate-check bench vet lint fmt fuzz demo clean
+.PHONY: help build test generate generate-check bench vet lint fmt fuzz demo deb clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ fuzz: ## run the pfile fuzzer for a while (FUZZTIME, default 2m)
 
 demo: build ## start a demo web server and pcheck watching it (needs root)
 	scripts/demo.sh
+
+deb: ## build the Debian package bin/pwatch_VERSION_amd64.deb (nfpm, pinned in go.mod)
+	GO=$(GO) scripts/build-deb.sh
 
 clean: ## remove bin/
 	rm -rf $(BIN)

@@ -43,6 +43,23 @@ struct exe_key {
 	__u64 ino;
 };
 
+// Why a watched process died, as the kernel saw it happen.
+enum cause_kind {
+	CAUSE_NONE = 0,
+	CAUSE_OOM = 1,    // the OOM killer chose it
+	CAUSE_SIGNAL = 2, // a process sent the signal (sender_* say who)
+};
+
+// The last fatal news of a tracked process, until its exit reports it.
+struct cause {
+	__u64 start_time; // whose news: a reused pid never inherits it
+	__u32 kind;       // enum cause_kind
+	__u32 sig;        // CAUSE_SIGNAL: the signal sent
+	__u32 sender_pid; // its thread-group id, as pcheck's namespace sees it
+	__u32 sender_uid;
+	char sender_comm[16];
+};
+
 struct event {
 	__u64 at_ns;       // bpf_ktime_get_ns(): CLOCK_MONOTONIC
 	__u64 start_time;  // /proc/PID/stat field 22 of the thread group
@@ -51,6 +68,11 @@ struct event {
 	__u32 wait_status; // EVENT_EXIT: as wait(2) would report it
 	__u32 ppid;        // EVENT_EXEC: the parent's thread-group id
 	struct exe_key exe; // EVENT_EXEC: the watched executable it runs
+	__u32 oom;          // EVENT_EXIT: the OOM killer chose it
+	__u32 signal_sent;  // EVENT_EXIT: the last signal a process sent it (0 none)
+	__u32 sender_pid;
+	__u32 sender_uid;
+	char sender_comm[16];
 };
 
 // A tracked process: a watched top-level one (root is itself), one of its
@@ -70,6 +92,7 @@ const struct event *unused_event __attribute__((unused));
 const enum event_kind unused_event_kind __attribute__((unused));
 const struct tracked *unused_tracked __attribute__((unused));
 const enum proc_flag unused_proc_flag __attribute__((unused));
+const enum cause_kind unused_cause_kind __attribute__((unused));
 
 // The tracked processes by thread-group id.
 struct {
@@ -78,6 +101,16 @@ struct {
 	__type(key, __u32);
 	__type(value, struct tracked);
 } procs SEC(".maps");
+
+// Fatal news of watched processes: an OOM kill, the last signal another
+// process sent. Only watched processes get one (a lookup in procs first),
+// so the map stays small; the exit takes it out.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct cause);
+} causes SEC(".maps");
 
 // Watched executables; the value is unused (kept for user space's bookkeeping).
 struct {
@@ -100,6 +133,35 @@ __u64 lost_events = 0;
 // Forks into a tracked tree that the full procs map could not hold: user
 // space then no longer trusts the trees and reads /proc instead.
 __u64 untracked_forks = 0;
+
+// The inode number of pcheck's pid namespace when it is not the initial
+// one (set at load; 0 in the initial namespace). The maps and events then
+// hold pids as pcheck's namespace numbers them, so they agree with its
+// /proc; a process that namespace does not see is ignored.
+const volatile __u32 pidns_inum = 0;
+
+// MAX_PID_NS_LEVEL in the kernel.
+#define MAX_PID_NS_LEVEL 32
+
+// tgid_seen is task's thread-group id as pcheck's pid namespace numbers
+// it; 0 when that namespace does not see the task.
+static __always_inline __u32 tgid_seen(struct task_struct *task)
+{
+	if (!pidns_inum)
+		return BPF_CORE_READ(task, tgid);
+	struct pid *pid = BPF_CORE_READ(task, group_leader, thread_pid);
+	unsigned int level = BPF_CORE_READ(pid, level);
+	for (int i = 0; i < MAX_PID_NS_LEVEL; i++) {
+		if (i > level)
+			break;
+		struct upid up = {};
+		if (bpf_core_read(&up, sizeof(up), &pid->numbers[i]) != 0)
+			return 0;
+		if (BPF_CORE_READ(up.ns, ns.inum) == pidns_inum)
+			return up.nr;
+	}
+	return 0;
+}
 
 static __always_inline __u64 start_ticks(struct task_struct *task)
 {
@@ -149,9 +211,9 @@ SEC("raw_tracepoint/sched_process_exit")
 int watched_exit(void *ctx)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	__u32 tgid = BPF_CORE_READ(task, tgid);
+	__u32 tgid = tgid_seen(task);
 
-	if (!bpf_map_lookup_elem(&procs, &tgid))
+	if (!tgid || !bpf_map_lookup_elem(&procs, &tgid))
 		return 0;
 	// do_exit() has already counted this thread out; others still run.
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)
@@ -166,18 +228,97 @@ int watched_exit(void *ctx)
 		return 0;
 
 	struct event *e = reserve_event();
-	if (!e)
+	if (!e) {
+		bpf_map_delete_elem(&causes, &tgid);
 		return 0;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
 	e->at_ns = bpf_ktime_get_ns();
 	e->start_time = start;
 	e->pid = tgid;
 	e->kind = EVENT_EXIT;
 	e->wait_status = group_wait_status(task);
-	e->ppid = 0;
-	e->exe.dev = 0;
-	e->exe._pad = 0;
-	e->exe.ino = 0;
+	struct cause *c = bpf_map_lookup_elem(&causes, &tgid);
+	if (c && c->start_time == start) {
+		e->oom = c->kind == CAUSE_OOM;
+		e->signal_sent = c->sig;
+		e->sender_pid = c->sender_pid;
+		e->sender_uid = c->sender_uid;
+		__builtin_memcpy(e->sender_comm, c->sender_comm, sizeof(e->sender_comm));
+	}
+	if (c)
+		bpf_map_delete_elem(&causes, &tgid);
 	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+// watched_live is the entry of task's thread group when it is watched and
+// still the process that was; its tgid and start time come back.
+static __always_inline struct tracked *watched_live(struct task_struct *task, __u32 *tgid, __u64 *start)
+{
+	*tgid = tgid_seen(task);
+	if (!*tgid)
+		return 0;
+	struct tracked *t = bpf_map_lookup_elem(&procs, tgid);
+	if (!t || !(t->flags & PROC_WATCHED))
+		return 0;
+	*start = start_ticks(task);
+	if (t->start_time != *start)
+		return 0;
+	return t;
+}
+
+// mark_victim(task, ...): the OOM killer chose task. Its exit says so.
+SEC("raw_tracepoint/mark_victim")
+int oom_victim(__u64 *ctx)
+{
+	struct task_struct *task = (struct task_struct *)ctx[0];
+	__u32 tgid;
+	__u64 start;
+
+	if (!watched_live(task, &tgid, &start))
+		return 0;
+	struct cause c = {.start_time = start, .kind = CAUSE_OOM};
+	bpf_map_update_elem(&causes, &tgid, &c, BPF_ANY);
+	return 0;
+}
+
+// signal_generate(sig, info, task, group, result): a signal queued for
+// task. For a watched process, remember who sent it; the exit reports the
+// last one, and user space names the sender when it is the signal that
+// killed. An OOM kill stays an OOM kill. Any other signal costs the one
+// lookup in procs.
+SEC("raw_tracepoint/signal_generate")
+int signal_sent(__u64 *ctx)
+{
+	struct kernel_siginfo *info = (struct kernel_siginfo *)ctx[1];
+	struct task_struct *task = (struct task_struct *)ctx[2];
+	int sig = (int)ctx[0];
+	int result = (int)ctx[4];
+	__u32 tgid;
+	__u64 start;
+
+	if (result != 0 || sig <= 0) // TRACE_SIGNAL_DELIVERED only
+		return 0;
+	// SEND_SIG_NOINFO (0) and SEND_SIG_PRIV (1) are no pointers; a
+	// positive si_code is the kernel's own signal (a fault): no sender.
+	if ((unsigned long)info > 1 && BPF_CORE_READ(info, si_code) > 0)
+		return 0;
+	if (!watched_live(task, &tgid, &start))
+		return 0;
+	struct cause *old = bpf_map_lookup_elem(&causes, &tgid);
+	if (old && old->start_time == start && old->kind == CAUSE_OOM)
+		return 0;
+	struct task_struct *sender = (struct task_struct *)bpf_get_current_task();
+	struct cause c = {
+		.start_time = start,
+		.kind = CAUSE_SIGNAL,
+		.sig = sig,
+		.sender_pid = tgid_seen(sender),
+		.sender_uid = (__u32)bpf_get_current_uid_gid(),
+	};
+	bpf_get_current_comm(c.sender_comm, sizeof(c.sender_comm));
+	bpf_map_update_elem(&causes, &tgid, &c, BPF_ANY);
 	return 0;
 }
 
@@ -189,13 +330,15 @@ int tracked_fork(__u64 *ctx)
 {
 	struct task_struct *parent = (struct task_struct *)ctx[0];
 	struct task_struct *child = (struct task_struct *)ctx[1];
-	__u32 ptgid = BPF_CORE_READ(parent, tgid);
+	__u32 ptgid = tgid_seen(parent);
 
-	if (!bpf_map_lookup_elem(&procs, &ptgid))
+	if (!ptgid || !bpf_map_lookup_elem(&procs, &ptgid))
 		return 0;
-	__u32 cpid = BPF_CORE_READ(child, pid);
-	if (cpid != BPF_CORE_READ(child, tgid))
+	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
 		return 0; // a thread of the parent's group
+	__u32 cpid = tgid_seen(child);
+	if (!cpid)
+		return 0;
 	struct tracked *p = lookup_live(ptgid, start_ticks(parent));
 	if (!p)
 		return 0;
@@ -223,8 +366,10 @@ int watched_exec(void *ctx)
 	if (!bpf_map_lookup_elem(&watched_exes, &key))
 		return 0;
 
-	__u32 tgid = BPF_CORE_READ(task, tgid);
-	__u32 ppid = BPF_CORE_READ(task, real_parent, tgid);
+	__u32 tgid = tgid_seen(task);
+	if (!tgid)
+		return 0;
+	__u32 ppid = tgid_seen(BPF_CORE_READ(task, real_parent));
 	__u64 start = start_ticks(task);
 	// A new candidate master: track what it forks (a daemon's double fork,
 	// its workers) from now on, unless it is in a tree already.
@@ -242,11 +387,11 @@ int watched_exec(void *ctx)
 	struct event *e = reserve_event();
 	if (!e)
 		return 0;
+	__builtin_memset(e, 0, sizeof(*e));
 	e->at_ns = bpf_ktime_get_ns();
 	e->start_time = start;
 	e->pid = tgid;
 	e->kind = EVENT_EXEC;
-	e->wait_status = 0;
 	e->ppid = ppid;
 	e->exe = key;
 	bpf_ringbuf_submit(e, 0);

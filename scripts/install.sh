@@ -116,12 +116,12 @@ fi
 # Templates: copied, not enabled. An operator copies a pfile into pfile.d
 # and the restart script it names into scripts/.
 install -d -m 0755 "$DESTDIR$sharedir/pfile" "$DESTDIR$sharedir/restart"
-install -m 0644 "$src"/pfile/*.pfile "$src/pfile/README.md" "$DESTDIR$sharedir/pfile/"
-install -m 0755 "$src"/scripts/restart/*.restart "$DESTDIR$sharedir/restart/"
+install -m 0644 "$src"/pfile/*.pfile "$src"/pfile/README*.md "$DESTDIR$sharedir/pfile/"
+install -m 0755 "$src"/scripts/restart/*.restart "$src"/scripts/restart/*.retry-over "$DESTDIR$sharedir/restart/"
 say "$sharedir/pfile/ $sharedir/restart/ (templates)"
 
 install -d -m 0755 "$DESTDIR$docdir"
-install -m 0644 "$src/docs/operations.md" "$src/docs/pfile.md" "$DESTDIR$docdir/"
+install -m 0644 "$src/docs/operations.md" "$src/docs/pfile.md" "$src/docs/behaviour.md" "$src/docs/migrating.md" "$DESTDIR$docdir/"
 say "$docdir/"
 
 if [ -n "$DESTDIR" ]; then
@@ -140,9 +140,9 @@ fi
 
 if [ "$enable" = no ]; then
 	cat <<NEXT
-next:
-  cp $sharedir/pfile/apache2.pfile $confdir/pfile.d/      # edit to taste
-  cp $sharedir/restart/apache2.restart $confdir/scripts/
+next (nginx, say; the templates also hold apache2 and tomcat):
+  cp $sharedir/pfile/nginx.pfile $confdir/pfile.d/      # edit to taste
+  cp $sharedir/restart/nginx.restart $confdir/scripts/
   $sbindir/padmin check $confdir/pfile.d
   systemctl enable --now pwatch.service
 NEXT

@@ -71,13 +71,17 @@ else
 	echo "note: no systemd-analyze here; the unit was not verified" >&2
 fi
 file_is "$root/etc/default/pwatch" 644
-for p in pfile/*.pfile; do
+for p in pfile/*.pfile pfile/README*.md; do
 	file_is "$root/usr/local/share/pwatch/pfile/$(basename "$p")" 644
 done
-for s in scripts/restart/*.restart; do
+for s in scripts/restart/*.restart scripts/restart/*.retry-over; do
 	file_is "$root/usr/local/share/pwatch/restart/$(basename "$s")" 755
 done
-file_is "$root/usr/local/share/doc/pwatch/operations.md" 644
+for d in operations pfile behaviour migrating; do
+	file_is "$root/usr/local/share/doc/pwatch/$d.md" 644
+done
+# The hint names the server README's walk-through uses.
+contains "$tmp/out" "  cp /usr/local/share/pwatch/pfile/nginx.pfile /etc/pwatch/pfile.d/      # edit to taste"
 [ ! -e "$tmp/systemctl.log" ] || fail "systemctl was run without --enable: $(cat "$tmp/systemctl.log")"
 ok
 [ ! -e "$root/etc/systemd/system/multi-user.target.wants" ] || fail "the unit was enabled without --enable"

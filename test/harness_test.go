@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/pwatch/pwatch/internal/syncbuf"
+	"github.com/pwatch/pwatch/internal/testpriv"
 	"github.com/pwatch/pwatch/pkg/control"
 	"github.com/pwatch/pwatch/pkg/msg/syslogtest"
 )
@@ -74,19 +75,54 @@ type syncBuffer = syncbuf.Buffer
 
 // pcheckRun is one `pcheck run` subprocess.
 type pcheckRun struct {
-	t       testing.TB
-	cmd     *exec.Cmd
-	control string
-	syslog  *syslogtest.Server
-	stderr  *syncBuffer
-	exited  chan struct{}
-	status  int // exit status, once exited is closed; -1 when killed by a signal
+	t   testing.TB
+	cmd *exec.Cmd
+	// logPID is the pid pcheck logs as (its own, unless it runs in a pid
+	// namespace); signalPID the one to signal from here (the same, unless
+	// a wrapper such as unshare stands between).
+	logPID, signalPID int
+	control           string
+	syslog            *syslogtest.Server
+	stderr            *syncBuffer
+	exited            chan struct{}
+	status            int // exit status, once exited is closed; -1 when killed by a signal
 }
 
 // startPcheck runs pcheck on pfiles with the given backend, logging to
 // syslog, its control socket in dir. The test's cleanup stops it (SIGTERM)
 // and reports its stderr when the test failed.
 func startPcheck(t testing.TB, syslog *syslogtest.Server, dir, watcher string, pfiles ...string) *pcheckRun {
+	t.Helper()
+	return startPcheckWrapped(t, nil, syslog, dir, watcher, pfiles...)
+}
+
+// startPcheckInPIDNamespace runs pcheck as the init of a new pid namespace
+// with its own /proc, as in a container (`unshare --pid --fork
+// --mount-proc`).
+func startPcheckInPIDNamespace(t testing.TB, syslog *syslogtest.Server, dir, watcher string, pfiles ...string) *pcheckRun {
+	t.Helper()
+	unshare, err := exec.LookPath("unshare")
+	if err != nil {
+		testpriv.Unavailable(t, "no unshare(1) (util-linux) to make a pid namespace")
+	}
+	p := startPcheckWrapped(t, []string{unshare, "--pid", "--fork", "--mount-proc"}, syslog, dir, watcher, pfiles...)
+	p.logPID = 1
+	pollUntil(t, "saw unshare start pcheck", func() bool {
+		select {
+		case <-p.exited:
+			return true // pcheck refused to start: the test reads why
+		default:
+		}
+		kids := children(p.cmd.Process.Pid)
+		if len(kids) == 1 {
+			p.signalPID = kids[0] // unshare's unreaped child: its pid is stable
+		}
+		return len(kids) == 1
+	})
+	return p
+}
+
+func startPcheckWrapped(t testing.TB, wrapper []string, syslog *syslogtest.Server, dir, watcher string, pfiles ...string) *pcheckRun {
 	t.Helper()
 	p := &pcheckRun{
 		t: t, control: filepath.Join(dir, "pcheck.sock"), syslog: syslog,
@@ -98,13 +134,15 @@ func startPcheck(t testing.TB, syslog *syslogtest.Server, dir, watcher string, p
 		// Never the real reboot: a test that wants reboots records them
 		// with a later --reboot-command.
 		"--reboot-command", "/bin/false"}
-	p.cmd = exec.Command(bin.pcheck, append(args, pfiles...)...)
+	argv := append(append(slices.Clone(wrapper), bin.pcheck), append(args, pfiles...)...)
+	p.cmd = exec.Command(argv[0], argv[1:]...)
 	p.cmd.Stdout, p.cmd.Stderr = p.stderr, p.stderr
 	// pcheck must not take PWATCH_* settings from the test's environment.
 	p.cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "PWATCH_") })
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start pcheck: %v", err)
 	}
+	p.logPID, p.signalPID = p.cmd.Process.Pid, p.cmd.Process.Pid
 	go func() {
 		err := p.cmd.Wait()
 		p.status = p.cmd.ProcessState.ExitCode()
@@ -132,7 +170,7 @@ func (p *pcheckRun) stop() {
 		return
 	default:
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	_ = syscall.Kill(p.signalPID, syscall.SIGTERM)
 	select {
 	case <-p.exited:
 	case <-time.After(deadline):
@@ -153,11 +191,20 @@ func (p *pcheckRun) waitExit(ctx context.Context) (int, error) {
 }
 
 // lines waits until this pcheck has logged n syslog lines and returns the
-// first n texts.
+// first n texts, without the sender of a signal (rawLines keeps it).
 func (p *pcheckRun) lines(ctx context.Context, n int) ([]string, error) {
+	got, err := p.rawLines(ctx, n)
+	for i := range got {
+		got[i] = withoutSender(got[i])
+	}
+	return got, err
+}
+
+// rawLines is lines as pcheck wrote them.
+func (p *pcheckRun) rawLines(ctx context.Context, n int) ([]string, error) {
 	var got []string
-	_, err := p.syslog.WaitMatch(ctx, fmt.Sprintf("%d lines from pcheck[%d]", n, p.pid()), func(m syslogtest.Message) bool {
-		if m.Ident == "pcheck" && m.PID == p.pid() {
+	_, err := p.syslog.WaitMatch(ctx, fmt.Sprintf("%d lines from pcheck[%d]", n, p.logPID), func(m syslogtest.Message) bool {
+		if m.Ident == "pcheck" && m.PID == p.logPID {
 			got = append(got, m.Text)
 		}
 		return len(got) == n
@@ -182,8 +229,8 @@ func (p *pcheckRun) expectLines(t testing.TB, want ...string) {
 func (p *pcheckRun) allLines() []string {
 	var out []string
 	for _, m := range p.syslog.Messages() {
-		if m.Ident == "pcheck" && m.PID == p.pid() {
-			out = append(out, m.Text)
+		if m.Ident == "pcheck" && m.PID == p.logPID {
+			out = append(out, withoutSender(m.Text))
 		}
 	}
 	return out

@@ -26,7 +26,7 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	if err := build(dir); err != nil {
+	if err := build(dir, "./cmd/..."); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: building the binaries:", err)
 		return 1
 	}
@@ -36,13 +36,13 @@ func runTests(m *testing.M) int {
 	return m.Run()
 }
 
-// build compiles ./cmd/... of the repository into dir.
-func build(dir string) error {
+// build compiles the packages of the repository into dir.
+func build(dir string, pkgs ...string) error {
 	gobin, err := exec.LookPath("go")
 	if err != nil {
 		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
-	cmd := exec.Command(gobin, "build", "-o", dir+string(filepath.Separator), "./cmd/...")
+	cmd := exec.Command(gobin, append([]string{"build", "-o", dir + string(filepath.Separator)}, pkgs...)...)
 	cmd.Dir = repoRoot()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("%v\n%s", err, out)

@@ -64,11 +64,15 @@ func (r *rebootRig) statePath() string { return filepath.Join(r.stateDir, "reboo
 // within window seconds.
 func (r *rebootRig) boot(t testing.TB, threshold, window int, pfiles ...string) *pcheckRun {
 	t.Helper()
-	flags := []string{
+	return startPcheckFlags(t, r.sc, r.flags(threshold, window), pfiles...)
+}
+
+// flags are the pcheck flags of this rig's guard.
+func (r *rebootRig) flags(threshold, window int) []string {
+	return []string{
 		"--state-dir", r.stateDir, "--reboot-command", r.command,
 		"--reboot-threshold", strconv.Itoa(threshold), "--reboot-window", strconv.Itoa(window),
 	}
-	return startPcheckFlags(t, r.sc, flags, pfiles...)
 }
 
 // reboot ends p as the node's reboot would (SIGTERM); it must end cleanly.
@@ -179,7 +183,7 @@ func expectSleeperRestart(t *testing.T, p *pcheckRun, first int, s *sleeper, old
 	// if the zombie is still unreaped when it looks.
 	endings := []string{killedBy9, "exited (status unknown)"}
 	m := upLine.FindStringSubmatch(got[3])
-	if got[0] != down(s.name, old) || !slices.Contains(endings, got[1]) || got[2] != tryRestart(s.name) || m == nil || m[1] != s.name {
+	if got[0] != down(s.name, old) || !slices.ContainsFunc(endings, func(e string) bool { return got[1] == ended(s.name, old, e) }) || got[2] != tryRestart(s.name) || m == nil || m[1] != s.name {
 		t.Fatalf("pcheck logged:\n\t%q\nwant %q, one of %q, %q, %q",
 			got, down(s.name, old), endings, tryRestart(s.name), up(s.name, 0))
 	}

@@ -65,7 +65,7 @@ func expectStallRecovery(t *testing.T, p *pcheckRun, first int, name, stall stri
 		t.Fatal(err)
 	}
 	got = got[first:]
-	want := []string{stall, killedProc(pid), down(name, pid), killedBy9, tryRestart(name)}
+	want := []string{stall, killedProc(pid), down(name, pid), ended(name, pid, stallKilled), tryRestart(name)}
 	m := upLine.FindStringSubmatch(got[5])
 	if !slices.Equal(got[:5], want) || m == nil || m[1] != name {
 		t.Fatalf("pcheck logged:\n\t%s\nwant:\n\t%s\n\t%s", strings.Join(got, "\n\t"),
@@ -182,6 +182,7 @@ func appendFile(t testing.TB, path, text string) {
 // from its own copy of the binary (its pfile's process matches this
 // instance only). Its restart script records PWATCH_REASON in reasons.
 type demoServer struct {
+	argv                       []string // the server's command line
 	dir, exe, pidFile, reasons string
 	port                       int
 	start                      string         // script that starts it detached
@@ -204,6 +205,7 @@ func newDemo(t testing.TB, https bool, flags ...string) *demoServer {
 		cert, key, d.roots = selfSigned(t, dir)
 		argv = append(argv, "-tls-cert", cert, "-tls-key", key)
 	}
+	d.argv = argv
 	writeFile(t, d.start, fmt.Sprintf("#!/bin/sh\nsetsid %s </dev/null >>%s 2>&1 &\n",
 		strings.Join(argv, " "), filepath.Join(dir, "demo.log")), 0o755)
 	d.script = withReasons(t, dir, d.reasons, d.start)

@@ -66,6 +66,32 @@ struct mm_struct {
 	struct file *exe_file;
 };
 
+struct ns_common {
+	unsigned int inum;
+};
+
+struct pid_namespace {
+	struct ns_common ns;
+};
+
+struct upid {
+	int nr;
+	struct pid_namespace *ns;
+};
+
+/* A pid as every namespace from the root down to its own (level) sees it. */
+struct pid {
+	unsigned int level;
+	struct upid numbers[1];
+};
+
+/* The kernel nests these in an anonymous struct; CO-RE finds them there. */
+struct kernel_siginfo {
+	int si_signo;
+	int si_errno;
+	int si_code;
+};
+
 struct task_struct {
 	pid_t pid;
 	pid_t tgid;
@@ -74,6 +100,7 @@ struct task_struct {
 	__u64 start_boottime;
 	struct task_struct *group_leader;
 	struct task_struct *real_parent;
+	struct pid *thread_pid;
 	struct signal_struct *signal;
 	struct mm_struct *mm;
 };

@@ -4,8 +4,14 @@
 //	SIGUSR1  hang: stop accepting connections and stop answering (the kernel
 //	         keeps queueing connections until the accept queue is full)
 //	SIGUSR2  close the listening socket while the process lives on
+//	SIGWINCH spin: hang, and burn a CPU in an endless loop (a server stuck
+//	         in a busy loop)
 //
-// It serves "hello from demoserver\n" on every path, after -delay.
+// It serves "hello from demoserver\n" on every path, after -delay and
+// after burning -work of CPU time (a server whose answers need the CPU;
+// with -work-runs N only N requests in every N+1 do, the others answer at
+// once; a client that goes away ends the burn).
+// With -bind-delay it runs that long before it listens (a slow start).
 package main
 
 import (
@@ -17,10 +23,14 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func main() {
@@ -37,8 +47,12 @@ func run() error {
 	cert := flag.String("tls-cert", "", "serve HTTPS with this certificate (PEM)")
 	key := flag.String("tls-key", "", "and this key (PEM)")
 	pidFile := flag.String("pidfile", "", "write our pid here")
+	work := flag.Duration("work", 0, "CPU time to burn for each answer")
+	workRuns := flag.Int("work-runs", 0, "burn -work for this many requests in a row, then answer one at once (0: every request burns)")
+	bindDelay := flag.Duration("bind-delay", 0, "wait this long before listening")
 	flag.Parse()
 
+	time.Sleep(*bindDelay)
 	ln, err := listen(*addr, *backlog)
 	if err != nil {
 		return err
@@ -65,13 +79,16 @@ func run() error {
 			return
 		case <-time.After(*delay):
 		}
+		if n := requests.Add(1); *workRuns == 0 || n%uint64(*workRuns+1) != 0 {
+			burn(r.Context(), *work)
+		}
 		fmt.Fprintln(w, "hello from demoserver")
 	})
 	srv := &http.Server{Handler: handler}
 	gl := &gatedListener{Listener: ln, hang: hang}
 
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGTERM, syscall.SIGINT)
 	go func() {
 		for s := range sigs {
 			switch s {
@@ -79,6 +96,9 @@ func run() error {
 				hangOnce.Do(func() { close(hang) })
 			case syscall.SIGUSR2:
 				ln.Close()
+			case syscall.SIGWINCH:
+				hangOnce.Do(func() { close(hang) })
+				go spin()
 			default:
 				srv.Shutdown(context.Background())
 				os.Exit(0)
@@ -153,5 +173,40 @@ func (g *gatedListener) Accept() (net.Conn, error) {
 		return c, nil
 	default:
 		return c, nil
+	}
+}
+
+var requests atomic.Uint64
+
+// burn keeps this thread on the CPU until it has used d of CPU time (on a
+// starved node that takes longer than d), or ctx ends.
+func burn(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	start := threadCPU()
+	for i := 0; threadCPU()-start < d; i++ {
+		if i%1024 == 0 && ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+func threadCPU() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+		panic(err)
+	}
+	return time.Duration(ts.Nano())
+}
+
+var spun atomic.Uint64
+
+// spin never returns and never sleeps.
+func spin() {
+	for {
+		spun.Add(1)
 	}
 }

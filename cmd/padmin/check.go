@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/urfave/cli/v2"
+
+	"github.com/pwatch/pwatch/internal/cliapp"
 	"github.com/pwatch/pwatch/pkg/pfile"
 	"github.com/pwatch/pwatch/pkg/trust"
-	"github.com/urfave/cli/v2"
 )
 
 func checkCommand() *cli.Command {
@@ -22,8 +24,8 @@ func checkCommand() *cli.Command {
 			"A pfile, or a script it names, that others than root could have written\n" +
 			"fails the check as it fails pcheck's load (docs/behaviour.md, Trust).",
 		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "json", Usage: "print each service's effective rules as one JSON object per line"},
-			&cli.BoolFlag{Name: "unsafe-skip-trust-check", Usage: "for tests only: report the trust rule's refusals as warnings"},
+			&cli.BoolFlag{Name: "json", Usage: "print each service's effective rules as one JSON object per line", DisableDefaultText: true},
+			&cli.BoolFlag{Name: "unsafe-skip-trust-check", Usage: "for tests only: report the trust rule's refusals as warnings", DisableDefaultText: true},
 		},
 		Action: runCheck,
 	}
@@ -31,7 +33,7 @@ func checkCommand() *cli.Command {
 
 func runCheck(c *cli.Context) error {
 	if c.NArg() == 0 {
-		return cli.Exit("check: expected at least one PFILE or DIR", 2)
+		return cliapp.UsageError("check: expected at least one PFILE or DIR")
 	}
 	out, errOut := c.App.Writer, c.App.ErrWriter
 	failed := false

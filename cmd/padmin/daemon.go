@@ -3,10 +3,11 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"log/slog"
+	"io"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/pwatch/pwatch/internal/cliapp"
 	"github.com/pwatch/pwatch/pkg/control"
 	"github.com/pwatch/pwatch/pkg/msg"
 )
@@ -15,10 +16,11 @@ import (
 func daemonCommands() []*cli.Command {
 	return []*cli.Command{
 		{
-			Name:      "status",
-			Usage:     "show each service's state, pids, uptime, restarts within grace and last event",
-			ArgsUsage: "[NAME]",
-			Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
+			Name:         "status",
+			Usage:        "show each service's state, pids, uptime, restarts within grace and last event",
+			ArgsUsage:    "[NAME]",
+			Flags:        []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON", DisableDefaultText: true}},
+			BashComplete: completeServices,
 			Action: func(c *cli.Context) error {
 				services, err := client(c).Status(c.Context, c.Args().First())
 				if err != nil {
@@ -34,7 +36,10 @@ func daemonCommands() []*cli.Command {
 			Name:      "rules",
 			Usage:     "show the rules pcheck runs now, after defaults",
 			ArgsUsage: "[NAME]",
-			Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON (the default)"}},
+			// rules only prints JSON; --json is taken so that scripts
+			// can pass it as they do to status.
+			Flags:        []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "accepted for symmetry with status (rules always prints JSON)", DisableDefaultText: true}},
+			BashComplete: completeServices,
 			Action: func(c *cli.Context) error {
 				rules, err := client(c).Rules(c.Context, c.Args().First())
 				if err != nil {
@@ -47,8 +52,8 @@ func daemonCommands() []*cli.Command {
 			Name:  "reboot-count",
 			Usage: "show the reboot guard's count of automatic reboots within its window",
 			Flags: []cli.Flag{
-				&cli.BoolFlag{Name: "reset", Usage: "clear the count first"},
-				&cli.BoolFlag{Name: "json", Usage: "print JSON"},
+				&cli.BoolFlag{Name: "reset", Usage: "clear the count first", DisableDefaultText: true},
+				&cli.BoolFlag{Name: "json", Usage: "print JSON", DisableDefaultText: true},
 			},
 			Action: func(c *cli.Context) error {
 				rc, err := client(c).RebootCount(c.Context, c.Bool("reset"))
@@ -63,24 +68,41 @@ func daemonCommands() []*cli.Command {
 			},
 		},
 		{
-			Name:      "reload",
-			Usage:     "re-read the pfiles (or NAME's); any error refuses the whole reload and the running rules stay",
-			ArgsUsage: "[NAME]",
+			Name:         "reload",
+			Usage:        "re-read the pfiles (or NAME's); any error refuses the whole reload and the running rules stay",
+			ArgsUsage:    "[NAME]",
+			BashComplete: completeServices,
 			Action: func(c *cli.Context) error {
 				if c.NArg() > 1 {
-					return cli.Exit("padmin reload: name one service, or none for all", 2)
+					return cliapp.UsageError("reload: name one service, or none for all")
 				}
 				name := c.Args().First()
 				if err := logCommand(c, msg.CommandReload, name); err != nil {
 					return err
 				}
-				return client(c).Reload(c.Context, name)
+				if err := client(c).Reload(c.Context, name); err != nil {
+					return err
+				}
+				if name == "" {
+					return say(c, "reloaded every pfile")
+				}
+				return say(c, "reloaded %s", name)
 			},
 		},
 		serviceCommand(msg.CommandStop, "stop watching NAME; its processes are left alone",
-			func(c *cli.Context, name string) error { return client(c).Stop(c.Context, name) }),
+			func(c *cli.Context, name string) error {
+				if err := client(c).Stop(c.Context, name); err != nil {
+					return err
+				}
+				return say(c, "stopped watching %s (its processes are left running)", name)
+			}),
 		serviceCommand(msg.CommandStart, "watch NAME again, its counters reset",
-			func(c *cli.Context, name string) error { return client(c).Start(c.Context, name) }),
+			func(c *cli.Context, name string) error {
+				if err := client(c).Start(c.Context, name); err != nil {
+					return err
+				}
+				return say(c, "watching %s again", name)
+			}),
 	}
 }
 
@@ -89,9 +111,10 @@ func daemonCommands() []*cli.Command {
 func serviceCommand(name, usage string, do func(*cli.Context, string) error) *cli.Command {
 	return &cli.Command{
 		Name: name, Usage: usage, ArgsUsage: "NAME",
+		BashComplete: completeServices,
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
-				return cli.Exit(fmt.Sprintf("padmin %s: name one service", name), 2)
+				return cliapp.UsageError("%s: name one service", name)
 			}
 			svc := c.Args().First()
 			if err := logCommand(c, name, svc); err != nil {
@@ -110,14 +133,14 @@ func client(c *cli.Context) control.Client {
 func logCommand(c *cli.Context, command, name string) error {
 	facility, err := msg.ParseFacility(c.String("syslog-facility"))
 	if err != nil {
-		return cli.Exit(err.Error(), 2)
+		return cliapp.UsageError("--syslog-facility: %v", err)
 	}
 	log, err := msg.NewLogger(msg.Config{
 		Ident: "padmin", Facility: facility, SyslogSocket: c.String("syslog-socket"),
-		Stderr: c.App.ErrWriter,
-		// Only syslog gets the line (the operator typed the command);
-		// stderr shows only trouble reaching syslog.
-		Level: slog.LevelWarn,
+		// Only syslog gets the line (the operator typed the command). A
+		// host without syslog is no news to a one-shot command: padmin
+		// prints nothing about it.
+		Stderr: io.Discard,
 	})
 	if err != nil {
 		return err
@@ -125,6 +148,12 @@ func logCommand(c *cli.Context, command, name string) error {
 	defer log.Close()
 	log.Log(msg.CommandExecute(command, name))
 	return nil
+}
+
+// say prints a command's one line of success.
+func say(c *cli.Context, format string, a ...any) error {
+	_, err := fmt.Fprintf(c.App.Writer, format+"\n", a...)
+	return err
 }
 
 func printJSON(c *cli.Context, v any) error {

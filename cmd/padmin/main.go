@@ -4,8 +4,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/pwatch/pwatch/internal/cliapp"
 	"github.com/pwatch/pwatch/pkg/control"
 )
 
@@ -29,6 +28,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	app := &cli.App{
 		Name:  "padmin",
 		Usage: "check pfiles and control the pcheck daemon",
+		Description: "padmin is the operator's tool for pwatch. check validates pfiles without a daemon; " +
+			"the other commands talk to the running pcheck over its control socket (root only). " +
+			"stop, start and reload log a \"Command execute.\" line to syslog (ident padmin) and " +
+			"print one line when pcheck has done it.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{
 				Name:    "control-socket",
@@ -52,26 +55,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Commands:  append([]*cli.Command{checkCommand()}, daemonCommands()...),
 		Writer:    stdout,
 		ErrWriter: stderr,
-		// run returns every error to main, which alone ends the process.
-		ExitErrHandler:  func(*cli.Context, error) {},
-		HideHelpCommand: true,
 	}
-	return app.RunContext(ctx, args)
+	cliapp.Setup(app)
+	cliapp.SetManSections(app,
+		cliapp.ManSection{Title: "EXIT STATUS", Body: "0 on success; 1 when a pfile has errors, " +
+			"pcheck cannot be reached or refuses the command; 2 on bad usage."},
+		cliapp.ManSection{Title: "FILES", Body: "*/run/pwatch/pcheck.sock*\n: pcheck's control socket.\n\n" +
+			"*/etc/pwatch/pfile.d/*\n: the pfiles pwatch.service watches.\n\n" +
+			"*/usr/share/pwatch/pfile/*, */usr/share/pwatch/restart/*\n: sample pfiles and restart scripts to copy from."},
+		cliapp.ManSection{Title: "SEE ALSO", Body: "**pcheck**(8), **pfile**(5); */usr/share/doc/pwatch/behaviour.md*."},
+	)
+	return cliapp.Run(ctx, app, args)
 }
 
 // exitStatus prints err (unless it was already reported) and returns the
-// process's exit status: the code of a cli.ExitCoder, else 1.
+// process's exit status.
 func exitStatus(err error, stderr io.Writer) int {
-	if err == nil {
-		return 0
-	}
-	code := 1
-	var ec cli.ExitCoder
-	if errors.As(err, &ec) {
-		code = ec.ExitCode()
-	}
-	if msg := err.Error(); msg != "" {
-		fmt.Fprintf(stderr, "padmin: %s\n", msg)
-	}
-	return code
+	return cliapp.ExitStatus("padmin", err, stderr)
 }

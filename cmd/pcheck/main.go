@@ -10,29 +10,40 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/pwatch/pwatch/internal/version"
+	"github.com/pwatch/pwatch/internal/cliapp"
 	"github.com/pwatch/pwatch/pkg/control"
 	"github.com/pwatch/pwatch/pkg/daemon"
+	"github.com/pwatch/pwatch/pkg/exitwatch"
 	"github.com/pwatch/pwatch/pkg/msg"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args, os.Stderr)
+	err := run(ctx, os.Args, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(exitStatus(err, os.Stderr))
 }
 
-func run(ctx context.Context, args []string, stderr io.Writer) error {
+// run runs pcheck with the command line args: help and --version go to
+// stdout, the log to stderr.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	app := &cli.App{
-		Name:    "pcheck",
-		Usage:   "watch services and bring them back when they die or stall",
-		Version: version.Version,
+		Name:  "pcheck",
+		Usage: "watch services and bring them back when they die or stall",
+		Description: "pcheck is pwatch's daemon. pcheck run watches the services its pfiles describe " +
+			"(see pfile(5)): it learns of a death from the kernel, kills what is left of the service's " +
+			"process tree, runs its restart script and retries within a grace window; its stall checks " +
+			"probe HTTP, HTTPS and TCP and the kernel's listening socket. It runs as root, normally " +
+			"under pwatch.service. SIGHUP re-reads the pfiles; SIGTERM and SIGINT stop pcheck and " +
+			"leave the watched services running. Each flag can be given as the environment variable " +
+			"named beside it (pwatch.service reads them from /etc/default/pwatch).",
 		Commands: []*cli.Command{{
 			Name:      "run",
 			Usage:     "watch the services of these pfiles (files, or directories of *.pfile)",
@@ -40,23 +51,35 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 			Flags:     runFlags(),
 			Action: func(c *cli.Context) error {
 				if c.NArg() == 0 {
-					return cli.Exit("pcheck run: name at least one pfile or directory", 2)
+					return cliapp.UsageError("run: name at least one pfile or directory")
 				}
 				return runDaemon(c, stderr)
 			},
 		}},
-		Writer:          stderr,
-		ErrWriter:       stderr,
-		ExitErrHandler:  func(*cli.Context, error) {},
-		HideHelpCommand: true,
+		Writer:    stdout,
+		ErrWriter: stderr,
 	}
-	return app.RunContext(ctx, args)
+	cliapp.Setup(app)
+	cliapp.SetManSections(app,
+		cliapp.ManSection{Title: "EXIT STATUS", Body: "0 after a clean stop or a retry-over *shutdown*; " +
+			"1 on an error (a pfile with errors refuses the start, printing every error); 2 on bad usage; " +
+			"3 after a retry-over *exit*, for a cluster manager to fail the node over " +
+			"(pwatch.service does not restart pcheck then)."},
+		cliapp.ManSection{Title: "FILES", Body: "*/etc/pwatch/pfile.d/*\n: the pfiles pwatch.service watches.\n\n" +
+			"*/etc/pwatch/scripts/*\n: the restart scripts they name.\n\n" +
+			"*/etc/default/pwatch*\n: pcheck's flags as PWATCH\\_ variables.\n\n" +
+			"*/var/lib/pwatch/*\n: the reboot guard's counter.\n\n" +
+			"*/run/pwatch/pcheck.sock*\n: the control socket padmin talks to."},
+		cliapp.ManSection{Title: "SEE ALSO", Body: "**padmin**(8), **pfile**(5), **systemctl**(1); " +
+			"*/usr/share/doc/pwatch/operations.md* (metrics, health endpoint, the unit) and *behaviour.md*."},
+	)
+	return cliapp.Run(ctx, app, args)
 }
 
 func runFlags() []cli.Flag {
 	env := func(name string) []string { return []string{"PWATCH_" + name} }
 	return []cli.Flag{
-		&cli.StringFlag{Name: "watcher", Value: "auto", EnvVars: env("WATCHER"), Usage: "death-detection backend: auto, ebpf, netlink, pidfd or proc"},
+		&cli.StringFlag{Name: "watcher", Value: "auto", EnvVars: env("WATCHER"), Usage: "death-detection backend: " + watcherChoices()},
 		&cli.DurationFlag{Name: "poll-interval", Value: time.Second, EnvVars: env("POLL_INTERVAL"), Usage: "the proc backend's period"},
 		&cli.StringFlag{Name: "control-socket", Value: control.DefaultSocket, EnvVars: env("CONTROL_SOCKET"), Usage: "where padmin reaches pcheck"},
 		&cli.StringFlag{Name: "state-dir", Value: "/var/lib/pwatch", EnvVars: env("STATE_DIR"), Usage: "where state that outlives pcheck is kept"},
@@ -76,11 +99,14 @@ func runFlags() []cli.Flag {
 func runDaemon(c *cli.Context, stderr io.Writer) error {
 	facility, err := msg.ParseFacility(c.String("syslog-facility"))
 	if err != nil {
-		return cli.Exit(err.Error(), 2)
+		return cliapp.UsageError("--syslog-facility: %v", err)
 	}
 	format := c.String("log-format")
 	if format != "text" && format != "json" {
-		return cli.Exit(fmt.Sprintf("--log-format %q: want text or json", format), 2)
+		return cliapp.UsageError("--log-format %q: want text or json", format)
+	}
+	if w := c.String("watcher"); w != "auto" && !slices.Contains(exitwatch.Backends(), w) {
+		return cliapp.UsageError("--watcher %q: want %s", w, watcherChoices())
 	}
 	log, err := msg.NewLogger(msg.Config{
 		Ident: "pcheck", Facility: facility, SyslogSocket: c.String("syslog-socket"),
@@ -105,22 +131,20 @@ func runDaemon(c *cli.Context, stderr io.Writer) error {
 	}, log)
 }
 
+// watcherChoices lists --watcher's values: "auto, ebpf, netlink, pidfd or
+// proc" (the backends of this build, best first).
+func watcherChoices() string {
+	names := append([]string{"auto"}, exitwatch.Backends()...)
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}
+
 // exitStatus prints err and returns pcheck's exit status: a retry over with
 // action exit ends it with 3, bad usage with 2, any other error with 1.
 func exitStatus(err error, stderr io.Writer) int {
-	if err == nil {
-		return 0
-	}
 	var st *daemon.ExitStatus
 	if errors.As(err, &st) {
 		fmt.Fprintf(stderr, "pcheck: %s\n", st.Reason)
 		return st.Code
 	}
-	code := 1
-	var ec cli.ExitCoder
-	if errors.As(err, &ec) {
-		code = ec.ExitCode()
-	}
-	fmt.Fprintf(stderr, "pcheck: %s\n", err)
-	return code
+	return cliapp.ExitStatus("pcheck", err, stderr)
 }

@@ -148,6 +148,20 @@ func Segfault(t testing.TB) *Proc {
 	return start(t, Binary(t), true, false, "segv")
 }
 
+// CoreDump starts a process that, when triggered, faults and dumps core
+// into dir (where core_pattern writes a file, it lands there).
+func CoreDump(t testing.TB, dir string) *Proc {
+	t.Helper()
+	return start(t, Binary(t), true, false, "coredump", dir)
+}
+
+// Alloc starts a process that, when triggered, allocates and touches
+// memory without end: in a memory cgroup with a limit, the OOM killer's.
+func Alloc(t testing.TB) *Proc {
+	t.Helper()
+	return start(t, Binary(t), true, false, "alloc")
+}
+
 // Sleep starts a process that runs until killed; it cannot be triggered.
 func Sleep(t testing.TB) *Proc {
 	t.Helper()
@@ -160,6 +174,16 @@ func Sleep(t testing.TB) *Proc {
 func Threads(t testing.TB, n, code int) *Proc {
 	t.Helper()
 	p := start(t, Binary(t), true, true, "threads", strconv.Itoa(n), strconv.Itoa(code))
+	p.expectLine("ready")
+	return p
+}
+
+// RunningFrom starts the executable exe (a CopyBinary) and returns once it
+// runs its own code: its exec is over, and every report of it made.
+// Trigger makes it exit 0.
+func RunningFrom(t testing.TB, exe string) *Proc {
+	t.Helper()
+	p := start(t, exe, true, true, "threads", "0", "0")
 	p.expectLine("ready")
 	return p
 }
@@ -306,6 +330,15 @@ func (p *Proc) cleanup() {
 	// The helper is our unreaped child, so its pid cannot have been reused.
 	_ = p.cmd.Process.Kill()
 	_ = p.cmd.Wait()
+}
+
+// Reap waits for the helper to be gone, so its pid can be handed out again
+// (only for a helper that has exited or is about to).
+func (p *Proc) Reap() {
+	p.t.Helper()
+	if p.direct && p.cmd.ProcessState == nil {
+		_ = p.cmd.Wait()
+	}
 }
 
 // Trigger makes the helper act: exit, fault, or (Zombie) the child exit.

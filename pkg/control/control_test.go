@@ -435,26 +435,37 @@ type syncBuffer = syncbuf.Buffer
 
 func TestFormatStatus(t *testing.T) {
 	t.Setenv("TZ", "UTC")
+	failing := time.Date(2025, 5, 24, 9, 40, 0, 0, time.UTC)
 	var b bytes.Buffer
 	err := control.FormatStatus(&b, []control.ServiceStatus{
 		{Name: "apache2", State: "Up", PIDs: []int{1234}, UptimeSeconds: 10921, Restarts: 1, AttemptsLeft: 2,
 			LastEvent: &control.Event{Time: since, Text: "('apache2',pid=1234) Up"}},
-		{Name: "tomcat", State: "Up", PIDs: []int{7, 9}, UptimeSeconds: 2*86400 + 3*3600, Restarts: 0, AttemptsLeft: 3},
-		{Name: "db", State: "Down", PIDs: nil, UptimeSeconds: 0, Restarts: 2, AttemptsLeft: 1, NextAttemptIn: ptr(7.6)},
-		{Name: "q", State: "RetryOver", PIDs: nil, Restarts: 3, RearmIn: ptr(570)},
-		{Name: "r", State: "Up", PIDs: []int{6}, UptimeSeconds: 42, RearmIn: nil, NextAttemptIn: nil},
-		{Name: "s", State: "Down", Restarts: 1, AttemptsLeft: 2, NextAttemptIn: ptr(0.2)},
+		{Name: "tomcat", State: "Up", PIDs: []int{7, 9}, UptimeSeconds: 2*86400 + 3*3600, Restarts: 0},
+		{Name: "db", State: "Restarting", PIDs: nil, UptimeSeconds: 0, Restarts: 2,
+			LastDeath: &control.Death{Time: since, Cause: "oom", Text: "killed by the OOM killer"}},
+		{Name: "q", State: "Up", PIDs: []int{5}, UptimeSeconds: 307,
+			Checks: []control.CheckStatus{{Block: "_bi_webserv", State: "starting"}}},
+		{Name: "r", State: "Up", PIDs: []int{6}, UptimeSeconds: 42,
+			Checks: []control.CheckStatus{{Block: "_bi_webserv", State: "failing", FailingSince: &failing, NotCountedSeconds: 20}}},
+		{Name: "s", State: "Up", PIDs: []int{8}, UptimeSeconds: 42,
+			Checks: []control.CheckStatus{{Block: "_bi_webserv", State: "ok"}, {Block: "_bi_socket", State: "failing", FailingSince: &failing}}},
+		{Name: "d2", State: "Down", Restarts: 2, AttemptsLeft: 1, NextAttemptIn: ptr(7.6)},
+		{Name: "q2", State: "RetryOver", Restarts: 3, RearmIn: ptr(570)},
+		{Name: "s2", State: "Down", Restarts: 1, AttemptsLeft: 2, NextAttemptIn: ptr(0.2)},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `SERVICE  STATE      PIDS  UPTIME  RESTARTS  LEFT  NEXT          LAST EVENT
-apache2  Up         1234  3h02m   1         2     -             May 24 09:35:26 ('apache2',pid=1234) Up
-tomcat   Up         7,9   2d03h   0         3     -             -
-db       Down       -     -       2         1     attempt 8s    -
-q        RetryOver  -     -       3         0     re-arm 9m30s  -
-r        Up         6     42s     0         0     -             -
-s        Down       -     -       1         2     attempt now   -
+	want := `SERVICE  STATE       PIDS  UPTIME  RESTARTS  LEFT  NEXT          CHECKS                                                    LAST EVENT                               LAST DEATH
+apache2  Up          1234  3h02m   1         2     -             -                                                         May 24 09:35:26 ('apache2',pid=1234) Up  -
+tomcat   Up          7,9   2d03h   0         0     -             -                                                         -                                        -
+db       Restarting  -     -       2         0     -             -                                                         -                                        May 24 09:35:26 killed by the OOM killer
+q        Up          5     5m07s   0         0     -             starting                                                  -                                        -
+r        Up          6     42s     0         0     -             failing since May 24 09:40:00 (20s not counted)           -                                        -
+s        Up          8     42s     0         0     -             _bi_webserv=ok, _bi_socket=failing since May 24 09:40:00  -                                        -
+d2       Down        -     -       2         1     attempt 8s    -                                                         -                                        -
+q2       RetryOver   -     -       3         0     re-arm 9m30s  -                                                         -                                        -
+s2       Down        -     -       1         2     attempt now   -                                                         -                                        -
 `
 	if b.String() != want {
 		t.Errorf("\n got:\n%s\nwant:\n%s", b.String(), want)

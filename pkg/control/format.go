@@ -11,16 +11,16 @@ import (
 
 // FormatStatus writes padmin status's table:
 //
-//	SERVICE  STATE      PIDS  UPTIME  RESTARTS  LEFT  NEXT          LAST EVENT
-//	apache2  Up         1234  3h02m   0         3     -             May 24 09:35:26 ('apache2',pid=1234) Up
-//	tomcat   RetryOver  -     -       3         0     re-arm 9m30s  May 24 09:40:01 Retry over ('tomcat') action=continue
+//	SERVICE  STATE      PIDS  UPTIME  RESTARTS  LEFT  NEXT          CHECKS  LAST EVENT                                LAST DEATH
+//	apache2  Up         1234  3h02m   0         3     -             ok      May 24 09:35:26 ('apache2',pid=1234) Up  May 24 09:35:20 killed by the OOM killer
+//	tomcat   RetryOver  -     -       3         0     re-arm 9m30s  -       May 24 09:40:01 Retry over ('tomcat') action=continue  -
 func FormatStatus(w io.Writer, services []ServiceStatus) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVICE\tSTATE\tPIDS\tUPTIME\tRESTARTS\tLEFT\tNEXT\tLAST EVENT")
+	fmt.Fprintln(tw, "SERVICE\tSTATE\tPIDS\tUPTIME\tRESTARTS\tLEFT\tNEXT\tCHECKS\tLAST EVENT\tLAST DEATH")
 	for _, s := range services {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\n",
 			s.Name, s.State, formatPIDs(s.PIDs), formatUptime(s.UptimeSeconds), s.Restarts, s.AttemptsLeft,
-			formatNext(s), formatEvent(s.LastEvent))
+			formatNext(s), formatChecks(s.Checks), formatEvent(s.LastEvent), formatDeath(s.LastDeath))
 	}
 	return tw.Flush()
 }
@@ -40,6 +40,39 @@ func formatNext(s ServiceStatus) string {
 		return "re-arm " + in(*s.RearmIn)
 	}
 	return "-"
+}
+
+// formatDeath is the last death's time and cause, as the ending line says it.
+func formatDeath(d *Death) string {
+	if d == nil {
+		return "-"
+	}
+	return d.Time.Local().Format(time.Stamp) + " " + d.Text
+}
+
+// formatChecks is the state of the stall-check blocks: "-" without any,
+// the state alone for one, BLOCK=STATE for each of several. A failing
+// block says since when (local time, as syslog stamps) and how much
+// failure time was not counted (starvation).
+func formatChecks(checks []CheckStatus) string {
+	if len(checks) == 0 {
+		return "-"
+	}
+	parts := make([]string, len(checks))
+	for i, c := range checks {
+		st := c.State
+		if st == "failing" && c.FailingSince != nil {
+			st += " since " + c.FailingSince.Local().Format(time.Stamp)
+		}
+		if c.NotCountedSeconds > 0 && (c.State == "failing" || c.State == "starting") {
+			st += fmt.Sprintf(" (%s not counted)", formatUptime(int64(c.NotCountedSeconds)))
+		}
+		if len(checks) > 1 {
+			st = c.Block + "=" + st
+		}
+		parts[i] = st
+	}
+	return strings.Join(parts, ", ")
 }
 
 func formatPIDs(pids []int) string {

@@ -65,8 +65,27 @@ type ServiceStatus struct {
 	NextAttemptIn *float64 `json:"next_attempt_in"`
 	RearmIn       *float64 `json:"rearm_in"`
 	LastEvent     *Event   `json:"last_event,omitempty"`
+	// LastDeath is why a top-level process last died.
+	LastDeath *Death `json:"last_death,omitempty"`
 	// Checks are the service's stall-check blocks.
 	Checks []CheckStatus `json:"checks,omitempty"`
+}
+
+// Death is why a process died: the cause in one word (exit, signal, oom,
+// pcheck, unknown), the ending line's text, and its details.
+type Death struct {
+	Time       time.Time `json:"time"`
+	Cause      string    `json:"cause"`
+	Text       string    `json:"text"`
+	ExitStatus *int      `json:"exit_status,omitempty"`
+	Signal     int       `json:"signal,omitempty"`
+	CoreDumped bool      `json:"core_dumped,omitempty"`
+	OOM        bool      `json:"oom,omitempty"`
+	Memcg      string    `json:"memcg,omitempty"`
+	RSSKiB     int64     `json:"rss_kib,omitempty"`
+	SenderPID  int       `json:"sender_pid,omitempty"`
+	SenderComm string    `json:"sender_comm,omitempty"`
+	SenderUID  *int      `json:"sender_uid,omitempty"`
 }
 
 // CheckStatus is one stall-check block as the daemon last saw it.
@@ -76,6 +95,18 @@ type CheckStatus struct {
 	Port  int    `json:"port"`
 	// OK: the last round succeeded; false before the first round too.
 	OK bool `json:"ok"`
+	// State is starting (Up, no probe has succeeded yet), ok, failing
+	// (see FailingSince), stopped (error 1 found a stall) or idle (the
+	// service is not Up).
+	State string `json:"state"`
+	// FailingSince is when the failures of a failing (or starting) block
+	// began; nil when its last round succeeded.
+	FailingSince *time.Time `json:"failing_since,omitempty"`
+	// LastProbeSeconds is how long the last probe took.
+	LastProbeSeconds float64 `json:"last_probe_seconds"`
+	// NotCountedSeconds is the failure time not counted towards the
+	// duration because the server or pcheck was starved of CPU.
+	NotCountedSeconds float64 `json:"not_counted,omitempty"`
 	// Stopped: error 1 and a stall was found; the block checks no more.
 	Stopped bool   `json:"stopped"`
 	Stalls  uint64 `json:"stalls"`

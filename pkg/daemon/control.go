@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pwatch/pwatch/pkg/control"
+	"github.com/pwatch/pwatch/pkg/msg"
 	"github.com/pwatch/pwatch/pkg/pfile"
 	"github.com/pwatch/pwatch/pkg/supervise"
 )
@@ -59,12 +60,21 @@ func (d *daemon) Status(_ context.Context, name string) ([]control.ServiceStatus
 		if st.LastEvent != "" {
 			cs.LastEvent = &control.Event{Time: st.LastEventAt, Text: st.LastEvent}
 		}
+		if e := st.LastDeath; e != nil {
+			cs.LastDeath = deathOf(*e, st.LastDeathAt)
+		}
 		for _, c := range s.Checks() {
-			cs.Checks = append(cs.Checks, control.CheckStatus{
+			cc := control.CheckStatus{
 				Block: c.Check.Block, Kind: c.Check.Kind.String(), Port: c.Check.Port,
-				OK: c.OK, Stopped: c.Stopped, Stalls: c.Stalls,
+				OK: c.OK, State: c.State(st.State == supervise.Up), Stopped: c.Stopped, Stalls: c.Stalls,
+				NotCountedSeconds: c.NotCounted.Seconds(), LastProbeSeconds: c.LastDuration.Seconds(),
 				AcceptQueue: c.Listen.AcceptQueue, Backlog: c.Listen.Backlog,
-			})
+			}
+			if !c.FailingSince.IsZero() && (cc.State == supervise.CheckFailing || cc.State == supervise.CheckStarting) {
+				since := c.FailingSince
+				cc.FailingSince = &since
+			}
+			cs.Checks = append(cs.Checks, cc)
 		}
 		out = append(out, cs)
 	}
@@ -121,4 +131,19 @@ func (d *daemon) one(name string) (*supervise.Service, error) {
 		return nil, err
 	}
 	return svcs[0], nil
+}
+
+// deathOf is a death as padmin shows it.
+func deathOf(e msg.Ending, at time.Time) *control.Death {
+	d := &control.Death{Time: at, Cause: e.Cause(), Text: e.String(), Signal: e.Signal, CoreDumped: e.CoreDumped,
+		OOM: e.OOM, Memcg: e.Memcg, RSSKiB: e.RSSKiB}
+	if e.Known && e.Signal == 0 && !e.OOM {
+		status := e.ExitStatus
+		d.ExitStatus = &status
+	}
+	if e.SenderPID != 0 && e.ByPcheck == "" {
+		uid := e.SenderUID
+		d.SenderPID, d.SenderComm, d.SenderUID = e.SenderPID, e.SenderComm, &uid
+	}
+	return d
 }

@@ -66,6 +66,9 @@ func newDaemon(ctx context.Context, cfg Config, log *msg.Logger) (*daemon, []*pf
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	if err := proc.CheckOwnNamespace(cfg.ProcRoot); err != nil {
+		return nil, nil, nil, err
+	}
 	table, err := proc.NewTable(cfg.ProcRoot, slog)
 	if err != nil {
 		return nil, nil, nil, err
@@ -74,7 +77,9 @@ func newDaemon(ctx context.Context, cfg Config, log *msg.Logger) (*daemon, []*pf
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	slog.Info("death-detection backend", "watcher", mux.Backend().Name(), "process_trees_from_events", mux.KeepsTrees())
+	if cfg.Watcher != "auto" { // auto has logged its choice, and why
+		slog.Info("death-detection backend", "watcher", mux.Backend().Name(), "process_trees_from_events", mux.KeepsTrees())
+	}
 	d := &daemon{
 		rules: rules, log: log, table: table, mux: mux, guard: guard, store: store,
 		clock: supervise.NewMonotonicClock(), ctx: ctx,
@@ -122,6 +127,7 @@ loop:
 	for {
 		select {
 		case <-ctx.Done():
+			slog.Info("pcheck stopping; the watched services are left running")
 			break loop
 		case <-d.mux.Done():
 			// The watcher ended on its own: pcheck is blind. End with an

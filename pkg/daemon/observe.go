@@ -21,6 +21,7 @@ func (m metricsSource) Services() []metrics.ServiceState {
 			AttemptsLeft: st.AttemptsLeft, Next: st.Next, NextIn: st.NextIn,
 		}
 		for _, c := range s.Checks() {
+			ms.Checks = append(ms.Checks, metrics.Check{Block: c.Check.Block, State: c.State(ms.Up), FailingSince: c.FailingSince})
 			if c.Listen.Backlog >= 0 {
 				ms.Sockets = append(ms.Sockets, metrics.Socket{Port: c.Check.Port, Queue: c.Listen.AcceptQueue, Backlog: c.Listen.Backlog})
 			}

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"time"
 
 	"github.com/pwatch/pwatch/pkg/proc"
 )
@@ -23,23 +22,8 @@ func (p serviceProcesses) Kill(ctx context.Context, ids []proc.ID, o proc.KillOp
 
 func (p serviceProcesses) Alive(id proc.ID) (bool, error) { return p.table.Alive(id) }
 
-// exitPoll is how often a dead process is re-read while we wait for the
-// kernel to finish its exit (files closed, ports freed).
-const exitPoll = 2 * time.Millisecond
-
 func (p serviceProcesses) WaitExited(ctx context.Context, id proc.ID) error {
-	t := time.NewTicker(exitPoll)
-	defer t.Stop()
-	for {
-		if alive, err := p.table.Alive(id); err == nil && !alive {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
+	return p.table.WaitExited(ctx, id)
 }
 
 func (p serviceProcesses) Among(cands []proc.Process) ([]proc.Match, bool, error) {

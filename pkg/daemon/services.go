@@ -8,15 +8,18 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pwatch/pwatch/pkg/exitwatch"
 	"github.com/pwatch/pwatch/pkg/metrics"
 	"github.com/pwatch/pwatch/pkg/msg"
 	"github.com/pwatch/pwatch/pkg/opstate"
 	"github.com/pwatch/pwatch/pkg/pfile"
+	"github.com/pwatch/pwatch/pkg/probe"
 	"github.com/pwatch/pwatch/pkg/proc"
 	"github.com/pwatch/pwatch/pkg/reboot"
 	"github.com/pwatch/pwatch/pkg/sdnotify"
+	"github.com/pwatch/pwatch/pkg/starve"
 	"github.com/pwatch/pwatch/pkg/supervise"
 )
 
@@ -65,6 +68,9 @@ func (d *daemon) startLocked(cfg *pfile.Service, m proc.Matcher, carried *superv
 		ListenCheck: listenCheck,
 		Observer:    d.observer(),
 		Memory:      d.memory(),
+		// Starvation: a probe that failed while the server waited for
+		// the CPU is not counted towards a stall.
+		Starvation: starvation,
 	})
 	view.Attach(svc)
 	switch {
@@ -210,4 +216,16 @@ func flatten(err error) []error {
 		return j.Unwrap()
 	}
 	return []error{err}
+}
+
+// starvation judges each probe round by the run-queue waits of pcheck's
+// threads and of the service's.
+func starvation(pids func() []int) func() probe.Judge {
+	m := &starve.Meter{PIDs: pids}
+	return func() probe.Judge {
+		from := m.Sample()
+		return func(elapsed time.Duration) (string, bool) {
+			return starve.Judge(from, m.Sample(), elapsed).Starved()
+		}
+	}
 }

@@ -94,8 +94,36 @@ func TestAutoFallsBackAndLogsWhy(t *testing.T) {
 	if r := find(recs, "backend failed its probe", "watcher", "denied"); r == nil || r["level"] != "WARN" || r["err"] != "operation not permitted" {
 		t.Errorf("the denied backend's error was not logged as a warning: %v", recs)
 	}
-	if find(recs, "death-detection backend chosen", "watcher", "works") == nil {
-		t.Errorf("the choice was not logged: %v", recs)
+	chosen := find(recs, "death-detection backend chosen", "watcher", "works")
+	if chosen == nil {
+		t.Fatalf("the choice was not logged: %v", recs)
+	}
+	want := fmt.Sprintf("lacking: no such thing: %v; denied: operation not permitted", ErrNotSupported)
+	if chosen["passed_over"] != want {
+		t.Errorf("passed_over = %q, want %q", chosen["passed_over"], want)
+	}
+}
+
+// TestAutoBestWorksPassesNoneOver: when the best backend works, the choice
+// is logged without a passed_over (not as "<nil>").
+func TestAutoBestWorksPassesNoneOver(t *testing.T) {
+	saved := maps.Clone(registry)
+	t.Cleanup(func() { registry = saved })
+	registry = map[string]backend{}
+	fake := &fakeWatcher{name: "works"}
+	register(backend{name: "works", rank: 0,
+		probe: func(Options) error { return nil },
+		open:  func(Options) (Watcher, error) { return fake, nil }})
+	var rec logRecorder
+	if _, err := Open("auto", Options{Logger: slog.New(slog.NewJSONHandler(&rec, nil))}); err != nil {
+		t.Fatalf("Open(auto): %v", err)
+	}
+	chosen := find(rec.records(t), "death-detection backend chosen", "watcher", "works")
+	if chosen == nil {
+		t.Fatalf("the choice was not logged: %s", rec.String())
+	}
+	if v, ok := chosen["passed_over"]; ok {
+		t.Errorf("passed_over = %v with nothing passed over", v)
 	}
 }
 

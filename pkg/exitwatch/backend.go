@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -85,7 +86,11 @@ func Open(name string, opt Options) (Watcher, error) {
 		if err == nil {
 			w, openErr := b.open(opt)
 			if openErr == nil {
-				opt.Logger.Info("death-detection backend chosen", "watcher", n, "passed_over", errors.Join(reasons...))
+				attrs := []any{"watcher", n}
+				if len(reasons) > 0 { // the best one works: nothing to explain
+					attrs = append(attrs, "passed_over", joinReasons(reasons))
+				}
+				opt.Logger.Info("death-detection backend chosen", attrs...)
 				return w, nil
 			}
 			err = openErr
@@ -112,3 +117,13 @@ func (h *heartbeat) LastWake() time.Duration { return time.Duration(h.at.Load())
 
 // readerWakeEvery is how often every backend's reader wakes, events or not.
 const readerWakeEvery = time.Second
+
+// joinReasons puts the reasons better backends were passed over on one
+// log line: "ebpf: ...; netlink: ...".
+func joinReasons(reasons []error) string {
+	s := make([]string, len(reasons))
+	for i, r := range reasons {
+		s[i] = r.Error()
+	}
+	return strings.Join(s, "; ")
+}

@@ -141,6 +141,16 @@ func loadEBPF(opt Options, ringBytes uint32) (_ *ebpfWatcher, err error) {
 	if ringBytes != 0 {
 		spec.Maps[ebpfMapEvents].MaxEntries = ringBytes
 	}
+	// Inside a pid namespace the programs number processes as it does.
+	ns, err := proc.PIDNamespace(opt.ProcRoot)
+	if err != nil {
+		return nil, err
+	}
+	if ns != proc.InitialPIDNamespace {
+		if err := spec.Variables[ebpfVarPidnsInum].Set(uint32(ns)); err != nil {
+			return nil, fmt.Errorf("setting the pid namespace: %w", err)
+		}
+	}
 	w := &ebpfWatcher{
 		procRoot: opt.ProcRoot,
 		resync:   opt.resync,
@@ -185,6 +195,22 @@ func (w *ebpfWatcher) attach() error {
 		l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: tp.name, Program: tp.prog})
 		if err != nil {
 			return fmt.Errorf("attaching to raw tracepoint %s: %w", tp.name, err)
+		}
+		w.links = append(w.links, l)
+	}
+	// Why a process died is a detail: a kernel without these tracepoints
+	// loses only that, said once.
+	for _, tp := range []struct {
+		name, detail string
+		prog         *ebpf.Program
+	}{
+		{"mark_victim", "OOM kills are not told apart from other SIGKILLs but by the kernel log", w.objs.OomVictim},
+		{"signal_generate", "the sender of a fatal signal is not named", w.objs.SignalSent},
+	} {
+		l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: tp.name, Program: tp.prog})
+		if err != nil {
+			w.log.Warn("a tracepoint for the cause of deaths is missing: "+tp.detail, "tracepoint", tp.name, "err", err)
+			continue
 		}
 		w.links = append(w.links, l)
 	}
@@ -479,6 +505,12 @@ func (w *ebpfWatcher) handle(raw []byte) {
 	case ebpfEventKindEVENT_EXIT:
 		ev := exitEvent(id, true, int(e.WaitStatus))
 		ev.At = at
+		switch {
+		case e.Oom != 0:
+			ev.OOM = &OOMKill{}
+		case e.SignalSent != 0 && int(e.SignalSent) == ev.Signal:
+			ev.Sender = &Sender{PID: int(e.SenderPid), UID: int(e.SenderUid), Comm: cString(e.SenderComm[:])}
+		}
 		w.report(ev)
 	case ebpfEventKindEVENT_EXEC:
 		w.mu.Lock()
@@ -490,6 +522,18 @@ func (w *ebpfWatcher) handle(raw []byte) {
 	default:
 		w.log.Error("unknown BPF event kind", "kind", e.Kind)
 	}
+}
+
+// cString is a kernel comm: NUL-terminated, at most 16 bytes.
+func cString(b []int8) string {
+	out := make([]byte, 0, len(b))
+	for _, c := range b {
+		if c == 0 {
+			break
+		}
+		out = append(out, byte(c))
+	}
+	return string(out)
 }
 
 // lost reads the kernel's count of dropped events.

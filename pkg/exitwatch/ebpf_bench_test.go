@@ -21,18 +21,56 @@ import (
 // both sides. overhead-% is the median of the rounds' differences in CPU
 // time.
 func BenchmarkForkExitOverhead(b *testing.B) {
-	const (
-		rounds   = 24
-		perBatch = 200
-		watched  = 1000
-	)
+	const perBatch = 200
+	w := loadForOverhead(b)
+	// The BPF programs run in the exiting and exec'ing tasks, so their cost
+	// is in the CPU time of this process and its children, while
+	// neighbours' load is not.
+	measureOverhead(b, w, perBatch, "process", func() {
+		for range perBatch {
+			if err := exec.Command("/bin/true").Run(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkSignalOverhead measures what the signal_generate program costs
+// signals to processes nobody watches (1,000 others watched): 10,000
+// SIGCONTs a batch to a running process, without and with the programs,
+// alternating; the program runs in the sender, so its cost is in this
+// process's CPU time.
+func BenchmarkSignalOverhead(b *testing.B) {
+	const perBatch = 10000
+	w := loadForOverhead(b)
+	target := exec.Command("/usr/bin/sleep", "1000")
+	if err := target.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = target.Process.Kill()
+		_ = target.Wait()
+	})
+	pid := target.Process.Pid // our unreaped child: the pid stays its own
+	measureOverhead(b, w, perBatch, "signal", func() {
+		for range perBatch {
+			if err := unix.Kill(pid, unix.SIGCONT); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// loadForOverhead loads the ebpf backend watching 1,000 sleeping
+// processes, its programs detached.
+func loadForOverhead(b *testing.B) *ebpfWatcher {
+	const watched = 1000
 	testpriv.Root(b)
 	if err := probeEBPF(Options{}); errors.Is(err, ErrNotSupported) {
 		testpriv.Unavailable(b, "BPF: "+err.Error())
 	} else if err != nil {
 		b.Fatalf("probing BPF: %v", err)
 	}
-
 	ids := make([]proc.ID, watched)
 	for i := range ids {
 		cmd := exec.Command("/usr/bin/sleep", "1000")
@@ -49,34 +87,35 @@ func BenchmarkForkExitOverhead(b *testing.B) {
 		}
 		ids[i] = id
 	}
-
-	// batch runs perBatch short processes and returns the CPU time they and
-	// this process spent: the BPF programs run in the exiting and exec'ing
-	// tasks, so their cost is there, while neighbours' load is not.
-	batch := func() time.Duration {
-		runtime.GC() // not the previous batch's garbage
-		before := cpuTime(b)
-		for range perBatch {
-			if err := exec.Command("/bin/true").Run(); err != nil {
-				b.Fatal(err)
-			}
-		}
-		return cpuTime(b) - before
-	}
 	w, err := loadEBPF(Options{}, 0)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer w.Close()
+	b.Cleanup(func() { w.Close() })
 	w.start()
 	for _, id := range ids {
 		if err := w.Watch(id); err != nil {
 			b.Fatal(err)
 		}
 	}
-	// Attaching and detaching the loaded programs, rather than loading
-	// afresh, keeps the kernel's deferred freeing of old maps (charged to
-	// whichever task it interrupts) out of the measure.
+	w.detach()
+	return w
+}
+
+// measureOverhead runs work in rounds, alternately without and with the
+// programs attached, and reports the CPU time per unit (perBatch units a
+// batch) and the median of the rounds' differences. Attaching and
+// detaching the loaded programs, rather than loading afresh, keeps the
+// kernel's deferred freeing of old maps (charged to whichever task it
+// interrupts) out of the measure.
+func measureOverhead(b *testing.B, w *ebpfWatcher, perBatch int, unit string, work func()) {
+	const rounds = 24
+	batch := func() time.Duration {
+		runtime.GC() // not the previous batch's garbage
+		before := cpuTime(b)
+		work()
+		return cpuTime(b) - before
+	}
 	attachedBatch := func() time.Duration {
 		if err := w.attach(); err != nil {
 			b.Fatal(err)
@@ -84,29 +123,27 @@ func BenchmarkForkExitOverhead(b *testing.B) {
 		defer w.detach()
 		return batch()
 	}
-	w.detach()
-
 	var without, with time.Duration
 	var overheads []float64 // per round: the median shrugs off a noisy neighbour
 	for b.Loop() {
 		for r := range rounds {
-			var w, o time.Duration
+			var wi, wo time.Duration
 			if r%2 == 0 {
-				o = batch()
-				w = attachedBatch()
+				wo = batch()
+				wi = attachedBatch()
 			} else {
-				w = attachedBatch()
-				o = batch()
+				wi = attachedBatch()
+				wo = batch()
 			}
-			with += w
-			without += o
-			overheads = append(overheads, 100*(float64(w)-float64(o))/float64(o))
+			with += wi
+			without += wo
+			overheads = append(overheads, 100*(float64(wi)-float64(wo))/float64(wo))
 		}
 	}
 	slices.Sort(overheads)
 	n := float64(len(overheads) * perBatch)
-	b.ReportMetric(float64(without.Nanoseconds())/n, "cpu-ns/process-without")
-	b.ReportMetric(float64(with.Nanoseconds())/n, "cpu-ns/process-with")
+	b.ReportMetric(float64(without.Nanoseconds())/n, "cpu-ns/"+unit+"-without")
+	b.ReportMetric(float64(with.Nanoseconds())/n, "cpu-ns/"+unit+"-with")
 	b.ReportMetric(overheads[len(overheads)/2], "overhead-%")
 }
 

@@ -13,6 +13,24 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type ebpfCause struct {
+	_          structs.HostLayout
+	StartTime  uint64
+	Kind       uint32
+	Sig        uint32
+	SenderPid  uint32
+	SenderUid  uint32
+	SenderComm [16]int8
+}
+
+type ebpfCauseKind uint32
+
+const (
+	ebpfCauseKindCAUSE_NONE   ebpfCauseKind = 0
+	ebpfCauseKindCAUSE_OOM    ebpfCauseKind = 1
+	ebpfCauseKindCAUSE_SIGNAL ebpfCauseKind = 2
+)
+
 type ebpfEvent struct {
 	_          structs.HostLayout
 	AtNs       uint64
@@ -22,6 +40,11 @@ type ebpfEvent struct {
 	WaitStatus uint32
 	Ppid       uint32
 	Exe        ebpfExeKey
+	Oom        uint32
+	SignalSent uint32
+	SenderPid  uint32
+	SenderUid  uint32
+	SenderComm [16]int8
 }
 
 type ebpfEventKind uint32
@@ -58,14 +81,19 @@ type ebpfTracked struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	ebpfMapCauses          = "causes"
 	ebpfMapEvents          = "events"
 	ebpfMapProcs           = "procs"
 	ebpfMapWatchedExes     = "watched_exes"
+	ebpfProgOomVictim      = "oom_victim"
+	ebpfProgSignalSent     = "signal_sent"
 	ebpfProgTrackedFork    = "tracked_fork"
 	ebpfProgWatchedExec    = "watched_exec"
 	ebpfProgWatchedExit    = "watched_exit"
 	ebpfVarLostEvents      = "lost_events"
+	ebpfVarPidnsInum       = "pidns_inum"
 	ebpfVarUntrackedForks  = "untracked_forks"
+	ebpfVarUnusedCauseKind = "unused_cause_kind"
 	ebpfVarUnusedEvent     = "unused_event"
 	ebpfVarUnusedEventKind = "unused_event_kind"
 	ebpfVarUnusedProcFlag  = "unused_proc_flag"
@@ -114,6 +142,8 @@ type ebpfSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ebpfProgramSpecs struct {
+	OomVictim   *ebpf.ProgramSpec `ebpf:"oom_victim"`
+	SignalSent  *ebpf.ProgramSpec `ebpf:"signal_sent"`
 	TrackedFork *ebpf.ProgramSpec `ebpf:"tracked_fork"`
 	WatchedExec *ebpf.ProgramSpec `ebpf:"watched_exec"`
 	WatchedExit *ebpf.ProgramSpec `ebpf:"watched_exit"`
@@ -123,6 +153,7 @@ type ebpfProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ebpfMapSpecs struct {
+	Causes      *ebpf.MapSpec `ebpf:"causes"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	Procs       *ebpf.MapSpec `ebpf:"procs"`
 	WatchedExes *ebpf.MapSpec `ebpf:"watched_exes"`
@@ -133,7 +164,9 @@ type ebpfMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type ebpfVariableSpecs struct {
 	LostEvents      *ebpf.VariableSpec `ebpf:"lost_events"`
+	PidnsInum       *ebpf.VariableSpec `ebpf:"pidns_inum"`
 	UntrackedForks  *ebpf.VariableSpec `ebpf:"untracked_forks"`
+	UnusedCauseKind *ebpf.VariableSpec `ebpf:"unused_cause_kind"`
 	UnusedEvent     *ebpf.VariableSpec `ebpf:"unused_event"`
 	UnusedEventKind *ebpf.VariableSpec `ebpf:"unused_event_kind"`
 	UnusedProcFlag  *ebpf.VariableSpec `ebpf:"unused_proc_flag"`
@@ -160,6 +193,7 @@ func (o *ebpfObjects) Close() error {
 //
 // It can be passed to loadEbpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ebpfMaps struct {
+	Causes      *ebpf.Map `ebpf:"causes"`
 	Events      *ebpf.Map `ebpf:"events"`
 	Procs       *ebpf.Map `ebpf:"procs"`
 	WatchedExes *ebpf.Map `ebpf:"watched_exes"`
@@ -167,6 +201,7 @@ type ebpfMaps struct {
 
 func (m *ebpfMaps) Close() error {
 	return _EbpfClose(
+		m.Causes,
 		m.Events,
 		m.Procs,
 		m.WatchedExes,
@@ -178,7 +213,9 @@ func (m *ebpfMaps) Close() error {
 // It can be passed to loadEbpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ebpfVariables struct {
 	LostEvents      *ebpf.Variable `ebpf:"lost_events"`
+	PidnsInum       *ebpf.Variable `ebpf:"pidns_inum"`
 	UntrackedForks  *ebpf.Variable `ebpf:"untracked_forks"`
+	UnusedCauseKind *ebpf.Variable `ebpf:"unused_cause_kind"`
 	UnusedEvent     *ebpf.Variable `ebpf:"unused_event"`
 	UnusedEventKind *ebpf.Variable `ebpf:"unused_event_kind"`
 	UnusedProcFlag  *ebpf.Variable `ebpf:"unused_proc_flag"`
@@ -189,6 +226,8 @@ type ebpfVariables struct {
 //
 // It can be passed to loadEbpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ebpfPrograms struct {
+	OomVictim   *ebpf.Program `ebpf:"oom_victim"`
+	SignalSent  *ebpf.Program `ebpf:"signal_sent"`
 	TrackedFork *ebpf.Program `ebpf:"tracked_fork"`
 	WatchedExec *ebpf.Program `ebpf:"watched_exec"`
 	WatchedExit *ebpf.Program `ebpf:"watched_exit"`
@@ -196,6 +235,8 @@ type ebpfPrograms struct {
 
 func (p *ebpfPrograms) Close() error {
 	return _EbpfClose(
+		p.OomVictim,
+		p.SignalSent,
 		p.TrackedFork,
 		p.WatchedExec,
 		p.WatchedExit,

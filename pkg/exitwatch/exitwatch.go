@@ -39,12 +39,31 @@ type Event struct {
 	ExitStatus int  // exit(2) status when Signal == 0
 	Signal     int  // the signal that killed it, 0 if it exited
 	CoreDumped bool // the signal dumped core
+	// Exit only, where the backend can know (see docs/behaviour.md): the
+	// OOM killer chose it; or the process that sent the signal that
+	// killed it.
+	OOM    *OOMKill
+	Sender *Sender
 	// Exec only: the watched executable path that was started, and the
 	// parent of the process that started it.
 	Exe  string
 	PPID int
 	// At is the CLOCK_MONOTONIC time at which the backend saw the event.
 	At time.Duration
+}
+
+// OOMKill is an OOM killer's choice, with what the kernel log told of it
+// (empty where it told nothing).
+type OOMKill struct {
+	Memcg  string // the memory cgroup it was charged to
+	RSSKiB int64  // anon + file + shmem resident memory when killed; 0 unknown
+}
+
+// Sender is the process that sent a signal, as it was when it sent it.
+type Sender struct {
+	PID  int
+	Comm string
+	UID  int
 }
 
 // Watcher is one death-detection backend.

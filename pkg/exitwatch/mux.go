@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/pwatch/pwatch/pkg/proc"
@@ -33,6 +34,9 @@ type Mux struct {
 	poll     time.Duration
 	log      *slog.Logger
 	done     chan struct{} // closed when the backend's event stream ends
+	oom      *oomLog       // nil: the kernel log cannot be read here
+	oomStop  chan struct{} // ends the kernel log's drainer
+	oomDone  chan struct{}
 
 	mu       sync.Mutex
 	owners   map[proc.ID][]*View
@@ -61,6 +65,11 @@ func OpenMux(name string, opt Options) (*Mux, error) {
 		return nil, err
 	}
 	m.w = w
+	if m.oom = openOOMLogFor(opt); m.oom != nil {
+		m.oomStop = make(chan struct{})
+		m.oomDone = make(chan struct{})
+		go func() { defer close(m.oomDone); m.oom.keepDrained(m.oomStop) }()
+	}
 	go func() {
 		for range w.Events() { // delivered directly; this only waits for the end
 		}
@@ -90,12 +99,33 @@ func (m *Mux) KeepsTrees() bool {
 	return ok
 }
 
+// openOOMLogFor opens the kernel log where its pids are pcheck's (the
+// initial pid namespace), or says once why OOM kills are not told apart.
+func openOOMLogFor(opt Options) *oomLog {
+	if ns, err := proc.PIDNamespace(opt.ProcRoot); err != nil || ns != proc.InitialPIDNamespace {
+		opt.Logger.Info("the kernel log names host pids: OOM kills are told apart only by the ebpf backend here")
+		return nil
+	}
+	l, err := openOOMLog()
+	if err != nil {
+		opt.Logger.Info("the kernel log cannot be read: OOM kills are told apart only by the ebpf backend", "err", err)
+		return nil
+	}
+	return l
+}
+
 // Close stops the poller and the backend.
 func (m *Mux) Close() error {
 	m.mu.Lock()
 	m.stopPollingLocked()
 	m.mu.Unlock()
-	return m.w.Close()
+	err := m.w.Close() // no more deliveries, so no more reads of the log
+	if m.oom != nil {
+		close(m.oomStop)
+		<-m.oomDone
+		m.oom.close()
+	}
+	return err
 }
 
 // View is one owner's share of the Mux. Attach its sink before the first
@@ -252,6 +282,9 @@ func (m *Mux) drop(id proc.ID, v *View) bool {
 
 // deliver hands ev to its owners; the backend calls it.
 func (m *Mux) deliver(ev Event) {
+	if ev.Kind == Exit {
+		ev = m.withOOM(ev)
+	}
 	m.mu.Lock()
 	var to []*View
 	switch ev.Kind {
@@ -270,6 +303,21 @@ func (m *Mux) deliver(ev Event) {
 			v.sink.Execed(ev)
 		}
 	}
+}
+
+// withOOM names a SIGKILL death the kernel log reports as an OOM kill (or
+// a death whose status polling missed), with its memory cgroup and rss.
+func (m *Mux) withOOM(ev Event) Event {
+	if m.oom == nil || (ev.Known && ev.Signal != int(syscall.SIGKILL)) {
+		return ev
+	}
+	kill, ok := m.oom.lookup(ev.ID)
+	if !ok {
+		return ev
+	}
+	ev.Known, ev.Signal, ev.ExitStatus = true, int(syscall.SIGKILL), 0
+	ev.OOM, ev.Sender = &kill, nil
+	return ev
 }
 
 // resync tells every view that events were lost.

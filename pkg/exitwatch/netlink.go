@@ -36,7 +36,10 @@ const (
 	netlinkAckTimeout = 2 * time.Second
 )
 
-func probeNetlink(Options) error {
+func probeNetlink(o Options) error {
+	if err := hostPIDNamespace(o); err != nil {
+		return err
+	}
 	s, err := dialProcConnector()
 	if err != nil {
 		return err
@@ -184,7 +187,24 @@ type netlinkWatcher struct {
 	closed    bool
 }
 
+// hostPIDNamespace refuses a pid namespace: the connector numbers
+// processes as the initial one does, which a namespace's own /proc does
+// not know.
+func hostPIDNamespace(o Options) error {
+	ns, err := proc.PIDNamespace(o.ProcRoot)
+	if err != nil {
+		return err
+	}
+	if ns != proc.InitialPIDNamespace {
+		return fmt.Errorf("pcheck runs in a pid namespace (inode %d), and the proc connector reports the host's pids: %w", ns, ErrNotSupported)
+	}
+	return nil
+}
+
 func openNetlink(opt Options) (Watcher, error) {
+	if err := hostPIDNamespace(opt); err != nil {
+		return nil, err
+	}
 	s, err := dialProcConnector()
 	if err != nil {
 		return nil, err

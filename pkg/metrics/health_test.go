@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestHealthFollowsServices(t *testing.T) {
@@ -93,4 +94,42 @@ func TestOneListenerForBoth(t *testing.T) {
 		t.Errorf("GET /healthz/web: %d", code)
 	}
 	mustValue(t, scrape(t, base), 1, "pwatch_service_up", "service", "web")
+}
+
+// A failing probe shows before it is a stall: /healthz/NAME says so with
+// 200 (the service is Up), its strict variant with 503, and so does
+// /healthz?strict. A starting block is not answering yet either.
+func TestHealthReportsFailingChecks(t *testing.T) {
+	src := &fakeSource{}
+	base := serve(t, HealthHandler(src), nil)
+	expect := func(path string, wantCode int, wantBody string) {
+		t.Helper()
+		code, _, body := get(t, http.MethodGet, base+path)
+		if code != wantCode || body != wantBody {
+			t.Errorf("GET %s: %d %q, want %d %q", path, code, body, wantCode, wantBody)
+		}
+	}
+	since := time.Date(2025, 5, 24, 9, 40, 0, 0, time.UTC)
+	web := state("web", "Up")
+	web.Checks = []Check{{Block: "_bi_webserv", State: "ok"}}
+	src.set(web)
+	expect("/healthz/web?strict=1", 200, "web Up\n")
+	expect("/healthz?strict", 200, "ok\n")
+
+	web.Checks = []Check{{Block: "_bi_webserv", State: "failing", FailingSince: since}}
+	src.set(web)
+	failing := "web Up\nweb check _bi_webserv failing since 2025-05-24T09:40:00Z\n"
+	expect("/healthz/web", 200, failing)
+	expect("/healthz/web?strict=1", 503, failing)
+	expect("/healthz/web?strict=true", 503, failing)
+	expect("/healthz/web?strict=0", 200, failing)
+	expect("/healthz", 200, "ok\n")
+	expect("/healthz?strict", 503, "web check _bi_webserv failing since 2025-05-24T09:40:00Z\n")
+
+	web.Checks = []Check{{Block: "_bi_webserv", State: "starting"}}
+	src.set(web)
+	expect("/healthz/web?strict", 503, "web Up\nweb check _bi_webserv starting\n")
+
+	expect("/healthz/web?strict=maybe", 400, "strict=\"maybe\": want 1, true, 0 or false\n")
+	expect("/healthz?strict=2", 400, "strict=\"2\": want 1, true, 0 or false\n")
 }

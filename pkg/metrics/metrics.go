@@ -37,6 +37,7 @@ type Options struct {
 type Metrics struct {
 	reg     *prometheus.Registry
 	probes  *prometheus.HistogramVec
+	deaths  *prometheus.CounterVec
 	counts  *counts
 	handler http.Handler
 	log     *slog.Logger
@@ -54,6 +55,10 @@ func New(src Source, opts Options) *Metrics {
 			Help:    "Time a stall-check probe took; result is ok or fail (a failed probe often lasts its timeout).",
 			Buckets: ProbeBuckets,
 		}, []string{"service", "check", "result"}),
+		deaths: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pwatch_deaths_total",
+			Help: "Deaths of a service's top-level processes, by cause: exit, signal, oom, pcheck (a stall check's kill), unknown.",
+		}, []string{"service", "cause"}),
 		counts: newCounts(opts.RestartReasons),
 		log:    log,
 	}
@@ -61,6 +66,7 @@ func New(src Source, opts Options) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.probes,
+		m.deaths,
 		newScrapeCollector(src, m.counts),
 	)
 	mux := http.NewServeMux()
@@ -92,6 +98,20 @@ func (m *Metrics) ObserveProbe(service, check string, d time.Duration, ok bool) 
 		return
 	}
 	h.Observe(d.Seconds())
+}
+
+// Death counts one death of a top-level process of service by its cause
+// (msg.Cause*). The supervisor calls it when it logs the death.
+func (m *Metrics) Death(service, cause string) {
+	if m == nil {
+		return
+	}
+	c, err := m.deaths.GetMetricWithLabelValues(service, cause)
+	if err != nil {
+		m.log.Warn("death metric dropped", "service", service, "cause", cause, "error", err)
+		return
+	}
+	c.Inc()
 }
 
 // Restart counts one restart attempt of service for reason (down, stall,
@@ -129,6 +149,7 @@ func (m *Metrics) Forget(service string) {
 		return
 	}
 	m.probes.DeletePartialMatch(prometheus.Labels{"service": service})
+	m.deaths.DeletePartialMatch(prometheus.Labels{"service": service})
 	m.counts.forget(service)
 }
 

@@ -49,7 +49,23 @@ type ServiceState struct {
 	// Sockets are the accept queues of the service's listening ports, when
 	// known; nil leaves the accept-queue metrics out.
 	Sockets []Socket
+	// Checks are the service's stall-check blocks.
+	Checks []Check
 }
+
+// Check is one stall-check block as the health endpoint reports it.
+type Check struct {
+	Block string
+	// State is starting, ok, failing, stopped or idle (supervise's names).
+	State string
+	// FailingSince is when a failing block's failures began; zero if
+	// unknown.
+	FailingSince time.Time
+}
+
+// Answering says the block's last probe succeeded, as far as a load
+// balancer cares: starting and failing blocks are not answering.
+func (c Check) Answering() bool { return c.State != "starting" && c.State != "failing" }
 
 // Socket is the accept queue of one listening port.
 type Socket struct {

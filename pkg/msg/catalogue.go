@@ -39,6 +39,13 @@ const (
 	KeySignalName  = "signal_name"
 	KeyCoreDumped  = "core_dumped"
 	KeyStatusKnown = "status_known"
+	KeyCause       = "cause"
+	KeyOOM         = "oom"
+	KeyMemcg       = "memcg"
+	KeyRSSKiB      = "rss_kib"
+	KeySenderPID   = "sender_pid"
+	KeySenderComm  = "sender_comm"
+	KeySenderUID   = "sender_uid"
 )
 
 func message(level slog.Level, event, text string, attrs ...slog.Attr) Message {
@@ -63,11 +70,13 @@ func Down(name string, pid int) Message {
 		slog.String(KeyService, name), slog.Int(KeyPID, pid))
 }
 
-// Ended says how the process that went Down ended; it is logged on its own
-// line right after Down.
+// Ended says how and why the process that went Down ended, naming the
+// service and the pid (two may die at once); it is logged on its own line
+// right after Down: "Process ['NAME',pid=PID] killed by signal 9
+// (SIGKILL), sent by pid 4321 (kill, uid 0)".
 func Ended(name string, pid int, e Ending) Message {
 	attrs := []slog.Attr{slog.String(KeyService, name), slog.Int(KeyPID, pid)}
-	return message(slog.LevelWarn, "ended", e.String(), append(attrs, e.attrs()...)...)
+	return message(slog.LevelWarn, "ended", fmt.Sprintf("Process ['%s',pid=%d] %s", name, pid, e), append(attrs, e.attrs()...)...)
 }
 
 // TryRestart: the restart script is about to run. reason is down, stall,

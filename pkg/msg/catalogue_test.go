@@ -27,7 +27,7 @@ func TestCatalogueTexts(t *testing.T) {
 		{CommandExecute(CommandStart, "apache2"), "Command execute. [start] pfile='apache2'", slog.LevelInfo},
 		{CommandExecute(CommandReload, "apache2"), "Command execute. [reload] pfile='apache2'", slog.LevelInfo},
 		{CommandExecute(CommandReload, ""), "Command execute. [reload] pfile=''", slog.LevelInfo},
-		{Ended("apache2", 1234, Exited(3)), "exited with status 3", slog.LevelWarn},
+		{Ended("apache2", 1234, Exited(3)), "Process ['apache2',pid=1234] exited with status 3", slog.LevelWarn},
 	} {
 		if tc.m.Text != tc.text || tc.m.String() != tc.text {
 			t.Errorf("text = %q, want %q", tc.m.Text, tc.text)
@@ -54,6 +54,10 @@ func TestEndingTexts(t *testing.T) {
 		{KilledBy(40, false), "killed by signal 40"}, // real-time: no name
 		{KilledBy(-1, false), "killed by signal -1"}, // garbage in, no panic
 		{Ending{}, "exited (status unknown)"},
+		{Ending{Known: true, Signal: 9, OOM: true}, "killed by the OOM killer"},
+		{Ending{Known: true, Signal: 9, OOM: true, Memcg: "/web", RSSKiB: 524288}, "killed by the OOM killer (memory cgroup /web, rss 524288 kB)"},
+		{Ending{Known: true, Signal: 9, SenderPID: 4321, SenderComm: "kill"}, "killed by signal 9 (SIGKILL), sent by pid 4321 (kill, uid 0)"},
+		{Ending{Known: true, Signal: 9, SenderPID: 77, SenderComm: "pcheck", ByPcheck: "stall check"}, "killed by signal 9 (SIGKILL), sent by pcheck (stall check)"},
 	} {
 		if got := tc.e.String(); got != tc.want {
 			t.Errorf("%+v: %q, want %q", tc.e, got, tc.want)

@@ -3,12 +3,13 @@ package msg
 import (
 	"fmt"
 	"log/slog"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
-// Ending is how a process ended, as exitwatch reports it.
+// Ending is how a process ended, and why, as exitwatch reports it.
 type Ending struct {
 	// Known is false when the status could not be learnt (a process already
 	// reaped by its parent, seen by polling /proc).
@@ -16,6 +17,40 @@ type Ending struct {
 	ExitStatus int  // exit(2) status when Signal == 0
 	Signal     int  // the signal that killed it, 0 if it exited
 	CoreDumped bool // the signal dumped core
+	// OOM: the OOM killer chose it; Memcg and RSSKiB as far as known.
+	OOM    bool
+	Memcg  string
+	RSSKiB int64
+	// ByPcheck names what in pcheck killed it ("stall check"); else Sender
+	// is who sent Signal, when known (SenderPID 0: not known).
+	ByPcheck   string
+	SenderPID  int
+	SenderComm string
+	SenderUID  int
+}
+
+// Cause words, as PWATCH_CAUSE and the metrics say them.
+const (
+	CauseExit    = "exit"
+	CauseSignal  = "signal"
+	CauseOOM     = "oom"
+	CausePcheck  = "pcheck"
+	CauseUnknown = "unknown"
+)
+
+// Cause is the one word for why it ended.
+func (e Ending) Cause() string {
+	switch {
+	case !e.Known:
+		return CauseUnknown
+	case e.OOM:
+		return CauseOOM
+	case e.ByPcheck != "":
+		return CausePcheck
+	case e.Signal != 0:
+		return CauseSignal
+	}
+	return CauseExit
 }
 
 // Exited is the Ending of a process that called exit(status).
@@ -26,13 +61,17 @@ func KilledBy(sig int, coreDumped bool) Ending {
 	return Ending{Known: true, Signal: sig, CoreDumped: coreDumped}
 }
 
-// String is the ending line: "exited with status 3", "killed by signal 9
-// (SIGKILL)", "killed by signal 11 (SIGSEGV), core dumped", or "exited
-// (status unknown)".
+// String is the cause: "exited with status 3", "killed by signal 9
+// (SIGKILL), sent by pid 4321 (kill, uid 0)", "killed by signal 11
+// (SIGSEGV), core dumped", "killed by the OOM killer (memory cgroup /web,
+// rss 524288 kB)", "killed by signal 9 (SIGKILL), sent by pcheck (stall
+// check)", or "exited (status unknown)".
 func (e Ending) String() string {
 	switch {
 	case !e.Known:
 		return "exited (status unknown)"
+	case e.OOM:
+		return "killed by the OOM killer" + e.oomDetails()
 	case e.Signal == 0:
 		return fmt.Sprintf("exited with status %d", e.ExitStatus)
 	}
@@ -43,21 +82,52 @@ func (e Ending) String() string {
 	if e.CoreDumped {
 		s += ", core dumped"
 	}
+	switch {
+	case e.ByPcheck != "":
+		s += ", sent by pcheck (" + e.ByPcheck + ")"
+	case e.SenderPID != 0:
+		s += fmt.Sprintf(", sent by pid %d (%s, uid %d)", e.SenderPID, e.SenderComm, e.SenderUID)
+	}
 	return s
 }
 
+func (e Ending) oomDetails() string {
+	var parts []string
+	if e.Memcg != "" {
+		parts = append(parts, "memory cgroup "+e.Memcg)
+	}
+	if e.RSSKiB > 0 {
+		parts = append(parts, fmt.Sprintf("rss %d kB", e.RSSKiB))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
+}
+
 func (e Ending) attrs() []slog.Attr {
+	attrs := []slog.Attr{slog.String(KeyCause, e.Cause())}
 	switch {
 	case !e.Known:
-		return []slog.Attr{slog.Bool(KeyStatusKnown, false)}
-	case e.Signal == 0:
-		return []slog.Attr{slog.Int(KeyExitStatus, e.ExitStatus)}
+		return append(attrs, slog.Bool(KeyStatusKnown, false))
+	case e.Signal == 0 && !e.OOM:
+		return append(attrs, slog.Int(KeyExitStatus, e.ExitStatus))
 	}
-	attrs := []slog.Attr{slog.Int(KeySignal, e.Signal)}
+	attrs = append(attrs, slog.Int(KeySignal, e.Signal))
 	if name := signalName(e.Signal); name != "" {
 		attrs = append(attrs, slog.String(KeySignalName, name))
 	}
-	return append(attrs, slog.Bool(KeyCoreDumped, e.CoreDumped))
+	attrs = append(attrs, slog.Bool(KeyCoreDumped, e.CoreDumped), slog.Bool(KeyOOM, e.OOM))
+	if e.OOM && e.Memcg != "" {
+		attrs = append(attrs, slog.String(KeyMemcg, e.Memcg))
+	}
+	if e.OOM && e.RSSKiB > 0 {
+		attrs = append(attrs, slog.Int64(KeyRSSKiB, e.RSSKiB))
+	}
+	if e.SenderPID != 0 && e.ByPcheck == "" {
+		attrs = append(attrs, slog.Int(KeySenderPID, e.SenderPID), slog.String(KeySenderComm, e.SenderComm), slog.Int(KeySenderUID, e.SenderUID))
+	}
+	return attrs
 }
 
 // signalName is "SIGKILL" for 9; "" for numbers without a name (real-time

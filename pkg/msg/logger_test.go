@@ -75,15 +75,18 @@ func TestSyslogFraming(t *testing.T) {
 
 func TestStderrJSON(t *testing.T) {
 	l, stderr := newLogger(t, msg.Config{Format: "json"})
-	l.Log(msg.Ended("nginx", 99, msg.KilledBy(9, false)))
+	e := msg.KilledBy(9, false)
+	e.SenderPID, e.SenderComm, e.SenderUID = 4321, "kill", 0
+	l.Log(msg.Ended("nginx", 99, e))
 
 	var line map[string]any
 	if err := json.Unmarshal([]byte(stderr.String()), &line); err != nil {
 		t.Fatalf("%v: %q", err, stderr.String())
 	}
 	want := map[string]any{
-		"level": "WARN", "msg": "killed by signal 9 (SIGKILL)", "event": "ended",
+		"level": "WARN", "msg": "Process ['nginx',pid=99] killed by signal 9 (SIGKILL), sent by pid 4321 (kill, uid 0)", "event": "ended",
 		"service": "nginx", "pid": 99.0, "signal": 9.0, "signal_name": "SIGKILL", "core_dumped": false,
+		"cause": "signal", "oom": false, "sender_pid": 4321.0, "sender_comm": "kill", "sender_uid": 0.0,
 	}
 	for k, v := range want {
 		if line[k] != v {

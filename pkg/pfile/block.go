@@ -172,7 +172,13 @@ func (p *parser) entryHead(ll *logicalLine, kw string, f []field) bool {
 		p.errAt(ll, f[1].off, "%s: library %s differs from %s named on line %d: all entries of a block must name the same library", kw, lib, b.lib, b.libLine)
 		ok = false
 	default:
-		kind := libraryKind(path.Base(lib))
+		base := path.Base(lib)
+		kind := libraryKind(base)
+		if canon, ok := libraryAliases[base]; ok && b.lib == "" {
+			// Once per block: its other entries must name the same file.
+			line, col := ll.pos(f[1].off)
+			p.warnf(line, col, "%s: library %s is taken as %s (%s): the guide's section 3.3 tables print this spelling, its sample writes %s", kw, base, canon, kind, canon)
+		}
 		if kind == 0 {
 			names := make([]string, len(libraries))
 			for i, l := range libraries {
@@ -194,6 +200,9 @@ func (p *parser) entryHead(ll *logicalLine, kw string, f []field) bool {
 }
 
 func libraryKind(base string) Kind {
+	if canon, ok := libraryAliases[base]; ok {
+		base = canon
+	}
 	for _, l := range libraries {
 		if l.name == base {
 			return l.kind

@@ -182,9 +182,15 @@ var errorCases = []struct {
 		`t.pfile:5:3: PS_ACTION: expected type:file:call:...:error:argc, got 4 fields`}},
 
 	// ---- entries: type, file, call ----
-	{"unknown library", pf(lProc, lRS, lOpen, "  PS_EXEC DLL:/opt/HA/PSWE/lib/lib_bi_websevs.so:DIRECT:-:60:0:2:600:8080", lAct, lClose), []string{
-		`t.pfile:4:15: PS_EXEC: unknown library "lib_bi_websevs.so": expected lib_bi_webserv.so (http), lib_bi_webservs.so (https) or lib_bi_socket.so (tcp) (did you mean lib_bi_webservs.so?)`,
-		`t.pfile:5:17: PS_ACTION: library /opt/HA/PSWE/lib/lib_bi_webserv.so differs from /opt/HA/PSWE/lib/lib_bi_websevs.so named on line 4: all entries of a block must name the same library`}},
+	{"unknown library", pf(lProc, lRS, lOpen, "  PS_EXEC DLL:/opt/HA/PSWE/lib/lib_bi_sockets.so:DIRECT:-:60:0:2:600:8080", lAct, lClose), []string{
+		`t.pfile:4:15: PS_EXEC: unknown library "lib_bi_sockets.so": expected lib_bi_webserv.so (http), lib_bi_webservs.so (https) or lib_bi_socket.so (tcp) (did you mean lib_bi_socket.so?)`,
+		`t.pfile:5:17: PS_ACTION: library /opt/HA/PSWE/lib/lib_bi_webserv.so differs from /opt/HA/PSWE/lib/lib_bi_sockets.so named on line 4: all entries of a block must name the same library`}},
+	// The guide's spelling is accepted (with a warning), but a block must
+	// still name one file: mixing it with the sample's is an error.
+	{"websevs mixed with webservs", pf(lProc, lRS, "_bi_webservs{",
+		"  PS_EXEC DLL:/opt/HA/PSWE/lib/lib_bi_websevs.so:DIRECT:-:60:0:2:600:443",
+		"  PS_ACTION DLL:/opt/HA/PSWE/lib/lib_bi_webservs.so:DIRECT:-::-:1:0", lClose), []string{
+		`t.pfile:5:17: PS_ACTION: library /opt/HA/PSWE/lib/lib_bi_webservs.so differs from /opt/HA/PSWE/lib/lib_bi_websevs.so named on line 4: all entries of a block must name the same library`}},
 	{"mixed libraries", pf(lProc, lRS, lOpen, lExec, "  PS_ACTION DLL:/opt/HA/PSWE/lib/lib_bi_socket.so:DIRECT:-::-:1:0", lClose), []string{
 		`t.pfile:5:17: PS_ACTION: library /opt/HA/PSWE/lib/lib_bi_socket.so differs from /opt/HA/PSWE/lib/lib_bi_webserv.so named on line 4: all entries of a block must name the same library`}},
 	{"type not DLL", pf(lProc, lRS, lOpen, lExec, "  PS_ACTION SO:/opt/HA/PSWE/lib/lib_bi_webserv.so:DIRECT:-::-:1:0", lClose), []string{

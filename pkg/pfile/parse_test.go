@@ -128,7 +128,7 @@ func TestLoadSamplesDir(t *testing.T) {
 			t.Errorf("services not sorted by name: %s before %s", svcs[i-1].Name, s.Name)
 		}
 	}
-	for _, n := range []string{"apache2", "nginx", "sample1", "sample2", "sample3", "tomcat"} {
+	for _, n := range []string{"apache2", "autoreboot-apache2", "nginx", "sample1", "sample2", "sample3", "sunone", "tomcat"} {
 		if !got[n] {
 			t.Errorf("service %s missing from %s", n, samplesDir)
 		}
@@ -141,11 +141,15 @@ func TestLoadSamplesDir(t *testing.T) {
 }
 
 func TestRealisticSamples(t *testing.T) {
-	svcs, _, err := Load(filepath.Join(samplesDir, "apache2.pfile"), filepath.Join(samplesDir, "nginx.pfile"), filepath.Join(samplesDir, "tomcat.pfile"))
+	var paths []string
+	for _, n := range []string{"apache2", "nginx", "tomcat", "sunone", "autoreboot-apache2"} {
+		paths = append(paths, filepath.Join(samplesDir, n+".pfile"))
+	}
+	svcs, _, err := Load(paths...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	apache, nginx, tomcat := svcs[0], svcs[1], svcs[2]
+	apache, nginx, tomcat, sunone, autoreboot := svcs[0], svcs[1], svcs[2], svcs[3], svcs[4]
 	if apache.Process != "/usr/sbin/apache2" || !apache.ArgsRE.MatchString("-k start") || apache.ArgsRE.MatchString("-k graceful") {
 		t.Errorf("apache2: process %q args %q", apache.Process, apache.Args)
 	}
@@ -162,8 +166,19 @@ func TestRealisticSamples(t *testing.T) {
 	if !tomcat.ArgsRE.MatchString(boot+"start") || !tomcat.ArgsRE.MatchString(boot+"-security start") || tomcat.ArgsRE.MatchString(boot+"stop") {
 		t.Errorf("tomcat: args %q", tomcat.Args)
 	}
-	if tomcat.User != "tomcat" || tomcat.RestartTimeout != 180*time.Second || tomcat.Checks[0].Port != 8080 {
+	// The JVM tomcat-start.sh picks (default-java), not /usr/bin/java's alternative.
+	if tomcat.Process != "/usr/lib/jvm/default-java/bin/java" || tomcat.User != "tomcat" || tomcat.RestartTimeout != 180*time.Second || tomcat.Checks[0].Port != 8080 {
 		t.Errorf("tomcat: %+v", tomcat)
+	}
+	// The watchdog is the service, told from other instances by its config directory.
+	const wdog = "-d /opt/oracle/webserver7/https-www.example.com/config -r /opt/oracle/webserver7 -t /tmp/https-www.example.com-1"
+	if sunone.Process != "/opt/oracle/webserver7/lib/webservd-wdog" || !sunone.ArgsRE.MatchString(wdog) ||
+		sunone.ArgsRE.MatchString("-d /opt/oracle/webserver7/https-www.example.com/configs") || sunone.ArgsRE.MatchString("-d /opt/oracle/webserver7/admin-server/config") {
+		t.Errorf("sunone: process %q args %q", sunone.Process, sunone.Args)
+	}
+	if autoreboot.RetryOverAction != ActionReboot || autoreboot.RecoveryTimeout != 300*time.Second ||
+		len(autoreboot.RetryOverScript) != 1 || len(autoreboot.Checks) != 1 || !autoreboot.Checks[0].ListenCheck {
+		t.Errorf("autoreboot-apache2: %+v", autoreboot)
 	}
 	for _, s := range svcs {
 		if !strings.HasPrefix(s.RestartScript[0], "/etc/pwatch/scripts/") {
@@ -424,6 +439,22 @@ func TestLexical(t *testing.T) {
 		_, warns := mustParse(t, pf(lProc, lRS, lOpen, execHead+"30:60:0:2:600:8080", lAct, lClose))
 		if len(warns) != 1 || warns[0].String() != `t.pfile:4:57: warning: PS_EXEC timeout field "30" is ignored: the probe timeout is argv[3] (after duration, port and host)` {
 			t.Errorf("warnings %v", warns)
+		}
+	})
+	t.Run("the guide's lib_bi_websevs.so is https, with one warning", func(t *testing.T) {
+		const lib = "DLL:/opt/HA/PSWE/lib/lib_bi_websevs.so:DIRECT:"
+		svc, warns := mustParse(t, pf(lProc, lRS, "_bi_websevs{",
+			"PS_INIT   "+lib+"-::-:0",
+			"PS_EXEC   "+lib+"-:60:0:2:600:443",
+			"PS_ACTION "+lib+"-::-:1:0",
+			"PS_QUIT   "+lib+"-::-:0", "}"))
+		if len(svc.Checks) != 1 || svc.Checks[0].Kind != KindHTTPS || svc.Checks[0].Library != "/opt/HA/PSWE/lib/lib_bi_websevs.so" {
+			t.Errorf("checks %+v, want one https check naming the library as written", svc.Checks)
+		}
+		want := "t.pfile:4:15: warning: PS_INIT: library lib_bi_websevs.so is taken as lib_bi_webservs.so (https): " +
+			"the guide's section 3.3 tables print this spelling, its sample writes lib_bi_webservs.so"
+		if len(warns) != 1 || warns[0].String() != want {
+			t.Errorf("warnings %v, want only %q", warns, want)
 		}
 	})
 	t.Run("tls_ca without tls_verify is a warning", func(t *testing.T) {

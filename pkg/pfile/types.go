@@ -162,6 +162,14 @@ var libraries = []struct {
 	{"lib_bi_socket.so", KindTCP},
 }
 
+// libraryAliases are other spellings accepted, with a warning, for a
+// library of the table above: the guide's section 3.3 tables print
+// lib_bi_websevs.so where its sample (and the product) has
+// lib_bi_webservs.so, and pfiles copied from those tables must load.
+var libraryAliases = map[string]string{
+	"lib_bi_websevs.so": "lib_bi_webservs.so",
+}
+
 // Action is what a retry over does.
 type Action int
 

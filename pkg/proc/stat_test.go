@@ -1,9 +1,13 @@
 package proc
 
 import (
+	"context"
+	"errors"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseStat(t *testing.T) {
@@ -62,5 +66,41 @@ func TestCheckAliveSelfAndReused(t *testing.T) {
 	// pid_max is at most 2^22, so this pid never exists.
 	if life, _ := CheckAlive("/proc", ID{PID: 1 << 23, StartTime: 1}); life != Gone {
 		t.Errorf("CheckAlive of a pid that cannot exist = %v, want Gone", life)
+	}
+}
+
+// WaitExited returns once the process has exited (here a zombie nobody
+// reaped yet), not before, and at once for one already gone.
+func TestWaitExited(t *testing.T) {
+	cmd := exec.Command("/usr/bin/sleep", "1000")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	st, err := ReadStat("/proc", cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := ID{PID: cmd.Process.Pid, StartTime: st.StartTime}
+	tbl, err := NewTable("/proc", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := tbl.WaitExited(short, id); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitExited of a running process: %v, want the deadline", err)
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tbl.WaitExited(t.Context(), id); err != nil {
+		t.Fatalf("WaitExited after the kill: %v", err)
+	}
+	if life, _ := CheckAlive("/proc", id); life == Running {
+		t.Fatal("WaitExited returned while the process runs")
+	}
+	if err := tbl.WaitExited(t.Context(), ID{PID: 1 << 23, StartTime: 1}); err != nil {
+		t.Fatalf("WaitExited of a pid that cannot exist: %v", err)
 	}
 }

@@ -3,6 +3,8 @@ package sockdiag
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 )
 
 // The ways a listen check fails. Each fails the stall check like an
@@ -65,7 +67,12 @@ func Check(port int, pids []int) (Result, error) {
 		}
 	}
 	if len(r.Owned) == 0 {
-		return r, fmt.Errorf("port %d (%d listeners, pids %v): %w", port, len(ls), pids, ErrNotOwned)
+		// Say whose pids these are: the listeners belong to someone else.
+		held := "1 listener, held by another process"
+		if len(ls) > 1 {
+			held = fmt.Sprintf("%d listeners, held by other processes", len(ls))
+		}
+		return r, fmt.Errorf("port %d: %w (%s; the service's pids: %s)", port, ErrNotOwned, held, joinPIDs(pids))
 	}
 	for _, l := range r.Owned {
 		if l.Full() {
@@ -74,4 +81,16 @@ func Check(port int, pids []int) (Result, error) {
 		}
 	}
 	return r, nil
+}
+
+// joinPIDs lists pids as "1, 2, 3" ("none" for none).
+func joinPIDs(pids []int) string {
+	if len(pids) == 0 {
+		return "none"
+	}
+	s := make([]string, len(pids))
+	for i, p := range pids {
+		s[i] = strconv.Itoa(p)
+	}
+	return strings.Join(s, ", ")
 }

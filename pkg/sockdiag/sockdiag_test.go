@@ -193,6 +193,11 @@ func TestCheckAnotherProcessListenerNotOwned(t *testing.T) {
 	if !errors.Is(err, ErrNotOwned) || len(r.Foreign) != 1 || len(r.Owned) != 0 {
 		t.Fatalf("our pid against the child's listener: %+v, %v; want ErrNotOwned", r, err)
 	}
+	// The pids named are ours, not the listener's, and the text says so.
+	want := fmt.Sprintf("port %d: %v (1 listener, held by another process; the service's pids: %d)", port, ErrNotOwned, os.Getpid())
+	if err.Error() != want {
+		t.Fatalf("error %q, want %q", err, want)
+	}
 	// Listed with the child's pid (and a pid that is gone), it is owned.
 	if _, err := Check(port, []int{goneP(t), cmd.Process.Pid}); err != nil {
 		t.Fatalf("the child's own pid: %v", err)

@@ -21,15 +21,48 @@ type ListenStatus struct {
 
 // CheckStatus is one stall-check block's state, for padmin and metrics.
 type CheckStatus struct {
-	Check  pfile.Check
-	OK     bool // the last round succeeded
-	Ran    bool // a round has run since the service came Up
-	Listen ListenStatus
+	Check pfile.Check
+	OK    bool // the last round succeeded
+	Ran   bool // a round has run since the service came Up
+	// Starting: the service is Up and no probe has succeeded since.
+	Starting bool
+	// FailingSince is when the failures of the open window began (the
+	// first failed round, or Up while starting), wall clock; zero when the
+	// last round succeeded.
+	FailingSince time.Time
+	// NotCounted is the failure time of the open window not counted
+	// because the server or pcheck was starved of CPU.
+	NotCounted time.Duration
+	Listen     ListenStatus
 	// Stopped: error 1 and a stall was found; no more checks.
 	Stopped bool
 	// LastDuration is how long the last probe round took.
 	LastDuration time.Duration
 	Stalls       uint64
+}
+
+// Check states, as padmin, /healthz and metrics name them.
+const (
+	CheckStarting = "starting" // Up, and no probe has succeeded yet
+	CheckOK       = "ok"       // the last round succeeded
+	CheckFailing  = "failing"  // the last round failed (see FailingSince)
+	CheckStopped  = "stopped"  // error 1 found a stall: no more checks
+	CheckIdle     = "idle"     // the service is not Up: no checks run
+)
+
+// State names the block's state; up says whether the service is Up.
+func (c CheckStatus) State(up bool) string {
+	switch {
+	case c.Stopped:
+		return CheckStopped
+	case !up:
+		return CheckIdle
+	case c.Starting || !c.Ran:
+		return CheckStarting
+	case c.OK:
+		return CheckOK
+	}
+	return CheckFailing
 }
 
 // Checks is the state of the service's stall-check blocks.
@@ -48,8 +81,15 @@ func (s *Service) startChecksLocked() {
 	s.checkGen++
 	ctx, cancel := context.WithCancel(s.runCtx)
 	s.stopChecks = cancel
+	var starved func() probe.Judge
+	if s.d.Starvation != nil {
+		starved = s.d.Starvation(s.treePIDs)
+	}
 	for i, c := range s.cfg.Checks {
-		if s.checks[i].Stopped {
+		st := &s.checks[i]
+		st.OK, st.Ran, st.FailingSince, st.NotCounted = false, false, time.Time{}, 0
+		st.Starting = !st.Stopped
+		if st.Stopped {
 			continue
 		}
 		do, err := s.probeOf(i)
@@ -57,9 +97,10 @@ func (s *Service) startChecksLocked() {
 		if err == nil {
 			r, err = probe.NewRunner(c, probe.Options{
 				OnStall:  s.onStall(i, s.checkGen),
-				OnResult: s.onResult(i),
+				OnResult: s.onResult(i, s.checkGen),
 				Extra:    s.listenCheck(i),
 				Probe:    do,
+				Starved:  starved,
 				Clock:    s.d.Clock,
 				Logger:   s.d.Slog.With("service", s.cfg.Name),
 			})
@@ -133,11 +174,24 @@ func (s *Service) treePIDs() []int {
 	return pids
 }
 
-func (s *Service) onResult(i int) func(probe.Result) {
+// onResult keeps the block's status; gen ties the result to its Up spell.
+func (s *Service) onResult(i int, gen uint64) func(probe.Result) {
 	return func(r probe.Result) {
+		// FailingSince moves from the monotonic clock to the wall clock
+		// for display only.
+		var since time.Time
+		if r.Err != nil {
+			since = time.Now().Add(r.FailingSince - s.d.Clock.Now())
+		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		s.checks[i].OK, s.checks[i].Ran = r.Err == nil, true
+		if gen != s.checkGen {
+			return
+		}
+		st := &s.checks[i]
+		st.OK, st.Ran = r.Err == nil, true
+		st.Starting = r.Starting && !r.Stalled
+		st.FailingSince, st.NotCounted = since, r.Excused
 	}
 }
 

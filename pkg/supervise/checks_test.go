@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pwatch/pwatch/pkg/pfile"
+	"github.com/pwatch/pwatch/pkg/probe"
 )
 
 // fakeProbes answers each block's probes: failing ports fail. It counts
@@ -105,10 +106,10 @@ func TestStallKillsAndRecovers(t *testing.T) {
 			probes.waitProbes(t, 8080, 2) // answering: no stall
 			probes.fail(8080, true)
 			h.log.waitLines(t, 0, tc.find, "Killed Process: pid= 1001",
-				"Process ['web',pid=1001] Down", "killed by signal 9 (SIGKILL)",
+				"Process ['web',pid=1001] Down", "Process ['web',pid=1001] killed by signal 9 (SIGKILL), sent by pcheck (stall check)",
 				"Try to restart ('web')", "('web',pid=1002) Up")
 			env, _ := os.ReadFile(h.envLog)
-			if want := tc.reason + " 1001 1\n"; string(env) != want {
+			if want := tc.reason + " 1001 1 pcheck 9\n"; string(env) != want {
 				t.Fatalf("restart script saw %q, want %q", env, want)
 			}
 		})
@@ -190,5 +191,61 @@ func TestKillFailureWithActionErrorZeroGoesOn(t *testing.T) {
 	}
 	if h.svc.State() != Up {
 		t.Fatalf("state %v, want Up", h.svc.State())
+	}
+}
+
+// A block is starting from Up until its first answer, then ok, then
+// failing since its first failed round; the starvation evidence is asked
+// about the service's own processes.
+func TestCheckStatusStartingOKFailing(t *testing.T) {
+	c := fastCheck(pfile.KindHTTP, 8080, false, false)
+	c.Duration = time.Hour // no stall in this test
+	h, probes := newStallHarness(t, c)
+	asked := make(chan []int, 100)
+	h.svc.d.Starvation = func(pids func() []int) func() probe.Judge {
+		return func() probe.Judge {
+			asked <- pids()
+			return func(time.Duration) (string, bool) { return "", false }
+		}
+	}
+	state := func() (CheckStatus, string) {
+		st := h.svc.Checks()[0]
+		return st, st.State(h.svc.State() == Up)
+	}
+	probes.fail(8080, true)
+	if _, s := state(); s != CheckIdle {
+		t.Fatalf("before Up: %s, want idle", s)
+	}
+	h.run(t)
+	h.waitState(t, Up)
+	probes.waitProbes(t, 8080, 3)
+	if st, s := state(); s != CheckStarting || st.OK {
+		t.Fatalf("failing since Up: %s %+v, want starting", s, st)
+	}
+	if pids := waitFor(t, asked, "starvation evidence asked for"); len(pids) != 1 || pids[0] != 1001 {
+		t.Fatalf("starvation evidence about pids %v, want the service's 1001", pids)
+	}
+	probes.fail(8080, false)
+	probes.waitProbes(t, 8080, probes.probes(8080)+2)
+	if st, s := state(); s != CheckOK || !st.FailingSince.IsZero() {
+		t.Fatalf("answering: %s %+v, want ok", s, st)
+	}
+	before := time.Now()
+	probes.fail(8080, true)
+	probes.waitProbes(t, 8080, probes.probes(8080)+2)
+	st, s := state()
+	if s != CheckFailing || st.FailingSince.Before(before.Add(-time.Second)) || st.FailingSince.After(time.Now()) {
+		t.Fatalf("failing: %s since %v (failure began after %v), want failing since then", s, st.FailingSince, before)
+	}
+}
+
+func waitFor[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(20 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+		panic("unreachable")
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/pwatch/pwatch/pkg/msg"
 	"github.com/pwatch/pwatch/pkg/opstate"
 	"github.com/pwatch/pwatch/pkg/pfile"
+	"github.com/pwatch/pwatch/pkg/probe"
 	"github.com/pwatch/pwatch/pkg/proc"
 )
 
@@ -62,6 +63,8 @@ type Clock interface {
 
 // Observer counts what happens to services (pkg/metrics implements it).
 type Observer interface {
+	// Death counts a top-level process's death by its cause (msg.Cause*).
+	Death(service, cause string)
 	Restart(service, reason string)
 	RetryOver(service string)
 	Stall(service string)
@@ -70,6 +73,7 @@ type Observer interface {
 
 type noObserver struct{}
 
+func (noObserver) Death(string, string)                             {}
 func (noObserver) Restart(string, string)                           {}
 func (noObserver) RetryOver(string)                                 {}
 func (noObserver) Stall(string)                                     {}
@@ -104,6 +108,10 @@ type Deps struct {
 	ListenCheck func(port int, pids []int) (queue, backlog int, err error)
 	// Probe replaces the real probes (tests).
 	Probe func(ctx context.Context, c pfile.Check) error
+	// Starvation, if set, opens a period of starvation evidence at each
+	// probe round for the service whose processes pids returns (pkg/starve
+	// through the daemon); nil: every failure counts.
+	Starvation func(pids func() []int) func() probe.Judge
 	// Observer is told of restarts, retry overs, stalls and probes
 	// (metrics); nil: no one is.
 	Observer Observer

@@ -93,6 +93,13 @@ func (s *Service) kill(ctx context.Context, ids []proc.ID) []proc.ID {
 	return left
 }
 
+// lastDeathEnding is why the service last died, nil before any death.
+func (s *Service) lastDeathEnding() *msg.Ending {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastDeath
+}
+
 // errRecoveryTimeout ends a recovery that took longer than
 // recovery_timeout.
 var errRecoveryTimeout = errors.New("recovery_timeout passed")
@@ -241,6 +248,9 @@ func (s *Service) restartOnce(ctx context.Context, reason string, oldPID, attemp
 		"PWATCH_ATTEMPT=" + strconv.Itoa(attempt),
 		"PWATCH_ATTEMPTS_LEFT=" + strconv.Itoa(left),
 	}
+	if oldPID != 0 {
+		env = append(env, causeEnv(s.lastDeathEnding())...)
+	}
 	if err := runScript(ctx, s.cfg.RestartScript, env, s.scriptLogger("restart_script")); err != nil {
 		return nil, fmt.Errorf("restart script: %w", err)
 	}
@@ -286,8 +296,8 @@ func (s *Service) retryOver(ctx context.Context) {
 	s.log(msg.RetryOver(s.cfg.Name, action.String()))
 	if len(s.cfg.RetryOverScript) > 0 {
 		sctx, cancel := context.WithTimeout(ctx, s.cfg.RestartTimeout)
-		err := runScript(sctx, s.cfg.RetryOverScript, []string{"PWATCH_SERVICE=" + s.cfg.Name, "PWATCH_ACTION=" + action.String()},
-			s.scriptLogger("retry_over_script"))
+		env := append([]string{"PWATCH_SERVICE=" + s.cfg.Name, "PWATCH_ACTION=" + action.String()}, causeEnv(s.lastDeathEnding())...)
+		err := runScript(sctx, s.cfg.RetryOverScript, env, s.scriptLogger("retry_over_script"))
 		cancel()
 		if err != nil {
 			s.d.Slog.Warn("retry_over_script failed", "service", s.cfg.Name, "error", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -44,6 +45,9 @@ type Status struct {
 	// LastEvent is the last catalogue message logged for the service.
 	LastEvent   string
 	LastEventAt time.Time
+	// LastDeath is why a top-level process last died (nil: none yet).
+	LastDeath   *msg.Ending
+	LastDeathAt time.Time
 }
 
 // What Status.Next says is due.
@@ -99,6 +103,9 @@ type Service struct {
 	// survivors are the other top-level processes of a service one of
 	// whose processes died: they are looked for again with the restarted.
 	survivors []proc.ID
+	// lastDeath is why a top-level process last died (nil before any).
+	lastDeath   *msg.Ending
+	lastDeathAt time.Time
 	// busy is set while the loop handles an input; progressAt is when it
 	// last moved on (Clock time), for the watchdog.
 	busy       bool
@@ -243,12 +250,11 @@ func (s *Service) next() (input, bool) {
 // Status is a snapshot for padmin.
 func (s *Service) Status() Status {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	now := s.d.Clock.Now()
 	recent := len(s.recentAttempts(now))
 	st := Status{
 		Name: s.cfg.Name, State: s.state, Restarts: recent, AttemptsLeft: max(s.cfg.RetryCount-recent, 0),
-		LastEvent: s.last, LastEventAt: s.lastAt,
+		LastEvent: s.last, LastEventAt: s.lastAt, LastDeath: s.lastDeath, LastDeathAt: s.lastDeathAt,
 	}
 	switch {
 	case s.rearming && s.state == RetryOver:
@@ -261,6 +267,14 @@ func (s *Service) Status() Status {
 	}
 	if s.state == Up {
 		st.UpSince, st.Uptime = s.upSince, now-s.upSince
+	}
+	s.mu.Unlock()
+	if st.State == Paused {
+		// Nothing is watched while paused, but the processes still run:
+		// show what runs now (a failed scan shows none rather than guess).
+		if found, err := s.d.Processes.Find(); err == nil {
+			st.PIDs = pidsOf(found)
+		}
 	}
 	return st
 }
@@ -430,9 +444,11 @@ func (s *Service) handle(ctx context.Context, in input) {
 		if st := s.State(); (st != Up && st != Stalled) || !s.owns(in.ev.ID) {
 			return // an old identity's late news
 		}
-		s.log(msg.Down(s.cfg.Name, in.ev.ID.PID))
-		s.log(msg.Ended(s.cfg.Name, in.ev.ID.PID, endingOf(in.ev)))
 		reason := s.takeStallReason()
+		ending := endingOf(in.ev, reason)
+		s.log(msg.Down(s.cfg.Name, in.ev.ID.PID))
+		s.log(msg.Ended(s.cfg.Name, in.ev.ID.PID, ending))
+		s.recordDeath(ending)
 		s.mu.Lock()
 		s.diedLocked()
 		s.moveLocked(Down)
@@ -651,6 +667,45 @@ func pidsOf(ms []proc.Match) []int {
 	return pids
 }
 
-func endingOf(ev exitwatch.Event) msg.Ending {
-	return msg.Ending{Known: ev.Known, ExitStatus: ev.ExitStatus, Signal: ev.Signal, CoreDumped: ev.CoreDumped}
+// endingOf is how and why the process of ev ended; reason is the
+// recovery's: a stall check's kill is pcheck's own.
+func endingOf(ev exitwatch.Event, reason string) msg.Ending {
+	e := msg.Ending{Known: ev.Known, ExitStatus: ev.ExitStatus, Signal: ev.Signal, CoreDumped: ev.CoreDumped}
+	switch {
+	case ev.OOM != nil:
+		e.OOM, e.Memcg, e.RSSKiB = true, ev.OOM.Memcg, ev.OOM.RSSKiB
+	case ev.Known && ev.Signal != 0 && (reason == ReasonStall || reason == ReasonSocket):
+		e.ByPcheck = "stall check"
+	case ev.Sender != nil:
+		e.SenderPID, e.SenderComm, e.SenderUID = ev.Sender.PID, ev.Sender.Comm, ev.Sender.UID
+	}
+	return e
+}
+
+// recordDeath keeps the last death's cause for padmin and the scripts, and
+// counts it.
+func (s *Service) recordDeath(e msg.Ending) {
+	s.mu.Lock()
+	s.lastDeath, s.lastDeathAt = &e, time.Now()
+	s.mu.Unlock()
+	s.d.Observer.Death(s.cfg.Name, e.Cause())
+}
+
+// causeEnv tells a script why the service last died (nothing for a start).
+func causeEnv(e *msg.Ending) []string {
+	if e == nil {
+		return nil
+	}
+	env := []string{"PWATCH_CAUSE=" + e.Cause()}
+	if !e.Known {
+		return env
+	}
+	if e.Signal == 0 && !e.OOM {
+		return append(env, "PWATCH_EXIT_STATUS="+strconv.Itoa(e.ExitStatus))
+	}
+	env = append(env, "PWATCH_SIGNAL="+strconv.Itoa(e.Signal))
+	if e.SenderPID != 0 && e.ByPcheck == "" {
+		env = append(env, "PWATCH_SENDER_PID="+strconv.Itoa(e.SenderPID), "PWATCH_SENDER_COMM="+e.SenderComm)
+	}
+	return env
 }

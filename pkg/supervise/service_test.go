@@ -271,7 +271,7 @@ func newHarness(t *testing.T, script string, edit func(*pfile.Service)) *harness
 	dir := t.TempDir()
 	marker := filepath.Join(dir, "running")
 	envLog := filepath.Join(dir, "env")
-	body := fmt.Sprintf("echo \"$PWATCH_REASON $PWATCH_PID $PWATCH_ATTEMPT\" >> %s\n", envLog)
+	body := fmt.Sprintf("echo \"$PWATCH_REASON $PWATCH_PID $PWATCH_ATTEMPT${PWATCH_CAUSE:+ $PWATCH_CAUSE}${PWATCH_SIGNAL:+ $PWATCH_SIGNAL}${PWATCH_EXIT_STATUS:+ $PWATCH_EXIT_STATUS}\" >> %s\n", envLog)
 	body += fmt.Sprintf("echo \"$PWATCH_ATTEMPTS_LEFT\" >> %s.left\n", envLog)
 	switch {
 	case script == "ok":
@@ -375,7 +375,7 @@ func TestDeathIsRecovered(t *testing.T) {
 	old := h.kill(9)
 	h.log.waitLines(t, 0,
 		fmt.Sprintf("Process ['web',pid=%d] Down", old.PID),
-		"killed by signal 9 (SIGKILL)",
+		fmt.Sprintf("Process ['web',pid=%d] killed by signal 9 (SIGKILL)", old.PID),
 		"Try to restart ('web')",
 		"('web',pid=1002) Up")
 	h.waitState(t, Up)
@@ -383,7 +383,7 @@ func TestDeathIsRecovered(t *testing.T) {
 		t.Fatal("the new process is not watched, or the dead one still is")
 	}
 	env, _ := os.ReadFile(h.envLog)
-	if got, want := string(env), fmt.Sprintf("down %d 1\n", old.PID); got != want {
+	if got, want := string(env), fmt.Sprintf("down %d 1 signal 9\n", old.PID); got != want {
 		t.Fatalf("script saw PWATCH_REASON PID ATTEMPT = %q, want %q", got, want)
 	}
 	if st := h.svc.Status(); st.Restarts != 1 {
@@ -508,7 +508,14 @@ func TestStoppedServiceIsNotRestarted(t *testing.T) {
 	if h.svc.State() != Paused || h.watch.is(proc.ID{PID: id, StartTime: 1}) {
 		t.Fatalf("after stop: state %v, still watched %v", h.svc.State(), h.watch.is(proc.ID{PID: id, StartTime: 1}))
 	}
+	// Unwatched but running: status still shows its pid.
+	if got := h.svc.Status().PIDs; !slices.Equal(got, []int{id}) {
+		t.Fatalf("paused status pids %v, want [%d]", got, id)
+	}
 	h.kill(9)
+	if got := h.svc.Status().PIDs; len(got) != 0 {
+		t.Fatalf("paused status pids %v after its process died, want none", got)
+	}
 	// Resume: the service is down, so start runs the recovery.
 	if err := h.svc.Start(context.Background()); err != nil {
 		t.Fatal(err)

@@ -16,6 +16,12 @@
 //                           'c' fork a child that runs /bin/sleep (no copy), its pid
 //                           'x' exec this program anew (same pid), "execed"
 //                         EOF: exit(0); children are left running
+//   helper coredump DIR   like segv, but dumps core (into DIR, with core_pattern
+//                         "core")
+//   helper alloc          at EOF, allocate and touch memory until killed
+//   helper service DIR    a daemon that runs until told by a signal: SIGUSR1
+//                         exit(3), SIGUSR2 fault and dump core into DIR,
+//                         SIGHUP allocate and touch memory until killed
 //   helper crowd N        fork N idle children (a busy host's unrelated
 //                         processes), print "ready N"; at EOF kill and reap
 //                         them all, then exit
@@ -24,9 +30,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+static volatile sig_atomic_t told;
+
+static void tell(int sig) { told = sig; }
 
 static void wait_eof(void) {
 	char c;
@@ -130,6 +141,43 @@ int main(int argc, char **argv) {
 			}
 		}
 		return 0;
+	}
+	if (strcmp(mode, "coredump") == 0 && argc == 3) {
+		struct rlimit unlimited = {RLIM_INFINITY, RLIM_INFINITY};
+		if (chdir(argv[2]) != 0 || setrlimit(RLIMIT_CORE, &unlimited) != 0)
+			return 109;
+		prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+		wait_eof();
+		*(volatile int *)0 = 1;
+		return 3;
+	}
+	if (strcmp(mode, "service") == 0 && argc == 3) {
+		struct rlimit unlimited = {RLIM_INFINITY, RLIM_INFINITY};
+		if (chdir(argv[2]) != 0 || setrlimit(RLIMIT_CORE, &unlimited) != 0)
+			return 110;
+		prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+		signal(SIGUSR1, tell);
+		signal(SIGUSR2, tell);
+		signal(SIGHUP, tell);
+		while (!told)
+			pause();
+		if (told == SIGUSR1)
+			return 3;
+		if (told == SIGUSR2)
+			*(volatile int *)0 = 1;
+		for (;;) {
+			char *p = malloc(1 << 20);
+			if (p)
+				memset(p, 1, 1 << 20);
+		}
+	}
+	if (strcmp(mode, "alloc") == 0) {
+		wait_eof();
+		for (;;) {
+			char *p = malloc(1 << 20);
+			if (p)
+				memset(p, 1, 1 << 20);
+		}
 	}
 	if (strcmp(mode, "crowd") == 0 && argc == 3) {
 		int n = atoi(argv[2]);
