@@ -117,7 +117,7 @@ func TestBackoffRetryOverRearmUp(t *testing.T) {
 
 	kill9(t, master)
 	p.expectLines(t,
-		down(kind, master), killedBy9,
+		down(kind, master), ended(kind, master, killedBy9),
 		tryRestart(kind), setPidFail(kind),
 		tryRestart(kind), setPidFail(kind),
 		tryRestart(kind), setPidFail(kind),
@@ -185,7 +185,7 @@ func TestHandStartDuringRetryOverIsAdopted(t *testing.T) {
 	p := startPcheck(t, sc.syslog, sc.dir, "ebpf", pf)
 	upWith(t, p, kind, master)
 	kill9(t, master)
-	p.expectLines(t, down(kind, master), killedBy9, tryRestart(kind), setPidFail(kind), retryOver(kind, "continue"))
+	p.expectLines(t, down(kind, master), ended(kind, master, killedBy9), tryRestart(kind), setPidFail(kind), retryOver(kind, "continue"))
 	p.waitState(t, kind, "RetryOver")
 
 	byHand := srv.start(t)
@@ -193,13 +193,12 @@ func TestHandStartDuringRetryOverIsAdopted(t *testing.T) {
 	if st := statusJSON(t, p, kind); st.Restarts != 0 || st.AttemptsLeft != 1 {
 		t.Fatalf("adopted: %+v, want its attempts reset", st)
 	}
-	p.expectLines(t, down(kind, master), killedBy9, tryRestart(kind), setPidFail(kind), retryOver(kind, "continue"), up(kind, byHand))
-	if !strings.Contains(p.stderr.String(), "a start by hand") {
-		t.Fatalf("no adoption line on stderr:\n%s", p.stderr.String())
-	}
+	p.expectLines(t, down(kind, master), ended(kind, master, killedBy9), tryRestart(kind), setPidFail(kind), retryOver(kind, "continue"), up(kind, byHand))
+	// stderr comes through a pipe of its own: wait for it.
+	pollUntil(t, "the adoption line on stderr", func() bool { return strings.Contains(p.stderr.String(), "a start by hand") })
 	kill9(t, byHand)
-	p.expectLines(t, down(kind, master), killedBy9, tryRestart(kind), setPidFail(kind), retryOver(kind, "continue"), up(kind, byHand),
-		down(kind, byHand), killedBy9)
+	p.expectLines(t, down(kind, master), ended(kind, master, killedBy9), tryRestart(kind), setPidFail(kind), retryOver(kind, "continue"), up(kind, byHand),
+		down(kind, byHand), ended(kind, byHand, killedBy9))
 }
 
 // TestFirstStartLeavesRetryCountWhole: with retry_count 1, pcheck's start
@@ -224,9 +223,9 @@ func TestFirstStartLeavesRetryCountWhole(t *testing.T) {
 	if st := statusJSON(t, p, kind); st.Restarts != 0 || st.AttemptsLeft != 1 {
 		t.Fatalf("after the first start: %+v, want 0 restarts and 1 attempt left", st)
 	}
-	if !strings.Contains(p.stderr.String(), "first start of the service by pcheck: not a restart") {
-		t.Fatalf("no first-start line on stderr:\n%s", p.stderr.String())
-	}
+	pollUntil(t, "the first-start line on stderr", func() bool {
+		return strings.Contains(p.stderr.String(), "first start of the service by pcheck: not a restart")
+	})
 	kill9(t, first)
 	next := expectRestart(t, p, 2, srv, kind, first)
 	upWith(t, p, kind, next)
