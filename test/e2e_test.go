@@ -201,17 +201,20 @@ func TestRetryOver(t *testing.T) {
 					return
 				}
 				p.waitState(t, kind, "RetryOver")
-				// Unwatched: the operator starts the failed server by hand
-				// and it dies again; the sentinel is the other service's
-				// recovery, whose lines must come next.
+				// The operator starts the failed server by hand: it is
+				// adopted (Up, watched again); the other service is still
+				// recovered, its lines next.
 				again := failing.start(t)
-				kill9(t, again)
-				waitGone(t, again)
-				kill9(t, masterB)
-				expectRestart(t, p, 7, other, otherName, masterB)
-				if st := p.waitState(t, kind, "RetryOver"); len(st.PIDs) != 0 {
-					t.Fatalf("%s after retry over watches pids %v", kind, st.PIDs)
+				upWith(t, p, kind, again)
+				got, err := p.lines(waitCtx(t), 8)
+				if err != nil {
+					t.Fatal(err)
 				}
+				if got[7] != up(kind, again) {
+					t.Fatalf("after a start by hand pcheck logged %q, want %q", got[7], up(kind, again))
+				}
+				kill9(t, masterB)
+				expectRestart(t, p, 8, other, otherName, masterB)
 			})
 		}
 	}

@@ -14,13 +14,14 @@ import (
 // by stopping pcheck and starting a new one on the same state directory.
 
 // loopService is a service that never comes back: its restart script
-// fails, one retry, then retry over with reboot. At every boot pcheck finds
-// it not running, tries once, and asks for a reboot.
+// fails, no retry, then retry over with reboot. At every boot pcheck finds
+// it not running, tries once (its first start, which retry_count does not
+// count), and asks for a reboot.
 func loopService(t *testing.T, sc *scene, name string) string {
 	t.Helper()
 	s := newSleeper(t, sc.dir, name)
 	return s.writePfile(t, sc.dir, "/bin/false",
-		"retry_count 1", "retry_interval 0", "restart_timeout 5", "retry_over_action reboot")
+		"retry_count 0", "retry_interval 0", "restart_timeout 5", "retry_over_action reboot")
 }
 
 // bootFails checks one boot's lines: the service is tried once, fails,

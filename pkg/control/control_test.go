@@ -211,7 +211,16 @@ func TestStatusJSONShape(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"name":"web","state":"Up","pids":[1,2],"uptime":5,"restarts":1,"last_event":{"time":"2026-05-24T09:35:26Z","text":"x"}}`
+	want := `{"name":"web","state":"Up","pids":[1,2],"uptime":5,"restarts":1,"attempts_left":0,"next_attempt_in":null,"rearm_in":null,"last_event":{"time":"2026-05-24T09:35:26Z","text":"x"}}`
+	if string(b) != want {
+		t.Errorf("\n got %s\nwant %s", b, want)
+	}
+	in := 12.5
+	b, err = json.Marshal(control.ServiceStatus{Name: "db", State: "RetryOver", PIDs: []int{}, Restarts: 3, RearmIn: &in})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = `{"name":"db","state":"RetryOver","pids":[],"uptime":0,"restarts":3,"attempts_left":0,"next_attempt_in":null,"rearm_in":12.5}`
 	if string(b) != want {
 		t.Errorf("\n got %s\nwant %s", b, want)
 	}
@@ -458,7 +467,7 @@ func TestFormatStatus(t *testing.T) {
 	failing := time.Date(2025, 5, 24, 9, 40, 0, 0, time.UTC)
 	var b bytes.Buffer
 	err := control.FormatStatus(&b, []control.ServiceStatus{
-		{Name: "apache2", State: "Up", PIDs: []int{1234}, UptimeSeconds: 10921, Restarts: 1,
+		{Name: "apache2", State: "Up", PIDs: []int{1234}, UptimeSeconds: 10921, Restarts: 1, AttemptsLeft: 2,
 			LastEvent: &control.Event{Time: since, Text: "('apache2',pid=1234) Up"}},
 		{Name: "tomcat", State: "Up", PIDs: []int{7, 9}, UptimeSeconds: 2*86400 + 3*3600, Restarts: 0},
 		{Name: "db", State: "Restarting", PIDs: nil, UptimeSeconds: 0, Restarts: 2,
@@ -469,17 +478,23 @@ func TestFormatStatus(t *testing.T) {
 			Checks: []control.CheckStatus{{Block: "_bi_webserv", State: "failing", FailingSince: &failing, NotCountedSeconds: 20}}},
 		{Name: "s", State: "Up", PIDs: []int{8}, UptimeSeconds: 42,
 			Checks: []control.CheckStatus{{Block: "_bi_webserv", State: "ok"}, {Block: "_bi_socket", State: "failing", FailingSince: &failing}}},
+		{Name: "d2", State: "Down", Restarts: 2, AttemptsLeft: 1, NextAttemptIn: ptr(7.6)},
+		{Name: "q2", State: "RetryOver", Restarts: 3, RearmIn: ptr(570)},
+		{Name: "s2", State: "Down", Restarts: 1, AttemptsLeft: 2, NextAttemptIn: ptr(0.2)},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `SERVICE  STATE       PIDS  UPTIME  RESTARTS  CHECKS                                                    LAST EVENT                               LAST DEATH
-apache2  Up          1234  3h02m   1         -                                                         May 24 09:35:26 ('apache2',pid=1234) Up  -
-tomcat   Up          7,9   2d03h   0         -                                                         -                                        -
-db       Restarting  -     -       2         -                                                         -                                        May 24 09:35:26 killed by the OOM killer
-q        Up          5     5m07s   0         starting                                                  -                                        -
-r        Up          6     42s     0         failing since May 24 09:40:00 (20s not counted)           -                                        -
-s        Up          8     42s     0         _bi_webserv=ok, _bi_socket=failing since May 24 09:40:00  -                                        -
+	want := `SERVICE  STATE       PIDS  UPTIME  RESTARTS  LEFT  NEXT          CHECKS                                                    LAST EVENT                               LAST DEATH
+apache2  Up          1234  3h02m   1         2     -             -                                                         May 24 09:35:26 ('apache2',pid=1234) Up  -
+tomcat   Up          7,9   2d03h   0         0     -             -                                                         -                                        -
+db       Restarting  -     -       2         0     -             -                                                         -                                        May 24 09:35:26 killed by the OOM killer
+q        Up          5     5m07s   0         0     -             starting                                                  -                                        -
+r        Up          6     42s     0         0     -             failing since May 24 09:40:00 (20s not counted)           -                                        -
+s        Up          8     42s     0         0     -             _bi_webserv=ok, _bi_socket=failing since May 24 09:40:00  -                                        -
+d2       Down        -     -       2         1     attempt 8s    -                                                         -                                        -
+q2       RetryOver   -     -       3         0     re-arm 9m30s  -                                                         -                                        -
+s2       Down        -     -       1         2     attempt now   -                                                         -                                        -
 `
 	if b.String() != want {
 		t.Errorf("\n got:\n%s\nwant:\n%s", b.String(), want)
@@ -504,3 +519,5 @@ func BenchmarkStatusCall(b *testing.B) {
 		}
 	}
 }
+
+func ptr(f float64) *float64 { return &f }

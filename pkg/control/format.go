@@ -11,17 +11,35 @@ import (
 
 // FormatStatus writes padmin status's table:
 //
-//	SERVICE  STATE  PIDS       UPTIME  RESTARTS  CHECKS  LAST EVENT                                LAST DEATH
-//	apache2  Up     1234       3h02m   0         ok      May 24 09:35:26 ('apache2',pid=1234) Up  May 24 09:35:20 killed by the OOM killer
+//	SERVICE  STATE      PIDS  UPTIME  RESTARTS  LEFT  NEXT          CHECKS  LAST EVENT                                LAST DEATH
+//	apache2  Up         1234  3h02m   0         3     -             ok      May 24 09:35:26 ('apache2',pid=1234) Up  May 24 09:35:20 killed by the OOM killer
+//	tomcat   RetryOver  -     -       3         0     re-arm 9m30s  -       May 24 09:40:01 Retry over ('tomcat') action=continue  -
 func FormatStatus(w io.Writer, services []ServiceStatus) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVICE\tSTATE\tPIDS\tUPTIME\tRESTARTS\tCHECKS\tLAST EVENT\tLAST DEATH")
+	fmt.Fprintln(tw, "SERVICE\tSTATE\tPIDS\tUPTIME\tRESTARTS\tLEFT\tNEXT\tCHECKS\tLAST EVENT\tLAST DEATH")
 	for _, s := range services {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n",
-			s.Name, s.State, formatPIDs(s.PIDs), formatUptime(s.UptimeSeconds), s.Restarts,
-			formatChecks(s.Checks), formatEvent(s.LastEvent), formatDeath(s.LastDeath))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\n",
+			s.Name, s.State, formatPIDs(s.PIDs), formatUptime(s.UptimeSeconds), s.Restarts, s.AttemptsLeft,
+			formatNext(s), formatChecks(s.Checks), formatEvent(s.LastEvent), formatDeath(s.LastDeath))
 	}
 	return tw.Flush()
+}
+
+// formatNext says what is due: the next attempt, or the re-arm.
+func formatNext(s ServiceStatus) string {
+	in := func(secs float64) string {
+		if secs < 1 {
+			return "now"
+		}
+		return formatUptime(int64(secs + 0.5))
+	}
+	switch {
+	case s.NextAttemptIn != nil:
+		return "attempt " + in(*s.NextAttemptIn)
+	case s.RearmIn != nil:
+		return "re-arm " + in(*s.RearmIn)
+	}
+	return "-"
 }
 
 // formatDeath is the last death's time and cause, as the ending line says it.

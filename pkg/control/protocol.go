@@ -55,8 +55,16 @@ type ServiceStatus struct {
 	// UptimeSeconds is how long the service has been Up; 0 when it is not.
 	UptimeSeconds int64 `json:"uptime"`
 	// Restarts counts the restart attempts within the grace window.
-	Restarts  int    `json:"restarts"`
-	LastEvent *Event `json:"last_event,omitempty"`
+	Restarts int `json:"restarts"`
+	// AttemptsLeft are the restart attempts retry_count still allows
+	// within grace.
+	AttemptsLeft int `json:"attempts_left"`
+	// NextAttemptIn is the seconds until the next restart attempt, while a
+	// pause between attempts is under way; RearmIn those until a
+	// retried-over service is tried again (rearm_after). null: none due.
+	NextAttemptIn *float64 `json:"next_attempt_in"`
+	RearmIn       *float64 `json:"rearm_in"`
+	LastEvent     *Event   `json:"last_event,omitempty"`
 	// LastDeath is why a top-level process last died.
 	LastDeath *Death `json:"last_death,omitempty"`
 	// Checks are the service's stall-check blocks.

@@ -16,7 +16,8 @@ type Config struct {
 	PollInterval time.Duration
 	// ControlSocket is where padmin reaches pcheck.
 	ControlSocket string
-	// StateDir keeps what outlives pcheck (the reboot counter).
+	// StateDir keeps what outlives pcheck (the reboot counter, the
+	// services stopped or retried over).
 	StateDir string
 	// RebootCommand reboots the node; "" is systemctl reboot where systemd
 	// runs, else /sbin/reboot.

@@ -47,7 +47,12 @@ func (d *daemon) Status(_ context.Context, name string) ([]control.ServiceStatus
 		st := s.Status()
 		cs := control.ServiceStatus{
 			Name: st.Name, State: st.State.String(), PIDs: st.PIDs,
-			UptimeSeconds: int64(st.Uptime.Seconds()), Restarts: st.Restarts,
+			UptimeSeconds: int64(st.Uptime.Seconds()), Restarts: st.Restarts, AttemptsLeft: st.AttemptsLeft,
+		}
+		if in := st.NextIn.Seconds(); st.Next == supervise.NextAttempt {
+			cs.NextAttemptIn = &in
+		} else if st.Next == supervise.NextRearm {
+			cs.RearmIn = &in
 		}
 		if cs.PIDs == nil {
 			cs.PIDs = []int{}

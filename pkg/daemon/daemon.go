@@ -17,6 +17,7 @@ import (
 	"github.com/pwatch/pwatch/pkg/exitwatch"
 	"github.com/pwatch/pwatch/pkg/metrics"
 	"github.com/pwatch/pwatch/pkg/msg"
+	"github.com/pwatch/pwatch/pkg/opstate"
 	"github.com/pwatch/pwatch/pkg/pfile"
 	"github.com/pwatch/pwatch/pkg/proc"
 	"github.com/pwatch/pwatch/pkg/reboot"
@@ -62,6 +63,10 @@ func newDaemon(ctx context.Context, cfg Config, log *msg.Logger) (*daemon, []*pf
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	store, err := opstate.Open(cfg.StateDir)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	if err := proc.CheckOwnNamespace(cfg.ProcRoot); err != nil {
 		return nil, nil, nil, err
 	}
@@ -83,7 +88,7 @@ func newDaemon(ctx context.Context, cfg Config, log *msg.Logger) (*daemon, []*pf
 		slog.Info("death-detection backend", "watcher", mux.Backend().Name(), "process_trees_from_events", mux.KeepsTrees())
 	}
 	d := &daemon{
-		rules: rules, log: log, table: table, mux: mux, guard: guard, runs: runs,
+		rules: rules, log: log, table: table, mux: mux, guard: guard, runs: runs, store: store,
 		clock: supervise.NewMonotonicClock(), ctx: ctx,
 		ending:   make(chan struct{}, 1),
 		services: map[string]*running{},
@@ -116,7 +121,7 @@ func (d *daemon) serve(ctx context.Context, cfg Config, svcs []*pfile.Service, m
 
 	d.mu.Lock()
 	for i, s := range svcs {
-		d.startLocked(s, matchers[i], false)
+		d.startLocked(s, matchers[i], nil)
 	}
 	d.mu.Unlock()
 	slog.Info("pcheck running", "services", len(svcs), "control_socket", cfg.ControlSocket)
@@ -198,7 +203,7 @@ func (d *daemon) serveHTTP(cfg Config) (func(), error) {
 	}
 	if cfg.MetricsListen != "" {
 		m := metrics.New(src, metrics.Options{
-			RestartReasons: []string{supervise.ReasonDown, supervise.ReasonStall, supervise.ReasonSocket, supervise.ReasonStart},
+			RestartReasons: []string{supervise.ReasonDown, supervise.ReasonStall, supervise.ReasonSocket, supervise.ReasonStart, supervise.ReasonRearm},
 			Logger:         slog,
 		})
 		d.metrics = m

@@ -18,6 +18,7 @@ func (m metricsSource) Services() []metrics.ServiceState {
 		ms := metrics.ServiceState{
 			Name: st.Name, State: st.State.String(), Up: st.State == supervise.Up,
 			Processes: len(st.PIDs), RestartsInGrace: st.Restarts,
+			AttemptsLeft: st.AttemptsLeft, Next: st.Next, NextIn: st.NextIn,
 		}
 		for _, c := range s.Checks() {
 			ms.Checks = append(ms.Checks, metrics.Check{Block: c.Check.Block, State: c.State(ms.Up), FailingSince: c.FailingSince})

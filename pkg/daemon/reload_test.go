@@ -60,9 +60,24 @@ func killAll(exe string) {
 }
 
 type pcheck struct {
-	client control.Client
-	done   chan error
-	stderr interface{ String() string } // the daemon's slog lines
+	client  control.Client
+	done    chan error
+	stderr  interface{ String() string } // the daemon's slog lines
+	cancel  context.CancelFunc
+	stopped bool
+}
+
+// stop ends this pcheck (SIGTERM's clean stop) and checks it ended well.
+func (p *pcheck) stop(t *testing.T) {
+	t.Helper()
+	if p.stopped {
+		return
+	}
+	p.stopped = true
+	p.cancel()
+	if err := <-p.done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
 }
 
 func startPcheck(t *testing.T, pfileDir string, edit ...func(*Config)) *pcheck {
@@ -70,18 +85,13 @@ func startPcheck(t *testing.T, pfileDir string, edit ...func(*Config)) *pcheck {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	log, stderr := testLogger(t)
-	p := &pcheck{client: control.Client{Path: filepath.Join(dir, "pcheck.sock")}, done: make(chan error, 1), stderr: stderr}
+	p := &pcheck{client: control.Client{Path: filepath.Join(dir, "pcheck.sock")}, done: make(chan error, 1), stderr: stderr, cancel: cancel}
 	cfg := Config{Paths: []string{pfileDir}, Watcher: "auto", ControlSocket: p.client.Path, StateDir: dir, RebootThreshold: 3, RebootWindow: time.Hour}
 	for _, e := range edit {
 		e(&cfg)
 	}
 	go func() { p.done <- Run(ctx, cfg, log) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-p.done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	t.Cleanup(func() { p.stop(t) })
 	return p
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/pwatch/pwatch/pkg/exitwatch"
 	"github.com/pwatch/pwatch/pkg/metrics"
 	"github.com/pwatch/pwatch/pkg/msg"
+	"github.com/pwatch/pwatch/pkg/opstate"
 	"github.com/pwatch/pwatch/pkg/pfile"
 	"github.com/pwatch/pwatch/pkg/probe"
 	"github.com/pwatch/pwatch/pkg/proc"
@@ -32,6 +33,7 @@ type daemon struct {
 	mux        *exitwatch.Mux
 	guard      *reboot.Guard
 	runs       *runstate.Store // what a successor learns of this pcheck's processes
+	store      *opstate.Store  // Paused and RetryOver across pcheck restarts
 	clock      supervise.Clock
 	rebootNode func(ctx context.Context, service string) error
 	ctx        context.Context  // supervisors run until it ends
@@ -51,8 +53,10 @@ type running struct {
 	done   chan struct{}
 }
 
-// startLocked starts supervising cfg. d.mu is held.
-func (d *daemon) startLocked(cfg *pfile.Service, m proc.Matcher, paused bool) {
+// startLocked starts supervising cfg: from carried, the history of the
+// supervisor a reload replaces; else as the state store left it. d.mu is
+// held.
+func (d *daemon) startLocked(cfg *pfile.Service, m proc.Matcher, carried *supervise.History) {
 	view := d.mux.NewView()
 	var runs supervise.RunState // never a nil *Store in the interface
 	if d.runs != nil {
@@ -69,14 +73,22 @@ func (d *daemon) startLocked(cfg *pfile.Service, m proc.Matcher, paused bool) {
 		// ListenCheck: sock_diag, for blocks with listen_check yes.
 		ListenCheck: listenCheck,
 		Observer:    d.observer(),
+		Memory:      d.memory(),
 		// Starvation: a probe that failed while the server waited for
 		// the CPU is not counted towards a stall.
 		Starvation: starvation,
 		RunState:   runs,
 	})
 	view.Attach(svc)
-	if paused {
-		svc.StartPaused()
+	switch {
+	case carried != nil:
+		svc.Carry(*carried)
+	case d.store != nil:
+		if e, ok := d.store.Get(cfg.Name); ok {
+			svc.Restore(e)
+			d.log.Slog().Warn("the service is left as before pcheck restarted: padmin start NAME resumes it",
+				"service", cfg.Name, "state", e.State, "since", e.Since, "state_file", d.store.Path())
+		}
 	}
 	if err := view.WatchExec(cfg.Process); err != nil {
 		d.log.Slog().Warn("no exec events for this service: restarts are found by scanning", "service", cfg.Name, "error", err)
@@ -103,6 +115,14 @@ func (d *daemon) observer() supervise.Observer {
 		return nil
 	}
 	return d.metrics
+}
+
+// memory is where supervisors keep Paused and RetryOver.
+func (d *daemon) memory() supervise.Memory {
+	if d.store == nil {
+		return nil
+	}
+	return d.store
 }
 
 func (d *daemon) stopAll() {
@@ -132,8 +152,10 @@ func (d *daemon) endWith(code int) {
 // Reload re-reads every pfile. Any error refuses the whole reload and the
 // running rules stay. Otherwise added pfiles are watched, removed ones no
 // longer (their processes left alone), and changed ones get a new
-// supervisor that adopts the running service without restarting it; with a
-// name, only that service is touched.
+// supervisor that adopts the running service without restarting it and
+// goes on with the old one's history (attempts, backoff, Paused, RetryOver,
+// a recovery under way). Only effective rules count: a comment or a moved
+// block changes nothing. With a name, only that service is touched.
 func (d *daemon) Reload(ctx context.Context, name string) []error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -165,12 +187,12 @@ func (d *daemon) Reload(ctx context.Context, name string) []error {
 		switch {
 		case !ok:
 			d.log.Slog().Info("reload: watching a new service", "service", cfg.Name)
-			d.startLocked(cfg, matchers[i], false)
-		case !reflect.DeepEqual(old.svc.Config().Rules(), cfg.Rules()):
+			d.startLocked(cfg, matchers[i], nil)
+		case !reflect.DeepEqual(old.svc.Config().Rules().Effective(), cfg.Rules().Effective()):
 			d.log.Slog().Info("reload: the service's rules changed", "service", cfg.Name)
-			paused := old.svc.Paused()
 			d.stopLocked(cfg.Name)
-			d.startLocked(cfg, matchers[i], paused)
+			h := old.svc.History()
+			d.startLocked(cfg, matchers[i], &h)
 		}
 	}
 	for n := range d.services {
@@ -178,6 +200,11 @@ func (d *daemon) Reload(ctx context.Context, name string) []error {
 			d.log.Slog().Info("reload: the service's pfile is gone: no longer watched", "service", n)
 			d.stopLocked(n)
 			d.metrics.Forget(n)
+			if d.store != nil {
+				if err := d.store.Drop(n); err != nil {
+					d.log.Slog().Error("cannot clear a removed service's kept state", "service", n, "error", err)
+				}
+			}
 		}
 	}
 	return nil

@@ -13,7 +13,8 @@ type scrapeCollector struct {
 	counts *counts
 
 	up, state, processes, inGrace  *prometheus.Desc
-	restarts, stalls               *prometheus.Desc
+	attemptsLeft, next             *prometheus.Desc
+	restarts, stalls, retryOvers   *prometheus.Desc
 	queue, backlog                 *prometheus.Desc
 	watcher                        *prometheus.Desc
 	bpfEvents, bpfLost, bpfRescans *prometheus.Desc
@@ -26,19 +27,22 @@ func newScrapeCollector(src Source, c *counts) *scrapeCollector {
 	port := []string{"service", "port"}
 	return &scrapeCollector{
 		src: src, counts: c,
-		up:         prometheus.NewDesc("pwatch_service_up", "1 when the service is Up, else 0.", svc, nil),
-		state:      prometheus.NewDesc("pwatch_service_state", "1 for the service's current state, 0 for the others.", []string{"service", "state"}, nil),
-		processes:  prometheus.NewDesc("pwatch_service_processes", "Watched top-level processes of the service.", svc, nil),
-		inGrace:    prometheus.NewDesc("pwatch_service_restarts_in_grace", "Restart attempts within grace (compared with retry_count).", svc, nil),
-		restarts:   prometheus.NewDesc("pwatch_restarts_total", "Restart attempts since pcheck started, by reason (down, stall, socket, start).", []string{"service", "reason"}, nil),
-		stalls:     prometheus.NewDesc("pwatch_stalls_total", "Stalls detected since pcheck started (a check failing for its whole duration).", svc, nil),
-		queue:      prometheus.NewDesc("pwatch_accept_queue_length", "Connections waiting in the listening socket's accept queue.", port, nil),
-		backlog:    prometheus.NewDesc("pwatch_accept_queue_backlog", "The listening socket's accept-queue limit (listen backlog).", port, nil),
-		watcher:    prometheus.NewDesc("pwatch_watcher_info", "The death-detection backend in use (always 1).", []string{"backend"}, nil),
-		bpfEvents:  prometheus.NewDesc("pwatch_bpf_ringbuf_events_total", "Events read from the BPF ring buffer.", nil, nil),
-		bpfLost:    prometheus.NewDesc("pwatch_bpf_ringbuf_lost_total", "Events the kernel dropped because the BPF ring buffer was full.", nil, nil),
-		bpfRescans: prometheus.NewDesc("pwatch_bpf_rescans_total", "Re-checks of the watched processes after ring-buffer losses.", nil, nil),
-		reboots:    prometheus.NewDesc("pwatch_reboots_in_window", "Automatic reboots the reboot guard counts within its window.", nil, nil),
+		up:           prometheus.NewDesc("pwatch_service_up", "1 when the service is Up, else 0.", svc, nil),
+		state:        prometheus.NewDesc("pwatch_service_state", "1 for the service's current state, 0 for the others.", []string{"service", "state"}, nil),
+		processes:    prometheus.NewDesc("pwatch_service_processes", "Watched top-level processes of the service.", svc, nil),
+		inGrace:      prometheus.NewDesc("pwatch_service_restarts_in_grace", "Restart attempts within grace (compared with retry_count).", svc, nil),
+		attemptsLeft: prometheus.NewDesc("pwatch_service_attempts_left", "Restart attempts retry_count still allows within grace.", svc, nil),
+		next:         prometheus.NewDesc("pwatch_service_next_attempt_seconds", "Seconds until the next restart attempt (what=attempt, a pause between attempts) or re-arm (what=rearm, after a retry over); absent when none is due.", []string{"service", "what"}, nil),
+		restarts:     prometheus.NewDesc("pwatch_restarts_total", "Restart attempts since pcheck started, by reason (down, stall, socket, start, rearm).", []string{"service", "reason"}, nil),
+		retryOvers:   prometheus.NewDesc("pwatch_retry_overs_total", "Retry overs since pcheck started (retry_count attempts used up within grace).", svc, nil),
+		stalls:       prometheus.NewDesc("pwatch_stalls_total", "Stalls detected since pcheck started (a check failing for its whole duration).", svc, nil),
+		queue:        prometheus.NewDesc("pwatch_accept_queue_length", "Connections waiting in the listening socket's accept queue.", port, nil),
+		backlog:      prometheus.NewDesc("pwatch_accept_queue_backlog", "The listening socket's accept-queue limit (listen backlog).", port, nil),
+		watcher:      prometheus.NewDesc("pwatch_watcher_info", "The death-detection backend in use (always 1).", []string{"backend"}, nil),
+		bpfEvents:    prometheus.NewDesc("pwatch_bpf_ringbuf_events_total", "Events read from the BPF ring buffer.", nil, nil),
+		bpfLost:      prometheus.NewDesc("pwatch_bpf_ringbuf_lost_total", "Events the kernel dropped because the BPF ring buffer was full.", nil, nil),
+		bpfRescans:   prometheus.NewDesc("pwatch_bpf_rescans_total", "Re-checks of the watched processes after ring-buffer losses.", nil, nil),
+		reboots:      prometheus.NewDesc("pwatch_reboots_in_window", "Automatic reboots the reboot guard counts within its window.", nil, nil),
 		syslogDropped: prometheus.NewDesc("pwatch_syslog_dropped_total",
 			"Catalogue lines syslog never got (socket missing or full, or the logging queue full); stderr has them.", nil, nil),
 	}
@@ -46,7 +50,7 @@ func newScrapeCollector(src Source, c *counts) *scrapeCollector {
 
 func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		c.up, c.state, c.processes, c.inGrace, c.restarts, c.stalls,
+		c.up, c.state, c.processes, c.inGrace, c.attemptsLeft, c.next, c.restarts, c.stalls, c.retryOvers,
 		c.queue, c.backlog, c.watcher, c.bpfEvents, c.bpfLost, c.bpfRescans, c.reboots, c.syslogDropped,
 	} {
 		ch <- d
@@ -72,6 +76,11 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 		emit(c.up, prometheus.GaugeValue, boolValue(s.Up), s.Name)
 		emit(c.processes, prometheus.GaugeValue, float64(s.Processes), s.Name)
 		emit(c.inGrace, prometheus.GaugeValue, float64(s.RestartsInGrace), s.Name)
+		emit(c.attemptsLeft, prometheus.GaugeValue, float64(s.AttemptsLeft), s.Name)
+		if s.Next != "" {
+			emit(c.next, prometheus.GaugeValue, s.NextIn.Seconds(), s.Name, s.Next)
+		}
+		emit(c.retryOvers, prometheus.CounterValue, float64(c.counts.retryOversOf(s.Name)), s.Name)
 		known := false
 		for _, st := range States {
 			known = known || st == s.State

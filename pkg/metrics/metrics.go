@@ -124,6 +124,15 @@ func (m *Metrics) Restart(service, reason string) {
 	m.counts.restart(service, reason)
 }
 
+// RetryOver counts one retry over of service: its retries within grace
+// were used up. The supervisor calls it before the retry-over action.
+func (m *Metrics) RetryOver(service string) {
+	if m == nil {
+		return
+	}
+	m.counts.retryOver(service)
+}
+
 // Stall counts one stall of service: a stall check failed for its whole
 // duration. The stall tracker calls it when it declares the stall.
 func (m *Metrics) Stall(service string) {
@@ -157,16 +166,18 @@ func orDiscard(log *slog.Logger) *slog.Logger {
 type counts struct {
 	reasons []string // shown at 0 before the first restart
 
-	mu       sync.Mutex
-	restarts map[string]map[string]uint64 // service -> reason -> count
-	stalls   map[string]uint64
+	mu         sync.Mutex
+	restarts   map[string]map[string]uint64 // service -> reason -> count
+	stalls     map[string]uint64
+	retryOvers map[string]uint64
 }
 
 func newCounts(reasons []string) *counts {
 	return &counts{
-		reasons:  slices.Clone(reasons),
-		restarts: map[string]map[string]uint64{},
-		stalls:   map[string]uint64{},
+		reasons:    slices.Clone(reasons),
+		restarts:   map[string]map[string]uint64{},
+		stalls:     map[string]uint64{},
+		retryOvers: map[string]uint64{},
 	}
 }
 
@@ -187,11 +198,25 @@ func (c *counts) stall(service string) {
 	c.stalls[service]++
 }
 
+func (c *counts) retryOver(service string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.retryOvers[service]++
+}
+
 func (c *counts) forget(service string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.restarts, service)
 	delete(c.stalls, service)
+	delete(c.retryOvers, service)
+}
+
+// retryOversOf is service's retry overs.
+func (c *counts) retryOversOf(service string) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.retryOvers[service]
 }
 
 // of returns service's restarts by reason (the zero-shown reasons

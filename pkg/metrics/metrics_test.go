@@ -339,3 +339,29 @@ func TestCloseStopsServing(t *testing.T) {
 
 // syncBuffer is written concurrently while the test reads it.
 type syncBuffer = syncbuf.Buffer
+
+// The retry budget: attempts left, what is due and when, retry overs.
+func TestScrapeShowsTheRetryBudget(t *testing.T) {
+	src := &fakeSource{}
+	db := state("db", "RetryOver")
+	db.Next, db.NextIn = "rearm", 90*time.Second
+	web := state("web", "Down")
+	web.AttemptsLeft, web.Next, web.NextIn = 2, "attempt", 1500*time.Millisecond
+	src.set(db)
+	src.set(web)
+	src.set(state("up", "Up"))
+	m := New(src, Options{RestartReasons: reasons})
+	m.RetryOver("db")
+	m.RetryOver("db")
+	fams := scrape(t, serve(t, m.Handler(), nil))
+	mustValue(t, fams, 90, "pwatch_service_next_attempt_seconds", "service", "db", "what", "rearm")
+	mustValue(t, fams, 1.5, "pwatch_service_next_attempt_seconds", "service", "web", "what", "attempt")
+	mustAbsent(t, fams, "pwatch_service_next_attempt_seconds", "service", "up", "what", "attempt")
+	mustValue(t, fams, 2, "pwatch_service_attempts_left", "service", "web")
+	mustValue(t, fams, 0, "pwatch_service_attempts_left", "service", "db")
+	mustValue(t, fams, 2, "pwatch_retry_overs_total", "service", "db")
+	mustValue(t, fams, 0, "pwatch_retry_overs_total", "service", "web")
+	m.Forget("db")
+	src.set(state("db", "Up"))
+	mustValue(t, scrape(t, serve(t, m.Handler(), nil)), 0, "pwatch_retry_overs_total", "service", "db")
+}

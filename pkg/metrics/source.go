@@ -47,6 +47,14 @@ type ServiceState struct {
 	// RestartsInGrace is the number of restart attempts within grace (what
 	// padmin status shows, and what retry_count is compared with).
 	RestartsInGrace int
+	// AttemptsLeft are the restart attempts retry_count still allows
+	// within grace.
+	AttemptsLeft int
+	// NextIn is how long until the next restart attempt (a pause between
+	// attempts) or re-arm (rearm_after after a retry over) is due, for
+	// Next "attempt" or "rearm"; Next "" leaves the series out.
+	Next   string
+	NextIn time.Duration
 	// Sockets are the accept queues of the service's listening ports, when
 	// known; nil leaves the accept-queue metrics out.
 	Sockets []Socket

@@ -47,6 +47,24 @@ var errorCases = []struct {
 		`t.pfile:3:14: kill_timeout: 31536001 is too large (expected at most 31536000 seconds)`}},
 	{"recovery_timeout 0", pf(lProc, lRS, "retry_over_action reboot", "recovery_timeout 0"), []string{
 		`t.pfile:4:18: recovery_timeout: 0 is too small (expected at least 1 second)`}},
+	{"retry_backoff below 1", pf(lProc, lRS, "retry_interval 1", "retry_backoff 0.5"), []string{
+		`t.pfile:4:15: retry_backoff: "0.5" is not a factor from 1 to 10 (a number such as 2 or 1.5, at most 3 decimals)`}},
+	{"retry_backoff too large", pf(lProc, lRS, "retry_interval 1", "retry_backoff 11"), []string{
+		`t.pfile:4:15: retry_backoff: "11" is not a factor from 1 to 10 (a number such as 2 or 1.5, at most 3 decimals)`}},
+	{"retry_backoff not a number", pf(lProc, lRS, "retry_interval 1", "retry_backoff 2x"), []string{
+		`t.pfile:4:15: retry_backoff: "2x" is not a factor from 1 to 10 (a number such as 2 or 1.5, at most 3 decimals)`}},
+	{"retry_backoff without retry_interval", pf(lProc, lRS, "retry_backoff 2"), []string{
+		`t.pfile:3:1: retry_backoff: grows retry_interval, which is 0: set retry_interval to 1 second or more`}},
+	{"retry_interval_max without retry_backoff", pf(lProc, lRS, "retry_interval_max 60"), []string{
+		`t.pfile:3:1: retry_interval_max: only allowed with retry_backoff (without it every pause is retry_interval)`}},
+	{"retry_interval_max below retry_interval", pf(lProc, lRS, "retry_interval 10", "retry_backoff 2", "retry_interval_max 5"), []string{
+		`t.pfile:5:1: retry_interval_max: 5 is less than retry_interval (10)`}},
+	{"stable_uptime 0", pf(lProc, lRS, "stable_uptime 0"), []string{
+		`t.pfile:3:15: stable_uptime: 0 is too small (expected at least 1 second)`}},
+	{"rearm_after 0", pf(lProc, lRS, "rearm_after 0"), []string{
+		`t.pfile:3:13: rearm_after: 0 is too small (expected at least 1 second)`}},
+	{"rearm_after with exit", pf(lProc, lRS, "retry_over_action exit", "rearm_after 60"), []string{
+		`t.pfile:4:1: rearm_after: only allowed with retry_over_action continue or reboot (retry_over_action is exit: pcheck ends)`}},
 	{"retry_over_action unknown", pf(lProc, lRS, "retry_over_action restart"), []string{
 		`t.pfile:3:19: retry_over_action: "restart" is not one of continue, shutdown, exit, reboot`}},
 	{"retry_over_action typo", pf(lProc, lRS, "retry_over_action rebot"), []string{

@@ -26,11 +26,19 @@ const (
 	DefaultRetryCount     = 3
 	DefaultGrace          = 86400 * time.Second
 	DefaultRetryInterval  = 0
-	DefaultKillTimeout    = 10 * time.Second
-	DefaultInterval       = 60 * time.Second
-	DefaultDuration       = 600 * time.Second
-	DefaultHost           = "127.0.0.1"
-	DefaultPath           = "/"
+	// DefaultRetryIntervalMax caps the backoff when retry_backoff is set
+	// and retry_interval_max is not.
+	DefaultRetryIntervalMax = 300 * time.Second
+	// DefaultStableUptime is stable_uptime's default, unless grace is
+	// shorter.
+	DefaultStableUptime = 60 * time.Second
+	// MaxBackoff bounds retry_backoff.
+	MaxBackoff         = 10
+	DefaultKillTimeout = 10 * time.Second
+	DefaultInterval    = 60 * time.Second
+	DefaultDuration    = 600 * time.Second
+	DefaultHost        = "127.0.0.1"
+	DefaultPath        = "/"
 	// MinInterval is the shortest probe period.
 	MinInterval = 10 * time.Second
 	// A probe's default timeout is min(interval, DefaultTimeoutCap).
@@ -40,6 +48,7 @@ const (
 var processKeyNames = []string{
 	"process", "args", "pidfile", "user", "min_count", "restart_script",
 	"restart_timeout", "retry_count", "grace", "retry_interval",
+	"retry_backoff", "retry_interval_max", "stable_uptime", "rearm_after",
 	"retry_over_action", "retry_over_script", "recovery_timeout",
 	"kill_timeout", "start_on_load",
 }
@@ -88,6 +97,7 @@ func Parse(name string, src []byte) (svc *Service, warns []Warning, err error) {
 		RetryCount:     DefaultRetryCount,
 		Grace:          DefaultGrace,
 		RetryInterval:  DefaultRetryInterval,
+		RetryBackoff:   1,
 		KillTimeout:    DefaultKillTimeout,
 		StartOnLoad:    true,
 	}
@@ -294,6 +304,42 @@ func yesNo(s string) (bool, bool) {
 	return false, false
 }
 
+// factor parses retry_backoff: a decimal from 1 to MaxBackoff with at
+// most three decimals.
+func factor(s string) (float64, bool) {
+	if !backoffArg.MatchString(s) {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	return f, err == nil && f >= 1 && f <= MaxBackoff
+}
+
+var backoffArg = regexp.MustCompile(`^[0-9]{1,2}(\.[0-9]{1,3})?$`)
+
+// finishBackoff checks the backoff keys against each other and fills in
+// their defaults.
+func (p *parser) finishBackoff() {
+	s := p.svc
+	backoff, hasBackoff := p.set["retry_backoff"]
+	if at, ok := p.set["retry_interval_max"]; ok && !hasBackoff {
+		p.errorf(at.line, at.col, "retry_interval_max: only allowed with retry_backoff (without it every pause is retry_interval)")
+	}
+	if hasBackoff {
+		if s.RetryInterval == 0 {
+			p.errorf(backoff.line, backoff.col, "retry_backoff: grows retry_interval, which is 0: set retry_interval to 1 second or more")
+		}
+		if at, ok := p.set["retry_interval_max"]; ok && s.RetryIntervalMax < s.RetryInterval {
+			p.errorf(at.line, at.col, "retry_interval_max: %d is less than retry_interval (%d)", secs(s.RetryIntervalMax), secs(s.RetryInterval))
+		}
+		if _, ok := p.set["retry_interval_max"]; !ok {
+			s.RetryIntervalMax = max(DefaultRetryIntervalMax, s.RetryInterval)
+		}
+	}
+	if _, ok := p.set["stable_uptime"]; !ok {
+		s.StableUptime = min(DefaultStableUptime, s.Grace)
+	}
+}
+
 // ---- process entry ----
 
 func (p *parser) processKey(ll *logicalLine, key string, off int) {
@@ -394,7 +440,15 @@ func (p *parser) processKey(ll *logicalLine, key string, off int) {
 		} else {
 			s.RetryCount = int(n)
 		}
-	case "restart_timeout", "grace", "recovery_timeout", "retry_interval", "kill_timeout":
+	case "retry_backoff":
+		f, ok := factor(v)
+		if !ok {
+			bad("retry_backoff: %q is not a factor from 1 to %d (a number such as 2 or 1.5, at most 3 decimals)", v, MaxBackoff)
+			return
+		}
+		s.RetryBackoff = f
+	case "restart_timeout", "grace", "recovery_timeout", "retry_interval", "kill_timeout",
+		"retry_interval_max", "stable_uptime", "rearm_after":
 		lo := int64(1)
 		if key == "retry_interval" || key == "kill_timeout" {
 			lo = 0
@@ -416,6 +470,12 @@ func (p *parser) processKey(ll *logicalLine, key string, off int) {
 			s.RetryInterval = d
 		case "kill_timeout":
 			s.KillTimeout = d
+		case "retry_interval_max":
+			s.RetryIntervalMax = d
+		case "stable_uptime":
+			s.StableUptime = d
+		case "rearm_after":
+			s.RearmAfter = d
 		}
 	case "retry_over_action":
 		a, err := ParseAction(v)
@@ -446,6 +506,10 @@ func (p *parser) finish() {
 	}
 	if at, ok := p.set["recovery_timeout"]; ok && s.RetryOverAction != ActionReboot {
 		p.errorf(at.line, at.col, "recovery_timeout: only allowed with retry_over_action reboot (retry_over_action is %s)", s.RetryOverAction)
+	}
+	p.finishBackoff()
+	if at, ok := p.set["rearm_after"]; ok && (s.RetryOverAction == ActionShutdown || s.RetryOverAction == ActionExit) {
+		p.errorf(at.line, at.col, "rearm_after: only allowed with retry_over_action continue or reboot (retry_over_action is %s: pcheck ends)", s.RetryOverAction)
 	}
 	for i, b := range p.blocks {
 		if !b.ok {

@@ -196,7 +196,8 @@ func TestDefaults(t *testing.T) {
 		Name: "t", File: "t.pfile", Process: "/usr/sbin/apache2",
 		MinCount: 1, RestartScript: []string{"/etc/pwatch/scripts/apache2.restart"},
 		RestartTimeout: 60 * time.Second, RetryCount: 3, Grace: 86400 * time.Second,
-		RetryInterval: 0, RetryOverAction: ActionContinue, KillTimeout: 10 * time.Second,
+		RetryInterval: 0, RetryBackoff: 1, StableUptime: 60 * time.Second,
+		RetryOverAction: ActionContinue, KillTimeout: 10 * time.Second,
 		StartOnLoad: true,
 		Checks: []Check{{
 			Kind: KindHTTP, Block: "_bi_webserv", Line: 3, Library: "/opt/HA/PSWE/lib/lib_bi_webserv.so",
@@ -236,6 +237,10 @@ func TestAllKeys(t *testing.T) {
 		"retry_count 0",
 		"grace 3600",
 		"retry_interval 5",
+		"retry_backoff 1.5",
+		"retry_interval_max 120",
+		"stable_uptime 30",
+		"rearm_after 600",
 		"retry_over_action REBOOT",
 		"retry_over_script /usr/local/bin/alert tomcat",
 		"recovery_timeout 900",
@@ -260,11 +265,12 @@ func TestAllKeys(t *testing.T) {
 		PIDFile: "/run/tomcat.pid", User: "998", MinCount: 2,
 		RestartScript:  []string{"/etc/pwatch/scripts/tomcat.restart", "--reason", "stall or down"},
 		RestartTimeout: 120 * time.Second, RetryCount: 0, Grace: 3600 * time.Second,
-		RetryInterval: 5 * time.Second, RetryOverAction: ActionReboot,
+		RetryInterval: 5 * time.Second, RetryBackoff: 1.5, RetryIntervalMax: 120 * time.Second,
+		StableUptime: 30 * time.Second, RearmAfter: 600 * time.Second, RetryOverAction: ActionReboot,
 		RetryOverScript: []string{"/usr/local/bin/alert", "tomcat"},
 		RecoveryTimeout: 900 * time.Second, KillTimeout: 0, StartOnLoad: false,
 		Checks: []Check{{
-			Kind: KindHTTPS, Block: "_bi_webservs", Line: 16, Library: "/opt/HA/PSWE/lib/lib_bi_webservs.so",
+			Kind: KindHTTPS, Block: "_bi_webservs", Line: 20, Library: "/opt/HA/PSWE/lib/lib_bi_webservs.so",
 			Interval: 30 * time.Second, StopAfterDetect: true, Duration: 90 * time.Second, Port: 8443,
 			Host: "::1", Timeout: 3 * time.Second, Path: "/health?x=1", ActionError: false,
 			TLSVerify: true, TLSCA: "/etc/ssl/certs/ca-certificates.crt", TLSServerName: "www.example.org",
@@ -484,8 +490,8 @@ func TestRulesJSON(t *testing.T) {
 		return ks
 	}
 	wantKeys := []string{"args", "checks", "grace", "kill_timeout", "min_count", "name", "pidfile", "process",
-		"recovery_timeout", "restart_script", "restart_timeout", "retry_count", "retry_interval",
-		"retry_over_action", "retry_over_script", "start_on_load", "user"}
+		"rearm_after", "recovery_timeout", "restart_script", "restart_timeout", "retry_backoff", "retry_count", "retry_interval",
+		"retry_interval_max", "retry_over_action", "retry_over_script", "stable_uptime", "start_on_load", "user"}
 	if got := keys(m); !reflect.DeepEqual(got, wantKeys) {
 		t.Errorf("keys %v, want %v", got, wantKeys)
 	}
@@ -576,5 +582,50 @@ func TestNoPanicOnOddInput(t *testing.T) {
 		if (svc == nil) == (err == nil) {
 			t.Errorf("%q: service %v, error %v", src, svc, err)
 		}
+	}
+}
+
+// The backoff keys' defaults follow each other: the cap defaults to 300 s
+// (or retry_interval, if longer) once retry_backoff is set, stable_uptime
+// to 60 s or grace if shorter.
+func TestBackoffDefaults(t *testing.T) {
+	for _, c := range []struct {
+		lines         []string
+		max, stable   time.Duration
+		wantMaxInJSON bool
+		wantBackoff   float64
+	}{
+		{nil, 0, 60 * time.Second, false, 1},
+		{[]string{"grace 20"}, 0, 20 * time.Second, false, 1},
+		{[]string{"retry_interval 2", "retry_backoff 2"}, 300 * time.Second, 60 * time.Second, true, 2},
+		{[]string{"retry_interval 400", "retry_backoff 2"}, 400 * time.Second, 60 * time.Second, true, 2},
+		{[]string{"retry_interval 1", "retry_backoff 1.25", "retry_interval_max 8", "stable_uptime 5"}, 8 * time.Second, 5 * time.Second, true, 1.25},
+	} {
+		svc, _ := mustParse(t, pf(append([]string{lProc, lRS}, c.lines...)...))
+		if svc.RetryIntervalMax != c.max || svc.StableUptime != c.stable || svc.RetryBackoff != c.wantBackoff {
+			t.Errorf("%q: max %s stable %s backoff %v, want %s %s %v", c.lines, svc.RetryIntervalMax, svc.StableUptime, svc.RetryBackoff, c.max, c.stable, c.wantBackoff)
+		}
+		if r := svc.Rules(); (r.RetryIntervalMax != nil) != c.wantMaxInJSON || r.StableUptime != int64(c.stable/time.Second) {
+			t.Errorf("%q: rules %+v", c.lines, r)
+		}
+	}
+}
+
+// Effective rules leave out where blocks were written, nothing else.
+func TestEffectiveRulesIgnoreLines(t *testing.T) {
+	a, _ := mustParse(t, pf(lProc, lRS, lOpen, lExec, lAct, lClose))
+	b, _ := mustParse(t, pf("# a comment", "", lProc, lRS, lOpen, lExec, lAct, lClose))
+	c, _ := mustParse(t, pf(lProc, lRS, "retry_count 4", lOpen, lExec, lAct, lClose))
+	if reflect.DeepEqual(a.Rules(), b.Rules()) {
+		t.Fatal("the test needs rules that differ in their line numbers")
+	}
+	if !reflect.DeepEqual(a.Rules().Effective(), b.Rules().Effective()) {
+		t.Error("a comment changed the effective rules")
+	}
+	if reflect.DeepEqual(a.Rules().Effective(), c.Rules().Effective()) {
+		t.Error("retry_count 4 did not change the effective rules")
+	}
+	if a.Rules().Checks[0].Line != 3 {
+		t.Error("Effective changed the rules it was called on")
 	}
 }

@@ -2,6 +2,7 @@ package pfile
 
 import (
 	"encoding/json"
+	"slices"
 	"time"
 )
 
@@ -9,17 +10,23 @@ import (
 // as `padmin check --json` and `padmin rules --json` print them. Durations
 // are whole seconds; a value that is not set (and has no default) is null.
 type Rules struct {
-	Name            string       `json:"name"`
-	Process         string       `json:"process"`
-	Args            *string      `json:"args"`
-	PIDFile         *string      `json:"pidfile"`
-	User            *string      `json:"user"`
-	MinCount        int          `json:"min_count"`
-	RestartScript   []string     `json:"restart_script"`
-	RestartTimeout  int64        `json:"restart_timeout"`
-	RetryCount      int          `json:"retry_count"`
-	Grace           int64        `json:"grace"`
-	RetryInterval   int64        `json:"retry_interval"`
+	Name           string   `json:"name"`
+	Process        string   `json:"process"`
+	Args           *string  `json:"args"`
+	PIDFile        *string  `json:"pidfile"`
+	User           *string  `json:"user"`
+	MinCount       int      `json:"min_count"`
+	RestartScript  []string `json:"restart_script"`
+	RestartTimeout int64    `json:"restart_timeout"`
+	RetryCount     int      `json:"retry_count"`
+	Grace          int64    `json:"grace"`
+	RetryInterval  int64    `json:"retry_interval"`
+	RetryBackoff   float64  `json:"retry_backoff"`
+	// RetryIntervalMax is null without retry_backoff.
+	RetryIntervalMax *int64 `json:"retry_interval_max"`
+	StableUptime     int64  `json:"stable_uptime"`
+	// RearmAfter is null when a retry over waits for padmin start.
+	RearmAfter      *int64       `json:"rearm_after"`
 	RetryOverAction Action       `json:"retry_over_action"`
 	RetryOverScript []string     `json:"retry_over_script"`
 	RecoveryTimeout *int64       `json:"recovery_timeout"`
@@ -104,6 +111,8 @@ func (s *Service) Rules() Rules {
 		RetryCount:      s.RetryCount,
 		Grace:           secs(s.Grace),
 		RetryInterval:   secs(s.RetryInterval),
+		RetryBackoff:    s.RetryBackoff,
+		StableUptime:    secs(s.StableUptime),
 		RetryOverAction: s.RetryOverAction,
 		RetryOverScript: s.RetryOverScript,
 		KillTimeout:     secs(s.KillTimeout),
@@ -113,6 +122,14 @@ func (s *Service) Rules() Rules {
 	if s.RecoveryTimeout > 0 {
 		t := secs(s.RecoveryTimeout)
 		r.RecoveryTimeout = &t
+	}
+	if s.RetryIntervalMax > 0 {
+		t := secs(s.RetryIntervalMax)
+		r.RetryIntervalMax = &t
+	}
+	if s.RearmAfter > 0 {
+		t := secs(s.RearmAfter)
+		r.RearmAfter = &t
 	}
 	for _, c := range s.Checks {
 		cr := CheckRules{
@@ -144,3 +161,14 @@ func (s *Service) Rules() Rules {
 
 // MarshalJSON writes the service as its Rules.
 func (s *Service) MarshalJSON() ([]byte, error) { return json.Marshal(s.Rules()) }
+
+// Effective is the rules without where they were written (the blocks' line
+// numbers): a reload compares these, so that a comment added above a block
+// changes nothing.
+func (r Rules) Effective() Rules {
+	r.Checks = slices.Clone(r.Checks)
+	for i := range r.Checks {
+		r.Checks[i].Line = 0
+	}
+	return r
+}

@@ -40,6 +40,18 @@ type Service struct {
 	RetryCount     int
 	Grace          time.Duration
 	RetryInterval  time.Duration
+	// RetryBackoff is the factor the pause after a failed attempt grows
+	// by, attempt after attempt; 1 (the default) keeps it at
+	// RetryInterval. RetryIntervalMax caps it (0 without backoff).
+	RetryBackoff     float64
+	RetryIntervalMax time.Duration
+	// StableUptime is how long the service must stay Up before its
+	// backoff is forgotten (default: 60 s, or Grace if smaller).
+	StableUptime time.Duration
+	// RearmAfter is the cool-down after a retry over (continue, or a
+	// reboot that does not happen) after which the service is tried
+	// again with its attempts reset; 0: never (padmin start only).
+	RearmAfter time.Duration
 
 	RetryOverAction Action
 	// RetryOverScript is nil when none is set.

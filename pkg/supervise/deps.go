@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pwatch/pwatch/pkg/msg"
+	"github.com/pwatch/pwatch/pkg/opstate"
 	"github.com/pwatch/pwatch/pkg/pfile"
 	"github.com/pwatch/pwatch/pkg/probe"
 	"github.com/pwatch/pwatch/pkg/proc"
@@ -65,6 +66,7 @@ type Observer interface {
 	// Death counts a top-level process's death by its cause (msg.Cause*).
 	Death(service, cause string)
 	Restart(service, reason string)
+	RetryOver(service string)
 	Stall(service string)
 	ObserveProbe(service, check string, took time.Duration, ok bool)
 }
@@ -73,8 +75,16 @@ type noObserver struct{}
 
 func (noObserver) Death(string, string)                             {}
 func (noObserver) Restart(string, string)                           {}
+func (noObserver) RetryOver(string)                                 {}
 func (noObserver) Stall(string)                                     {}
 func (noObserver) ObserveProbe(string, string, time.Duration, bool) {}
+
+// Memory keeps a service's Paused and RetryOver across pcheck restarts
+// (pkg/opstate's Store).
+type Memory interface {
+	Keep(service string, e opstate.Entry) error
+	Drop(service string) error
+}
 
 // Deps are the supervisor's collaborators, injected by the daemon.
 type Deps struct {
@@ -102,9 +112,18 @@ type Deps struct {
 	// probe round for the service whose processes pids returns (pkg/starve
 	// through the daemon); nil: every failure counts.
 	Starvation func(pids func() []int) func() probe.Judge
-	// Observer is told of restarts, stalls and probes (metrics); nil: no
-	// one is.
+	// Observer is told of restarts, retry overs, stalls and probes
+	// (metrics); nil: no one is.
 	Observer Observer
+	// Memory keeps Paused and RetryOver across pcheck restarts; nil keeps
+	// nothing.
+	Memory Memory
+	// After is Clock's timer: the pauses between attempts and the re-arm
+	// wait on it. nil is time.After (the monotonic clock).
+	After func(time.Duration) <-chan time.Time
+	// Jitter returns a number in [0, 1) by which a growing pause is made
+	// up to a tenth shorter; nil is math/rand/v2.
+	Jitter func() float64
 	// ScanInterval is how often a restarted service's processes are looked
 	// for besides exec events (from events where the backend keeps trees,
 	// else by a scan); 0 is 100ms.

@@ -105,9 +105,11 @@ func (s *Service) lastDeathEnding() *msg.Ending {
 var errRecoveryTimeout = errors.New("recovery_timeout passed")
 
 // recover runs restart attempts until the service is Up, its retries are
-// over, or it is stopped. With recovery_timeout, a service not back in time
-// reboots the node, retries left or not.
-func (s *Service) recover(ctx context.Context, reason string, oldPID int) {
+// over, or it is stopped. first is pcheck's first start of the service: that
+// attempt uses up none of retry_count. Each attempt waits out the pause
+// the policy set (policy.go). With recovery_timeout, a service not back in
+// time reboots the node, retries left or not.
+func (s *Service) recover(ctx context.Context, reason string, oldPID int, first bool) {
 	rctx, cancel := context.WithCancel(ctx)
 	if s.cfg.RecoveryTimeout > 0 {
 		var cancelTimeout context.CancelFunc
@@ -121,6 +123,7 @@ func (s *Service) recover(ctx context.Context, reason string, oldPID int) {
 		return
 	}
 	s.cancel = cancel
+	s.recReason, s.recPID = reason, oldPID
 	s.mu.Unlock()
 	defer func() {
 		cancel()
@@ -129,36 +132,49 @@ func (s *Service) recover(ctx context.Context, reason string, oldPID int) {
 		s.mu.Unlock()
 	}()
 
-	for rctx.Err() == nil {
+	for {
 		s.progress()
-		attempt, ok := s.takeAttempt()
+		if found := s.waitPause(rctx); found != nil {
+			s.adoptByHand(found, Down)
+			return
+		}
+		if rctx.Err() != nil {
+			s.recoveryEnded(ctx, rctx)
+			return
+		}
+		attempt, left, ok := s.takeAttempt(first)
 		if !ok {
 			s.retryOver(ctx)
 			return
 		}
 		s.setState(Restarting)
+		if first {
+			s.d.Slog.Info("first start of the service by pcheck: not a restart, retry_count is left whole",
+				"service", s.cfg.Name, "retry_count", s.cfg.RetryCount)
+		}
+		first = false
 		s.log(msg.TryRestart(s.cfg.Name, reason, attempt))
 		s.d.Observer.Restart(s.cfg.Name, reason)
-		found, err := s.restartOnce(rctx, reason, oldPID, attempt)
+		found, err := s.restartOnce(rctx, reason, oldPID, attempt, left)
 		if rctx.Err() != nil {
 			s.recoveryEnded(ctx, rctx)
 			return
 		}
 		if err == nil {
 			s.watch(found)
+			s.mu.Lock()
+			s.fromRestart = true
+			s.mu.Unlock()
 			for _, m := range found {
 				s.log(msg.Up(s.cfg.Name, m.ID.PID))
 			}
 			return
 		}
 		s.log(msg.SetPidFail(s.cfg.Name, err))
-		s.setState(Down)
-		select {
-		case <-rctx.Done():
-			s.recoveryEnded(ctx, rctx)
-			return
-		case <-time.After(s.cfg.RetryInterval):
-		}
+		s.mu.Lock()
+		s.moveLocked(Down)
+		s.failedLocked()
+		s.mu.Unlock()
 	}
 }
 
@@ -170,15 +186,18 @@ func (s *Service) recoveryEnded(ctx, rctx context.Context) {
 	}
 	s.log(msg.RecoveryTimeout(s.cfg.Name, s.cfg.RecoveryTimeout))
 	s.setState(RetryOver)
-	s.reboot(ctx)
+	if !s.reboot(ctx) {
+		s.afterRetryOver(false)
+	}
 }
 
-// reboot asks the reboot guard to reboot the node; past its threshold, or
-// when it cannot, the service is left as with continue.
-func (s *Service) reboot(ctx context.Context) {
+// reboot asks the reboot guard to reboot the node and says whether it is
+// rebooting; past its threshold, or when it cannot, the service is left as
+// with continue.
+func (s *Service) reboot(ctx context.Context) bool {
 	if s.d.Reboot == nil {
 		s.d.Slog.Error("automatic reboot is not available: acting as continue", "service", s.cfg.Name)
-		return
+		return false
 	}
 	err := s.d.Reboot(ctx, s.cfg.Name)
 	switch {
@@ -187,20 +206,25 @@ func (s *Service) reboot(ctx context.Context) {
 	case err != nil:
 		s.d.Slog.Error("no reboot: acting as continue", "service", s.cfg.Name, "error", err)
 	}
+	return err == nil
 }
 
-// takeAttempt counts a restart attempt within grace, or says the retries
-// are over.
-func (s *Service) takeAttempt() (int, bool) {
+// takeAttempt counts a restart attempt within grace and says how many are
+// left after it, or says the retries are over. pcheck's first start of
+// the service is attempt 0 and counts nothing.
+func (s *Service) takeAttempt(first bool) (attempt, left int, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.d.Clock.Now()
 	s.attempts = s.recentAttempts(now)
+	if first {
+		return 0, max(s.cfg.RetryCount-len(s.attempts), 0), true
+	}
 	if len(s.attempts) >= s.cfg.RetryCount {
-		return 0, false
+		return 0, 0, false
 	}
 	s.attempts = append(s.attempts, now)
-	return len(s.attempts), true
+	return len(s.attempts), s.cfg.RetryCount - len(s.attempts), true
 }
 
 // recentAttempts are the attempts made within grace of now. s.mu is held.
@@ -214,7 +238,7 @@ func (s *Service) recentAttempts(now time.Duration) []time.Duration {
 
 // restartOnce runs the restart script and waits for min_count top-level
 // processes, all within restart_timeout.
-func (s *Service) restartOnce(ctx context.Context, reason string, oldPID, attempt int) ([]proc.Match, error) {
+func (s *Service) restartOnce(ctx context.Context, reason string, oldPID, attempt, left int) ([]proc.Match, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RestartTimeout)
 	defer cancel()
 	env := []string{
@@ -222,6 +246,7 @@ func (s *Service) restartOnce(ctx context.Context, reason string, oldPID, attemp
 		"PWATCH_REASON=" + reason,
 		"PWATCH_PID=" + strconv.Itoa(oldPID),
 		"PWATCH_ATTEMPT=" + strconv.Itoa(attempt),
+		"PWATCH_ATTEMPTS_LEFT=" + strconv.Itoa(left),
 	}
 	if oldPID != 0 {
 		env = append(env, causeEnv(s.lastDeathEnding())...)
@@ -266,6 +291,10 @@ func (s *Service) awaitProcesses(ctx context.Context) ([]proc.Match, error) {
 
 func (s *Service) retryOver(ctx context.Context) {
 	s.unwatchAll()
+	s.mu.Lock()
+	s.recReason, s.nextAt = "", 0
+	s.mu.Unlock()
+	s.d.Observer.RetryOver(s.cfg.Name)
 	action := s.cfg.RetryOverAction
 	s.log(msg.RetryOver(s.cfg.Name, action.String()))
 	if len(s.cfg.RetryOverScript) > 0 {
@@ -284,6 +313,10 @@ func (s *Service) retryOver(ctx context.Context) {
 	case pfile.ActionExit:
 		s.d.Exit(3)
 	case pfile.ActionReboot:
-		s.reboot(ctx)
+		if !s.reboot(ctx) {
+			s.afterRetryOver(false)
+		}
+	default:
+		s.afterRetryOver(true)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pwatch/pwatch/pkg/exitwatch"
 	"github.com/pwatch/pwatch/pkg/msg"
+	"github.com/pwatch/pwatch/pkg/opstate"
 	"github.com/pwatch/pwatch/pkg/pfile"
 	"github.com/pwatch/pwatch/pkg/proc"
 )
@@ -21,6 +22,8 @@ const (
 	ReasonStall  = "stall"
 	ReasonSocket = "socket"
 	ReasonStart  = "start"
+	// ReasonRearm: rearm_after passed after a retry over.
+	ReasonRearm = "rearm"
 )
 
 // Status is a service's state as padmin shows it.
@@ -31,6 +34,14 @@ type Status struct {
 	UpSince  time.Duration // on the Clock; meaningful while Up
 	Uptime   time.Duration
 	Restarts int // restart attempts within grace
+	// AttemptsLeft are the restart attempts retry_count still allows
+	// within grace.
+	AttemptsLeft int
+	// Next is what is due next: NextAttempt (a pause between attempts is
+	// under way), NextRearm (a retry over waits for rearm_after) or "";
+	// NextIn is how long until then.
+	Next   string
+	NextIn time.Duration
 	// LastEvent is the last catalogue message logged for the service.
 	LastEvent   string
 	LastEventAt time.Time
@@ -39,17 +50,42 @@ type Status struct {
 	LastDeathAt time.Time
 }
 
+// What Status.Next says is due.
+const (
+	NextAttempt = "attempt"
+	NextRearm   = "rearm"
+)
+
 // Service supervises one pfile's service. Its Run loop owns the recovery
 // flow; the daemon feeds it exit and exec events, padmin its commands.
 type Service struct {
 	cfg *pfile.Service
 	d   Deps
 
-	mu          sync.Mutex
-	state       State
-	top         []proc.Match    // the watched top-level processes, as last scanned
-	upSince     time.Duration   // Clock time the service came Up
-	attempts    []time.Duration // Clock times of restart attempts, oldest first
+	mu       sync.Mutex
+	state    State
+	top      []proc.Match    // the watched top-level processes, as last scanned
+	upSince  time.Duration   // Clock time the service came Up
+	attempts []time.Duration // Clock times of restart attempts, oldest first
+	// streak counts the failed attempts in a row since the service was
+	// last stable (the backoff's step); nextAt is when the next attempt
+	// may start (Clock time).
+	streak int
+	nextAt time.Duration
+	// fromRestart: the service is Up because pcheck restarted it (a death
+	// before stable_uptime is then a failed attempt).
+	fromRestart bool
+	// rearming: a retry over waits until rearmAt (Clock time).
+	rearming bool
+	rearmAt  time.Duration
+	// recReason and recPID are the recovery under way (reason and dead
+	// pid), handed to a reload's new supervisor.
+	recReason string
+	recPID    int
+	// lastSeen are the processes the looks for a service pcheck did not
+	// start have found since lastSeenAt (settled).
+	lastSeen    []proc.ID
+	lastSeenAt  time.Time
 	last        string
 	lastAt      time.Time
 	pending     []input       // inputs not yet handled, in arrival order
@@ -158,15 +194,6 @@ func signal(c chan struct{}) {
 	}
 }
 
-// StartPaused makes a supervisor not yet running begin Paused: a reload
-// keeps a service stopped by padmin stopped.
-func (s *Service) StartPaused() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.paused = true
-	s.state = Paused
-}
-
 // Stop pauses the service (padmin stop): its processes are left alone and
 // no longer watched. A recovery under way is abandoned. It takes effect at
 // once (nothing is restarted from then on) and returns once the loop has
@@ -241,8 +268,17 @@ func (s *Service) next() (input, bool) {
 func (s *Service) Status() Status {
 	s.mu.Lock()
 	now := s.d.Clock.Now()
-	st := Status{Name: s.cfg.Name, State: s.state, Restarts: len(s.recentAttempts(now)), LastEvent: s.last, LastEventAt: s.lastAt,
-		LastDeath: s.lastDeath, LastDeathAt: s.lastDeathAt}
+	recent := len(s.recentAttempts(now))
+	st := Status{
+		Name: s.cfg.Name, State: s.state, Restarts: recent, AttemptsLeft: max(s.cfg.RetryCount-recent, 0),
+		LastEvent: s.last, LastEventAt: s.lastAt, LastDeath: s.lastDeath, LastDeathAt: s.lastDeathAt,
+	}
+	switch {
+	case s.rearming && s.state == RetryOver:
+		st.Next, st.NextIn = NextRearm, max(s.rearmAt-now, 0)
+	case s.cancel != nil && s.nextAt > now && s.state == Down:
+		st.Next, st.NextIn = NextAttempt, s.nextAt-now
+	}
 	for _, m := range s.top {
 		st.PIDs = append(st.PIDs, m.ID.PID)
 	}
@@ -273,24 +309,33 @@ func (s *Service) Run(ctx context.Context) {
 	s.runCtx = ctx
 	s.mu.Unlock()
 	s.awaitRestartInFlight(ctx)
-	s.begin(ctx)
-	// Only a service pcheck does not start (start_on_load no) waits, Down,
-	// for its processes to appear: only it needs the idle scan.
-	var idle <-chan time.Time
-	if !s.cfg.StartOnLoad {
-		t := time.NewTicker(s.d.IdleScanInterval)
-		defer t.Stop()
-		idle = t.C
-	}
+	s.begin(ctx, beginLoad)
+	// A service Down and not being recovered (start_on_load no) or in
+	// RetryOver is looked for now and then: it is adopted once someone
+	// starts it.
+	idle := time.NewTicker(s.d.IdleScanInterval)
+	defer idle.Stop()
 	defer s.refusePending()
+	var rearmC <-chan time.Time
+	var rearmFor time.Duration
 	for {
+		if at, ok := s.rearmDue(); !ok {
+			rearmC = nil
+		} else if rearmC == nil || at != rearmFor {
+			rearmFor, rearmC = at, s.after(at-s.d.Clock.Now())
+		}
 		select {
 		case <-ctx.Done():
 			return
+		case <-rearmC:
+			rearmC = nil
+			s.setBusy(true)
+			s.rearm(ctx)
+			s.setBusy(false)
 		case <-s.wake:
 		case <-s.appeared:
 			s.lookForUnstarted(false)
-		case <-idle:
+		case <-idle.C:
 			s.lookForUnstarted(false)
 		case <-s.resync:
 			// Lost events: a service that came back unseen is found, and
@@ -327,15 +372,15 @@ const stepSlack = time.Minute
 
 // Answering says whether the supervisor's loop is waiting for work, or
 // busy with a step no longer than its bounds allow (a restart script's
-// restart_timeout, a kill's kill_timeout, retry_interval, with a minute to
-// spare). A stuck supervisor starves systemd's watchdog.
+// restart_timeout, a kill's kill_timeout, the longest pause between
+// attempts, with a minute to spare). A stuck supervisor starves systemd's watchdog.
 func (s *Service) Answering() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.busy {
 		return true
 	}
-	bound := max(s.cfg.RestartTimeout, s.cfg.RetryInterval, 2*s.cfg.KillTimeout+s.d.ExitWait) + stepSlack
+	bound := max(s.cfg.RestartTimeout, maxPause(s.cfg), 2*s.cfg.KillTimeout+s.d.ExitWait) + stepSlack
 	return s.d.Clock.Now()-s.progressAt <= bound
 }
 
@@ -356,9 +401,24 @@ func (s *Service) refusePending() {
 
 var errNotRunning = errors.New("the service's supervisor stopped (pcheck is ending, or a reload replaced it): try again")
 
-// begin adopts a running service, or starts it (start_on_load).
-func (s *Service) begin(ctx context.Context) {
-	if s.Paused() {
+// How begin came to be called.
+type beginHow int
+
+const (
+	beginLoad  beginHow = iota + 1 // Run starts; padmin start
+	beginRearm                     // rearm_after passed
+)
+
+// begin adopts a running service, or starts it: pcheck's first start of it
+// (start_on_load), which uses up no attempt; the recovery a reload
+// interrupted, counted; or the restart of a re-arm, counted. A service
+// left RetryOver (restored, carried) waits for its re-arm.
+func (s *Service) begin(ctx context.Context, how beginHow) {
+	s.mu.Lock()
+	waits := s.paused || s.state == RetryOver
+	carried, carriedPID := s.recReason, s.recPID
+	s.mu.Unlock()
+	if waits {
 		return
 	}
 	found, err := s.d.Processes.Find()
@@ -383,11 +443,18 @@ func (s *Service) begin(ctx context.Context) {
 		s.log(msg.Adopted(s.cfg.Name, pidsOf(found)))
 		return
 	}
-	if !s.cfg.StartOnLoad {
-		return // stays Down until its processes appear
+	switch {
+	case how == beginRearm:
+		s.killTrees(ctx, found)
+		s.recover(ctx, ReasonRearm, 0, false)
+	case carried != "":
+		s.killTrees(ctx, found)
+		s.recover(ctx, carried, carriedPID, false)
+	case s.cfg.StartOnLoad:
+		s.killTrees(ctx, found)
+		s.recover(ctx, ReasonStart, 0, true)
 	}
-	s.killTrees(ctx, found)
-	s.recover(ctx, ReasonStart, 0)
+	// start_on_load no: stays Down until its processes appear.
 }
 
 func (s *Service) handle(ctx context.Context, in input) {
@@ -401,17 +468,28 @@ func (s *Service) handle(ctx context.Context, in input) {
 		s.log(msg.Down(s.cfg.Name, in.ev.ID.PID))
 		s.log(msg.Ended(s.cfg.Name, in.ev.ID.PID, ending))
 		s.recordDeath(ending)
-		s.setState(Down)
+		s.mu.Lock()
+		s.diedLocked()
+		s.moveLocked(Down)
+		s.mu.Unlock()
 		s.afterDeath(ctx, in.ev.ID)
-		s.recover(ctx, reason, in.ev.ID.PID)
+		s.recover(ctx, reason, in.ev.ID.PID, false)
 	case inStop:
 		s.unwatchAll()
-		s.setState(Paused)
+		s.mu.Lock()
+		s.moveLocked(Paused)
+		s.rearming, s.recReason = false, ""
+		s.mu.Unlock()
+		if err := s.keep(opstate.Paused); err != nil {
+			in.done <- fmt.Errorf("stopped, but a pcheck restart would not know: %w", err)
+			return
+		}
 		in.done <- nil
 	case inStart:
+		s.forget()
 		s.mu.Lock()
 		s.paused = false
-		s.attempts = nil
+		s.attempts, s.streak, s.nextAt, s.rearming, s.recReason = nil, 0, 0, false, ""
 		for i := range s.checks {
 			s.checks[i].Stopped = false
 		}
@@ -425,7 +503,7 @@ func (s *Service) handle(ctx context.Context, in input) {
 		}
 		s.mu.Unlock()
 		if resume {
-			s.begin(ctx)
+			s.begin(ctx, beginLoad)
 		}
 	case inKill:
 		s.killForStall(ctx, in)
@@ -452,20 +530,19 @@ func (s *Service) retrack() {
 }
 
 // lookForUnstarted adopts the processes of a service that is down and not
-// being recovered (start_on_load no) once they appear; full asks for a
-// scan of /proc rather than a look among the events' processes.
+// being recovered (start_on_load no), or whose retries are over, once they
+// appear (someone started it by hand); full asks for a scan of /proc rather
+// than a look among the events' processes.
 func (s *Service) lookForUnstarted(full bool) {
 	s.mu.Lock()
-	idle := s.state == Down && !s.paused && s.cancel == nil
+	from := s.state
+	idle := (from == Down || from == RetryOver) && !s.paused && s.cancel == nil
 	s.mu.Unlock()
 	if !idle {
 		return
 	}
-	if found, _, err := s.look(full); err == nil && len(found) >= s.cfg.MinCount {
-		s.watch(found)
-		for _, m := range found {
-			s.log(msg.Up(s.cfg.Name, m.ID.PID))
-		}
+	if found, _, err := s.look(full); err == nil && s.settled(found) {
+		s.adoptByHand(found, from)
 	}
 }
 
@@ -503,6 +580,7 @@ func (s *Service) watch(found []proc.Match) {
 	s.survivors = nil
 	s.moveLocked(Up)
 	s.upSince = s.d.Clock.Now()
+	s.fromRestart, s.recReason = false, ""
 	s.mu.Unlock()
 	for _, m := range found {
 		s.d.Watcher.Watch(m)

@@ -196,9 +196,54 @@ func (r *recorder) waitLines(t *testing.T, from int, want ...string) int {
 	}
 }
 
+// fakeClock is moved by hand; its timers (After) fire when it passes them.
 type fakeClock struct {
-	mu  sync.Mutex
-	now time.Duration
+	mu     sync.Mutex
+	now    time.Duration
+	timers []fakeTimer
+}
+
+type fakeTimer struct {
+	at, d time.Duration
+	c     chan time.Time
+}
+
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := make(chan time.Time, 1)
+	if d <= 0 {
+		ch <- time.Time{}
+		return ch
+	}
+	c.timers = append(c.timers, fakeTimer{at: c.now + d, d: d, c: ch})
+	return ch
+}
+
+// waitTimer waits until a timer is pending and returns how long it was
+// set for, and which one it is (the oldest pending).
+func (c *fakeClock) waitTimer(t *testing.T) time.Duration {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c.mu.Lock()
+		if len(c.timers) > 0 {
+			d := c.timers[0].d
+			c.mu.Unlock()
+			return d
+		}
+		c.mu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatal("no timer was set")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func (c *fakeClock) pendingTimers() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.timers)
 }
 
 func (c *fakeClock) Now() time.Duration {
@@ -210,6 +255,15 @@ func (c *fakeClock) Now() time.Duration {
 func (c *fakeClock) advance(d time.Duration) {
 	c.mu.Lock()
 	c.now += d
+	kept := c.timers[:0]
+	for _, tm := range c.timers {
+		if tm.at <= c.now {
+			tm.c <- time.Time{}
+		} else {
+			kept = append(kept, tm)
+		}
+	}
+	c.timers = kept
 	c.mu.Unlock()
 }
 
@@ -231,9 +285,14 @@ func newHarness(t *testing.T, script string, edit func(*pfile.Service)) *harness
 	marker := filepath.Join(dir, "running")
 	envLog := filepath.Join(dir, "env")
 	body := fmt.Sprintf("echo \"$PWATCH_REASON $PWATCH_PID $PWATCH_ATTEMPT${PWATCH_CAUSE:+ $PWATCH_CAUSE}${PWATCH_SIGNAL:+ $PWATCH_SIGNAL}${PWATCH_EXIT_STATUS:+ $PWATCH_EXIT_STATUS}\" >> %s\n", envLog)
-	if script == "ok" {
+	body += fmt.Sprintf("echo \"$PWATCH_ATTEMPTS_LEFT\" >> %s.left\n", envLog)
+	switch {
+	case script == "ok":
 		body += "touch " + marker + "\n"
-	} else {
+	case strings.HasPrefix(script, "fail:"):
+		// fail:N fails N times, then works.
+		body += fmt.Sprintf("[ $(wc -l < %s) -gt %s ] || exit 1\ntouch %s\n", envLog, strings.TrimPrefix(script, "fail:"), marker)
+	default:
 		body += "exit 1\n"
 	}
 	cfg := &pfile.Service{
@@ -373,8 +432,13 @@ func TestStartOnLoadStartsAServiceThatIsDown(t *testing.T) {
 	h.run(t)
 	h.log.waitLines(t, 0, "Try to restart ('web')", "('web',pid=1001) Up")
 	env, _ := os.ReadFile(h.envLog)
-	if string(env) != "start 0 1\n" {
-		t.Fatalf("script env %q, want reason start, pid 0, attempt 1", env)
+	// pcheck's first start is not a restart: attempt 0, retry_count whole.
+	left, _ := os.ReadFile(h.envLog + ".left")
+	if string(env) != "start 0 0\n" || string(left) != "3\n" {
+		t.Fatalf("script env %q, attempts left %q; want reason start, pid 0, attempt 0, 3 attempts left", env, left)
+	}
+	if st := h.svc.Status(); st.Restarts != 0 || st.AttemptsLeft != 3 {
+		t.Fatalf("after the first start: %d restarts within grace, %d left; want 0 and 3", st.Restarts, st.AttemptsLeft)
 	}
 }
 

@@ -1,0 +1,72 @@
+// Package atomicfile replaces small state files so that a crash at any
+// moment leaves the old content or the new, never a mix (the reboot guard's
+// count, the operator state).
+package atomicfile
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// tempPattern names the temporary files Write leaves behind when it
+// is interrupted; no reader looks at them and the next write removes them.
+const tempPattern = ".tmp-*"
+
+// Write replaces dir/name with data so that a crash at any moment
+// leaves either the old content or the new one under that name, and the new
+// one on disk once it returns: write a temporary file in the same directory,
+// fsync it, rename it over name, then fsync the directory so the rename
+// itself is durable.
+func Write(dir, name string, data []byte) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, name+tempPattern)
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(dir, name))
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	removeStrayTemps(dir, name)
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// removeStrayTemps deletes temporary files of earlier writes that a crash
+// cut short. Failing to is harmless: they are never read.
+func removeStrayTemps(dir, name string) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if ok, _ := filepath.Match(name+tempPattern, e.Name()); ok && e.Type().IsRegular() {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+}
