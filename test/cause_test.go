@@ -53,6 +53,12 @@ func TestCauseOfDeath(t *testing.T) {
 			n := 2
 			die := func(how func(pid int), want *regexp.Regexp) {
 				t.Helper()
+				// Up comes as soon as the process runs the executable: wait
+				// until its signal handlers are in place.
+				pollUntil(t, fmt.Sprintf("saw pid %d ready", pid), func() bool {
+					_, err := os.Stat(filepath.Join(cores, fmt.Sprintf("ready.%d", pid)))
+					return err == nil
+				})
 				how(pid)
 				got, err := p.rawLines(waitCtx(t), n+4)
 				if err != nil {

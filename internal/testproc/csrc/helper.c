@@ -21,7 +21,8 @@
 //   helper alloc          at EOF, allocate and touch memory until killed
 //   helper service DIR    a daemon that runs until told by a signal: SIGUSR1
 //                         exit(3), SIGUSR2 fault and dump core into DIR,
-//                         SIGHUP allocate and touch memory until killed
+//                         SIGHUP allocate and touch memory until killed;
+//                         DIR/ready.PID says its handlers are in place
 //   helper crowd N        fork N idle children (a busy host's unrelated
 //                         processes), print "ready N"; at EOF kill and reap
 //                         them all, then exit
@@ -159,6 +160,11 @@ int main(int argc, char **argv) {
 		signal(SIGUSR1, tell);
 		signal(SIGUSR2, tell);
 		signal(SIGHUP, tell);
+		char ready[64];
+		snprintf(ready, sizeof ready, "ready.%d", (int)getpid());
+		FILE *f = fopen(ready, "w");
+		if (!f || fclose(f) != 0)
+			return 111;
 		while (!told)
 			pause();
 		if (told == SIGUSR1)
