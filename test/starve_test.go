@@ -197,10 +197,16 @@ func TestStallStartingSlowBind(t *testing.T) {
 	if want := []string{down("slowbind", pid), ended("slowbind", pid, killedBy9), tryRestart("slowbind")}; !slices.Equal(got[:3], want) || !upLine.MatchString(got[3]) {
 		t.Fatalf("pcheck logged %q, want %q and Up", got, want)
 	}
-	c := waitCheck(t, p, "slowbind", "starting")
-	if c.FailingSince == nil {
-		t.Errorf("a starting block that has failed says no since when: %+v", c)
-	}
+	// Starting from Up, before the first probe too; once the first probe
+	// has failed (the server still binding) it says since when.
+	var c control.CheckStatus
+	pollUntil(t, "saw slowbind's starting check fail", func() bool {
+		c = checkOf(t, p, "slowbind")
+		if c.State != "starting" {
+			t.Fatalf("the check of a server still binding is %q, want starting: %+v", c.State, c)
+		}
+		return c.FailingSince != nil
+	})
 	next := d.waitPID(t, pid) // written once it listens
 	waitCheck(t, p, "slowbind", "ok")
 	upWith(t, p, "slowbind", next)
