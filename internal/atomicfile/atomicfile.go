@@ -18,7 +18,14 @@ const tempPattern = ".tmp-*"
 // one on disk once it returns: write a temporary file in the same directory,
 // fsync it, rename it over name, then fsync the directory so the rename
 // itself is durable.
-func Write(dir, name string, data []byte) error {
+func Write(dir, name string, data []byte) error { return replace(dir, name, data, true) }
+
+// Replace is Write without the fsyncs: never a mix of old and new, but the
+// new content may be lost in a power cut. For records that are rewritten
+// often and matter only within one boot (running restart scripts).
+func Replace(dir, name string, data []byte) error { return replace(dir, name, data, false) }
+
+func replace(dir, name string, data []byte, durable bool) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
@@ -28,7 +35,7 @@ func Write(dir, name string, data []byte) error {
 	}
 	tmp := f.Name()
 	_, err = f.Write(data)
-	if err == nil {
+	if err == nil && durable {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -41,8 +48,10 @@ func Write(dir, name string, data []byte) error {
 		os.Remove(tmp)
 		return err
 	}
-	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
+	if durable {
+		if err := syncDir(dir); err != nil {
+			return fmt.Errorf("sync %s: %w", dir, err)
+		}
 	}
 	removeStrayTemps(dir, name)
 	return nil

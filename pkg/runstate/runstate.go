@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/pwatch/pwatch/internal/atomicfile"
 	"github.com/pwatch/pwatch/pkg/proc"
 )
 
@@ -120,22 +121,7 @@ func (s *Store) write(name string, v any) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(s.dir, 0o700); err != nil {
-		return fmt.Errorf("runstate: %w", err)
-	}
-	f, err := os.CreateTemp(s.dir, "."+name+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("runstate: %w", err)
-	}
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), filepath.Join(s.dir, name))
-	}
-	if err != nil {
-		os.Remove(f.Name())
+	if err := atomicfile.Replace(s.dir, name, data); err != nil {
 		return fmt.Errorf("runstate: %w", err)
 	}
 	return nil
