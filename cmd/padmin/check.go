@@ -91,6 +91,9 @@ func runCheck(c *cli.Context) error {
 			report(err)
 			continue
 		}
+		if w := ownerWarning(svc); w != "" {
+			fmt.Fprintln(errOut, w)
+		}
 		tc.Service(svc)
 		ok := trusted()
 		if prev, dup := names[svc.Name]; dup {

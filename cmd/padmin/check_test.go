@@ -170,8 +170,8 @@ func TestCheckTrustRule(t *testing.T) {
 	if err := os.Chmod(script, 0o775); err != nil {
 		t.Fatal(err)
 	}
-	pf := writeFile(t, dir, "x.pfile", "process /usr/bin/sleep\nrestart_script "+script+"\n")
-	ok := writeFile(t, dir, "ok.pfile", "process /usr/bin/sleep\nrestart_script /bin/true\n")
+	pf := writeFile(t, dir, "x.pfile", "process /usr/bin/sleep\nuser root\nrestart_script "+script+"\n")
+	ok := writeFile(t, dir, "ok.pfile", "process /usr/bin/sleep\nuser root\nrestart_script /bin/true\n")
 	runsAs := "root"
 	if os.Geteuid() != 0 {
 		runsAs = "uid " + strconv.Itoa(os.Geteuid())
