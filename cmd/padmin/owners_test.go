@@ -9,9 +9,15 @@ import (
 
 // padmin check warns of an entry without user whose executable anyone can
 // run (issue 21): pcheck takes only root's processes for it. With user, or
-// an executable others cannot run, it says nothing.
+// an executable others cannot run (its mode, or a directory on its way),
+// it says nothing.
 func TestCheckWarnsOfAnEntryAnyUserCouldImitate(t *testing.T) {
 	dir := t.TempDir()
+	for _, d := range []string{dir, filepath.Dir(dir)} { // others may reach it
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	exe := func(name string, mode os.FileMode) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, []byte("\x7fELF"), mode); err != nil {
@@ -23,13 +29,19 @@ func TestCheckWarnsOfAnEntryAnyUserCouldImitate(t *testing.T) {
 		return p
 	}
 	anyone, few := exe("anyone", 0o755), exe("few", 0o750)
+	hidden := filepath.Join(dir, "hidden")
+	if err := os.Mkdir(hidden, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	unreachable := exe("hidden/anyone", 0o755)
 	bare := writeFile(t, dir, "bare.pfile", "process "+anyone+"\nrestart_script /r\n")
 	named := writeFile(t, dir, "named.pfile", "process "+anyone+"\nuser root\nrestart_script /r\n")
 	private := writeFile(t, dir, "private.pfile", "process "+few+"\nrestart_script /r\n")
+	inPrivate := writeFile(t, dir, "inprivate.pfile", "process "+unreachable+"\nrestart_script /r\n")
 	missing := writeFile(t, dir, "missing.pfile", "process "+filepath.Join(dir, "absent")+"\nrestart_script /r\n")
 
-	out, errOut, status := padmin(t, "check", bare, named, private, missing)
-	if status != 0 || out != "OK bare\nOK named\nOK private\nOK missing\n" {
+	out, errOut, status := padmin(t, "check", bare, named, private, inPrivate, missing)
+	if status != 0 || out != "OK bare\nOK named\nOK private\nOK inprivate\nOK missing\n" {
 		t.Fatalf("status %d, stdout %q, stderr %q: a warning must not fail the check", status, out, errOut)
 	}
 	want := bare + ": warning: process " + anyone + " can be run by any user and no user is set: pcheck takes only root's processes for the service; name the user it runs as with user, or write \"user root\" to say so\n"
