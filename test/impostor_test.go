@@ -106,12 +106,19 @@ func upPIDOf(t *testing.T, line, name string) int {
 func TestImpostorIsNotTheService(t *testing.T) {
 	testpriv.Root(t)
 	t.Parallel()
-	for _, watcher := range []string{"ebpf", "pidfd"} { // exec events and Among; scans
-		t.Run(watcher, func(t *testing.T) {
+	for _, tc := range []struct {
+		watcher string // ebpf: exec events and Among; pidfd: scans
+		atStart bool   // an impostor runs when pcheck starts; else only in the pause
+	}{{"ebpf", true}, {"pidfd", true}, {"ebpf", false}} {
+		t.Run(fmt.Sprintf("%s/impostor_at_start=%v", tc.watcher, tc.atStart), func(t *testing.T) {
 			t.Parallel()
-			name := "impostor-" + watcher
+			watcher := tc.watcher
+			name := fmt.Sprintf("impostor-%s-%v", watcher, tc.atStart)
 			r := newImpostorRig(t, name, "retry_count 5", "retry_interval 3600")
-			first := startAs(t, nobody, r.s.exe, "100000")
+			var first *exec.Cmd
+			if tc.atStart {
+				first = startAs(t, nobody, r.s.exe, "100000")
+			}
 			r.open(t)
 			p := startPcheck(t, r.sc.syslog, r.sc.dir, watcher, r.pf)
 
@@ -128,8 +135,10 @@ func TestImpostorIsNotTheService(t *testing.T) {
 
 			// Its exit is no death of the service: the next lines are
 			// the real one's.
-			_ = first.Process.Kill()
-			_ = first.Wait()
+			if first != nil {
+				_ = first.Process.Kill()
+				_ = first.Wait()
+			}
 			r.close(t) // the restart after the next death fails: a pause of an hour
 			kill9(t, real)
 			got, err = p.lines(waitCtx(t), 6)
