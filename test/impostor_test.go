@@ -43,7 +43,7 @@ func newImpostorRig(t *testing.T, name string, keys ...string) *impostorRig {
 	return r
 }
 
-func (r *impostorRig) open(t *testing.T)  { writeFile(t, r.gate, "", 0o644) }
+func (r *impostorRig) open(t *testing.T) { writeFile(t, r.gate, "", 0o644) }
 func (r *impostorRig) close(t *testing.T) {
 	if err := ignoreGone(os.Remove(r.gate)); err != nil {
 		t.Fatal(err)
