@@ -19,7 +19,7 @@ import (
 // is root or the pfile's user; a pidfile is believed only for such a
 // process, and only where no one else could have written it.
 
-// nobody is a real unprivileged uid (test/trust_test.go).
+// nobody (uid 65534, test/trust_test.go) is the unprivileged local user.
 
 // impostorRig is a sleeper service whose restart script works only while
 // its gate file exists, in a directory uid 65534 can reach.
