@@ -94,7 +94,11 @@ func newDaemon(ctx context.Context, cfg Config, log *msg.Logger) (*daemon, []*pf
 		services: map[string]*running{},
 	}
 	d.rebootNode = func(ctx context.Context, service string) error {
-		return reboot.Reboot(ctx, guard, rebootCmd, service, slog)
+		err := reboot.Reboot(ctx, guard, rebootCmd, service, slog)
+		if refused := (*trust.Refusal)(nil); errors.As(err, &refused) {
+			log.Log(msg.ProgramRefused(service, refused.Program, refused.Problems.Error()))
+		}
+		return err
 	}
 	return d, svcs, matchers, nil
 }

@@ -208,10 +208,15 @@ func TestInterpreter(t *testing.T) {
 		interp: "writable by others (mode 0777); pcheck runs it as " + c.runsAs + ", as the #! interpreter of " + direct,
 	})
 
-	t.Setenv("PATH", dir+":/usr/bin:/bin")
-	viaEnv := write(t, filepath.Join(dir, "b.restart"), "#!/usr/bin/env -S FOO=1 myshell -x\nexit 0\n", 0o755)
+	viaEnv := write(t, filepath.Join(dir, "b.restart"), "#!/usr/bin/env -S FOO=1 PATH="+dir+":/usr/bin myshell -x\nexit 0\n", 0o755)
 	c.Program(viaEnv)
 	expect(t, c.Take(), map[string]string{interp: "writable by others"})
+
+	// env looks in the PATH scripts run with, never in pcheck's own.
+	t.Setenv("PATH", dir+":/usr/bin:/bin")
+	viaPcheckPath := write(t, filepath.Join(dir, "c.restart"), "#!/usr/bin/env myshell\nexit 0\n", 0o755)
+	c.Program(viaPcheckPath)
+	expect(t, c.Take(), nil)
 
 	// An interpreter whose own #! names an unsafe one: nested, as the
 	// kernel allows.
