@@ -17,7 +17,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -88,9 +87,8 @@ func Env(extra []string) []string {
 	return append(env, extra...)
 }
 
-var umaskOnce sync.Once
-
-// setUmask sets pcheck's umask, which its children inherit, to Umask. The
-// umask is the process's: there is no setting it for a child alone. pcheck
-// creates its own files with explicit modes that 022 leaves whole.
-func setUmask() { umaskOnce.Do(func() { syscall.Umask(Umask) }) }
+// setUmask sets pcheck's umask, which its children inherit, to Umask,
+// before each program: the umask is the process's, there is no setting it
+// for a child alone. pcheck creates its own files with explicit modes
+// that 022 leaves whole.
+func setUmask() { syscall.Umask(Umask) }
