@@ -286,7 +286,7 @@ func TestMissingInStickyDirectory(t *testing.T) {
 	c.Dir(filepath.Join(sticky, "later-state"), "pcheck's state")
 	mode := "(sticky, mode 1777)"
 	expect(t, c.Take(), map[string]string{
-		script: "does not exist, and anyone can create it in " + sticky + " " + mode + "; pcheck runs it as root",
+		script:                                "does not exist, and anyone can create it in " + sticky + " " + mode + "; pcheck runs it as root",
 		filepath.Join(sticky, "later-shell"):  "does not exist, and anyone can create it in " + sticky + " " + mode + "; pcheck runs it as root, as the #! interpreter of " + interpOf,
 		filepath.Join(sticky, "later-target"): "does not exist, and anyone can create it in " + sticky,
 		filepath.Join(sticky, "later-dir"):    "does not exist, and anyone can create it in " + sticky,
