@@ -59,6 +59,9 @@ func newDaemon(ctx context.Context, cfg Config, log *msg.Logger) (*daemon, []*pf
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	if err := checkStateDir(cfg.StateDir, cfg.SkipTrustCheck, log); err != nil {
+		return nil, nil, nil, err
+	}
 	guard, err := reboot.NewGuard(cfg.StateDir, cfg.RebootThreshold, cfg.RebootWindow, time.Now)
 	if err != nil {
 		return nil, nil, nil, err
@@ -234,6 +237,29 @@ func (d *daemon) serveHTTP(cfg Config) (func(), error) {
 		servers = append(servers, s)
 	}
 	return stop, nil
+}
+
+// checkStateDir applies the trust rule to --state-dir and the records
+// pcheck reads back from it: whoever could write them would choose the
+// pids pcheck kills, the services it leaves stopped, the reboots it
+// counted. A failure refuses the start, naming each file.
+func checkStateDir(dir string, skipTrust bool, log *msg.Logger) error {
+	if dir == "" {
+		return nil // each store says it has none
+	}
+	tc := trust.New()
+	tc.State(dir, reboot.StateFile, opstate.File, runstate.Dir)
+	problems := tc.Take()
+	if len(problems) == 0 {
+		return nil
+	}
+	if skipTrust {
+		for _, p := range problems {
+			log.Slog().Warn("trust rule off: accepted anyway", "problem", p.Error())
+		}
+		return nil
+	}
+	return fmt.Errorf("--state-dir %s fails the trust rule:\n%w", dir, problems)
 }
 
 // ruleSource is where the rules come from, and what else pcheck will run

@@ -8,10 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/pwatch/pwatch/pkg/trust"
 )
 
 // StateFile is the guard's file in the state directory.
@@ -143,7 +144,7 @@ func (g *Guard) inWindow(reboots []Entry) []Entry {
 
 // load reads the state file; a missing one is no reboots yet.
 func (g *Guard) load() ([]Entry, error) {
-	data, err := os.ReadFile(g.Path())
+	data, err := trust.ReadRecord(g.Path())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
