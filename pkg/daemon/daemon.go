@@ -54,6 +54,7 @@ func newDaemon(ctx context.Context, cfg Config, log *msg.Logger) (*daemon, []*pf
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("--reboot-command: %w", err)
 	}
+	rebootCmd.UnsafeSkipTrust = cfg.SkipTrustCheck
 	rules := ruleSource{paths: cfg.Paths, rebootProgram: rebootCmd.Argv[0], skipTrust: cfg.SkipTrustCheck}
 	svcs, matchers, err := rules.load(log)
 	if err != nil {

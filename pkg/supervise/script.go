@@ -30,10 +30,15 @@ const maxScriptLine = 4096
 // because a daemon the script starts inherits the pipe and may keep it open
 // for its whole life: we wait for the script, never for the pipe's EOF.
 func runScript(ctx context.Context, argv []string, env []string, logLine func(string), started func(pid int)) error {
+	return runPrepared(ctx, rootexec.Command, argv, env, logLine, started)
+}
+
+// runPrepared is runScript with the command made by prepare.
+func runPrepared(ctx context.Context, prepare func(argv, env []string) (*rootexec.Cmd, error), argv []string, env []string, logLine func(string), started func(pid int)) error {
 	if len(argv) == 0 {
 		return errors.New("no script to run")
 	}
-	cmd, err := rootexec.Command(argv, env)
+	cmd, err := prepare(argv, env)
 	if err != nil {
 		return err
 	}
@@ -67,9 +72,18 @@ func runScript(ctx context.Context, argv []string, env []string, logLine func(st
 }
 
 // runScript is runScript that logs a refusal of the trust rule to syslog
-// (its own line): the attempt fails without the script having run.
+// (its own line): the attempt fails without the script having run. With
+// UnsafeSkipTrust the refusal only warns, and the script runs.
 func (s *Service) runScript(ctx context.Context, argv []string, env []string, logLine func(string), started func(pid int)) error {
-	err := runScript(ctx, argv, env, logLine, started)
+	prepare := rootexec.Command
+	if s.d.UnsafeSkipTrust {
+		prepare = func(argv, env []string) (*rootexec.Cmd, error) {
+			return rootexec.CommandUnsafe(argv, env, func(r *trust.Refusal) {
+				s.d.Slog.Warn("trust rule off: run anyway", "service", s.cfg.Name, "problem", r.Error())
+			})
+		}
+	}
+	err := runPrepared(ctx, prepare, argv, env, logLine, started)
 	var refused *trust.Refusal
 	if errors.As(err, &refused) {
 		s.log(msg.ProgramRefused(s.cfg.Name, refused.Program, refused.Problems.Error()))

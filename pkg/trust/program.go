@@ -121,7 +121,7 @@ func (c *Checker) open(path, use string) (*os.File, error) {
 		f.Close()
 		return nil, nil
 	}
-	if !c.judge(real, path, st, use, false) {
+	if !c.judge(real, path, st, use, false) && !c.anyway {
 		f.Close()
 		return nil, nil
 	}
@@ -304,22 +304,43 @@ func (o *Opened) Close() error { return o.File.Close() }
 // have changed them since. A failure of the rule is a *Refusal; a missing
 // file is an error wrapping fs.ErrNotExist.
 func Open(argv []string) (*Opened, error) {
+	o, refusal, err := open(argv, false)
+	if refusal != nil {
+		return nil, refusal
+	}
+	return o, err
+}
+
+// OpenAnyway is Open for --unsafe-skip-trust-check (tests only): what
+// fails the rule is opened all the same, and the refusal there would have
+// been is returned beside it.
+func OpenAnyway(argv []string) (*Opened, *Refusal, error) { return open(argv, true) }
+
+func open(argv []string, anyway bool) (*Opened, *Refusal, error) {
 	if len(argv) == 0 {
-		return nil, errors.New("no program to run")
+		return nil, nil, errors.New("no program to run")
 	}
 	c := New()
+	c.anyway = anyway
 	pre, exe, err := c.program(argv[0])
+	var refusal *Refusal
 	if ps := c.Take(); len(ps) > 0 {
-		if exe != nil {
-			exe.Close()
+		refusal = &Refusal{Program: argv[0], Problems: ps}
+		if !anyway {
+			if exe != nil {
+				exe.Close()
+			}
+			return nil, refusal, nil
 		}
-		return nil, &Refusal{Program: argv[0], Problems: ps}
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if exe == nil { // cannot happen without a problem; never run unchecked
-		return nil, fmt.Errorf("%s: not checked", argv[0])
+	if exe == nil { // a problem says why, or the file could not be opened
+		if refusal != nil {
+			return nil, nil, fmt.Errorf("%s cannot be run: %w", argv[0], refusal)
+		}
+		return nil, nil, fmt.Errorf("%s cannot be run", argv[0])
 	}
-	return &Opened{File: exe, Argv: append(pre, argv[1:]...)}, nil
+	return &Opened{File: exe, Argv: append(pre, argv[1:]...)}, refusal, nil
 }

@@ -73,6 +73,7 @@ type Checker struct {
 	runsAs  string
 	verdict map[string]*Problem // by path; nil: passed
 	pending Problems
+	anyway  bool // open what fails too (OpenAnyway)
 }
 
 // New returns a Checker that trusts root and the process's effective uid.
