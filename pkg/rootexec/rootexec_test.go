@@ -96,3 +96,19 @@ func TestRefusal(t *testing.T) {
 		t.Fatalf("Command = %v, want a refusal", err)
 	}
 }
+
+// BenchmarkCommand measures the check before each run: the walk, the
+// opens and fstats of a #!/bin/sh script and its interpreter.
+func BenchmarkCommand(b *testing.B) {
+	script := filepath.Join(b.TempDir(), "x.restart")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		cmd, err := Command([]string{script}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cmd.Close()
+	}
+}
