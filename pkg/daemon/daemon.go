@@ -100,7 +100,7 @@ func newDaemon(ctx context.Context, cfg Config, log *msg.Logger) (*daemon, []*pf
 	d.rebootNode = func(ctx context.Context, service string) error {
 		err := reboot.Reboot(ctx, guard, rebootCmd, service, slog)
 		if refused := (*trust.Refusal)(nil); errors.As(err, &refused) {
-			log.Log(msg.ProgramRefused(service, refused.Program, refused.Problems.Error()))
+			log.Log(msg.ProgramRefused(service, refused.Program, refused.Why()))
 		}
 		return err
 	}

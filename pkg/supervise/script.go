@@ -86,7 +86,7 @@ func (s *Service) runScript(ctx context.Context, argv []string, env []string, lo
 	err := runPrepared(ctx, prepare, argv, env, logLine, started)
 	var refused *trust.Refusal
 	if errors.As(err, &refused) {
-		s.log(msg.ProgramRefused(s.cfg.Name, refused.Program, refused.Problems.Error()))
+		s.log(msg.ProgramRefused(s.cfg.Name, refused.Program, refused.Why()))
 	}
 	return err
 }

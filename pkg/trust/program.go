@@ -272,12 +272,15 @@ type Refusal struct {
 	Problems Problems
 }
 
-func (r *Refusal) Error() string {
+func (r *Refusal) Error() string { return "refused to run " + r.Program + ": " + r.Why() }
+
+// Why is every problem on one line, "; " between them: fit for syslog.
+func (r *Refusal) Why() string {
 	lines := make([]string, len(r.Problems))
 	for i, p := range r.Problems {
 		lines[i] = p.Error()
 	}
-	return "refused to run " + r.Program + ": " + strings.Join(lines, "; ")
+	return strings.Join(lines, "; ")
 }
 
 func (r *Refusal) Unwrap() error { return r.Problems }

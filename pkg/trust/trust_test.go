@@ -395,6 +395,12 @@ func TestOpenRefuses(t *testing.T) {
 	if !errors.As(err, &r) || r.Program != theirs || !strings.Contains(err.Error(), theirs+": owned by uid 65534 (nobody), not root; pcheck runs it as root") {
 		t.Fatalf("Open = %v, want a refusal naming the owner", err)
 	}
+	// Several problems make one line (for syslog).
+	group := mkdir(t, filepath.Join(dir, "group"), 0o775)
+	both := write(t, filepath.Join(group, "y.restart"), "#!/bin/sh\n", 0o775)
+	if _, err := Open([]string{both}); !errors.As(err, &r) || len(r.Problems) != 2 || strings.Contains(r.Why(), "\n") || !strings.Contains(r.Why(), "; "+both+": writable by group") {
+		t.Errorf("Open = %v; want two problems on one line", err)
+	}
 	if _, err := Open([]string{filepath.Join(dir, "missing")}); !errors.Is(err, os.ErrNotExist) || errors.As(err, &r) {
 		t.Errorf("Open of a missing file = %v, want not-exist (no refusal)", err)
 	}
