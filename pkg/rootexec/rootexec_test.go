@@ -112,3 +112,15 @@ func BenchmarkCommand(b *testing.B) {
 		cmd.Close()
 	}
 }
+
+// #!/usr/bin/env NAME: env, exec'd through its descriptor, finds NAME in
+// the fixed PATH, and the script still sees its own path as $0.
+func TestEnvScript(t *testing.T) {
+	script := filepath.Join(t.TempDir(), "via-env")
+	if err := os.WriteFile(script, []byte("#!/usr/bin/env sh\necho \"zero=$0 arg=$1\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, want := run(t, []string{script, "x"}, nil), "zero="+script+" arg=x\n"; out != want {
+		t.Errorf("output %q, want %q", out, want)
+	}
+}
