@@ -222,12 +222,14 @@ func (g *Guard) age(r Entry, up time.Duration, boot time.Time) time.Duration {
 	if r.BootID == g.clock.BootID {
 		return max(up-r.SinceBoot, 0)
 	}
-	at := r.Time // a record without its boot: its date
-	if r.BootID != "" && !r.BootTime.IsZero() {
-		at = r.BootTime.Add(r.SinceBoot)
+	now := boot.Add(up)
+	if r.BootID == "" || r.BootTime.IsZero() {
+		// An older pcheck's record, without its boot: dated as that
+		// pcheck dated it (one in the future counts).
+		return max(now.Sub(r.Time), 0)
 	}
 	// An earlier boot's: at least as old as this boot.
-	return max(boot.Add(up).Sub(at), up)
+	return max(now.Sub(r.BootTime.Add(r.SinceBoot)), up)
 }
 
 // load reads the state file; a missing one is no reboots yet.

@@ -461,3 +461,22 @@ func TestDateStepsNeitherClearNorFill(t *testing.T) {
 		count(t, g, 0, true)
 	})
 }
+
+// A record of an older pcheck, without its boot, is dated by its date, as
+// that pcheck did.
+func TestRecordWithoutBoot(t *testing.T) {
+	dir := t.TempDir()
+	old := `{"version":1,"reboots":[{"time":"` + t0.Add(-10*time.Minute).Format(time.RFC3339Nano) + `","service":"a"}]}`
+	if err := os.WriteFile(filepath.Join(dir, StateFile), []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	clock := &fakeClock{t: t0}
+	g := newGuard(t, dir, 3, time.Hour, clock)
+	if n, err := g.Count(); n != 1 || err != nil {
+		t.Errorf("Count = %d, %v; want 1", n, err)
+	}
+	clock.Set(t0.Add(50 * time.Minute))
+	if n, err := g.Count(); n != 0 || err != nil {
+		t.Errorf("Count an hour after it = %d, %v; want 0", n, err)
+	}
+}
