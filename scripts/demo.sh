@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # `make demo`: run pcheck on pfile/demo.pfile, watching a demo web server.
-# Installs the demo under /tmp/pwatch-demo; pcheck starts the server itself
+# Installs the demo under /run/pwatch-demo; pcheck starts the server itself
 # (start_on_load). Ctrl-C stops pcheck; then this script stops the server
 # pcheck started (by the pid it wrote, never by name) and removes
-# /tmp/pwatch-demo, and says so.
+# /run/pwatch-demo, and says so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
 	echo "make demo: pcheck needs root (BPF, signals to any process): run it as root" >&2
 	exit 1
 fi
-dir=/tmp/pwatch-demo
+dir=/run/pwatch-demo
 pidfile=$dir/demoserver.pid
 
 # ours PID: PID runs this demo's server binary (the pid file may be stale,

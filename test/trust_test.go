@@ -221,6 +221,9 @@ func TestTrustRuleOnReload(t *testing.T) {
 		if n := warnings(p, problem); n != 1 {
 			t.Errorf("%d warnings naming %q after the start, want 1:\n%s", n, problem, p.stderr.String())
 		}
+		if !strings.Contains(p.stderr.String(), `"msg":"trust rule off: run anyway"`) {
+			t.Errorf("the script ran with no warning that the rule refused it just before:\n%s", p.stderr.String())
+		}
 		p.padminOK(t, "reload")
 		if n := warnings(p, problem); n != 2 {
 			t.Errorf("%d warnings naming %q after a reload, want 2:\n%s", n, problem, p.stderr.String())
@@ -231,11 +234,12 @@ func TestTrustRuleOnReload(t *testing.T) {
 	})
 }
 
-// warnings counts pcheck's stderr records that warn about problem.
+// warnings counts pcheck's stderr records that warn, at a load, about
+// problem (each run warns too, apart: "trust rule off: run anyway").
 func warnings(p *pcheckRun, problem string) int {
 	n := 0
 	for _, line := range strings.Split(p.stderr.String(), "\n") {
-		if strings.Contains(line, `"level":"WARN"`) && strings.Contains(line, problem) {
+		if strings.Contains(line, `"level":"WARN"`) && strings.Contains(line, `"msg":"trust rule off: accepted anyway"`) && strings.Contains(line, problem) {
 			n++
 		}
 	}

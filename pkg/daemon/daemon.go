@@ -54,9 +54,13 @@ func newDaemon(ctx context.Context, cfg Config, log *msg.Logger) (*daemon, []*pf
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("--reboot-command: %w", err)
 	}
+	rebootCmd.UnsafeSkipTrust = cfg.SkipTrustCheck
 	rules := ruleSource{paths: cfg.Paths, rebootProgram: rebootCmd.Argv[0], skipTrust: cfg.SkipTrustCheck}
 	svcs, matchers, err := rules.load(log)
 	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := checkStateDir(cfg.StateDir, cfg.SkipTrustCheck, log); err != nil {
 		return nil, nil, nil, err
 	}
 	guard, err := reboot.NewGuard(cfg.StateDir, cfg.RebootThreshold, cfg.RebootWindow, time.Now)
@@ -94,7 +98,11 @@ func newDaemon(ctx context.Context, cfg Config, log *msg.Logger) (*daemon, []*pf
 		services: map[string]*running{},
 	}
 	d.rebootNode = func(ctx context.Context, service string) error {
-		return reboot.Reboot(ctx, guard, rebootCmd, service, slog)
+		err := reboot.Reboot(ctx, guard, rebootCmd, service, slog)
+		if refused := (*trust.Refusal)(nil); errors.As(err, &refused) {
+			log.Log(msg.ProgramRefused(service, refused.Program, refused.Why()))
+		}
+		return err
 	}
 	return d, svcs, matchers, nil
 }
@@ -230,6 +238,29 @@ func (d *daemon) serveHTTP(cfg Config) (func(), error) {
 		servers = append(servers, s)
 	}
 	return stop, nil
+}
+
+// checkStateDir applies the trust rule to --state-dir and the records
+// pcheck reads back from it: whoever could write them would choose the
+// pids pcheck kills, the services it leaves stopped, the reboots it
+// counted. A failure refuses the start, naming each file.
+func checkStateDir(dir string, skipTrust bool, log *msg.Logger) error {
+	if dir == "" {
+		return nil // each store says it has none
+	}
+	tc := trust.New()
+	tc.State(dir, reboot.StateFile, opstate.File, runstate.Dir)
+	problems := tc.Take()
+	if len(problems) == 0 {
+		return nil
+	}
+	if skipTrust {
+		for _, p := range problems {
+			log.Slog().Warn("trust rule off: accepted anyway", "problem", p.Error())
+		}
+		return nil
+	}
+	return fmt.Errorf("--state-dir %s fails the trust rule:\n%w", dir, problems)
 }
 
 // ruleSource is where the rules come from, and what else pcheck will run

@@ -78,6 +78,8 @@ func (d *daemon) startLocked(cfg *pfile.Service, m proc.Matcher, carried *superv
 		// the CPU is not counted towards a stall.
 		Starvation: starvation,
 		RunState:   runs,
+		// Tests only: the trust rule's refusals before a run only warn.
+		UnsafeSkipTrust: d.rules.skipTrust,
 	})
 	view.Attach(svc)
 	switch {

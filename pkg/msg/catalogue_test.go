@@ -34,6 +34,7 @@ func TestCatalogueTexts(t *testing.T) {
 		{DeathWatchStopped("ebpf"), "Death watch stopped ('ebpf'): no exit can be seen any more; pcheck ends", slog.LevelError},
 		{Adopted("apache2", []int{1234, 1240}), "Running service adopted ('apache2',pid=1234,1240)", slog.LevelInfo},
 		{OrphansKilled("apache2", []int{1241}), "Orphaned processes of a dead master killed ('apache2',pid=1241)", slog.LevelWarn},
+		{ProgramRefused("apache2", "/tmp/x.restart", "/tmp/x.restart: owned by uid 65534 (nobody), not root; pcheck runs it as root"), "Program refused ('apache2',/tmp/x.restart): /tmp/x.restart: owned by uid 65534 (nobody), not root; pcheck runs it as root; not run", slog.LevelError},
 	} {
 		if tc.m.Text != tc.text || tc.m.String() != tc.text {
 			t.Errorf("text = %q, want %q", tc.m.Text, tc.text)

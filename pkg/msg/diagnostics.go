@@ -52,3 +52,12 @@ func OrphansKilled(name string, pids []int) Message {
 		fmt.Sprintf("Orphaned processes of a dead master killed ('%s',pid=%s)", name, strings.Join(s, ",")),
 		slog.String(KeyService, name), slog.Any("pids", pids))
 }
+
+// ProgramRefused: a program pcheck was about to run as root for the
+// service (its restart or retry-over script, the reboot command) failed
+// the trust rule just before exec, and was not run; why names each file.
+func ProgramRefused(name, program, why string) Message {
+	return message(slog.LevelError, "program_refused",
+		fmt.Sprintf("Program refused ('%s',%s): %s; not run", name, program, why),
+		slog.String(KeyService, name), slog.String(KeyCommand, program), slog.String(KeyReason, why))
+}

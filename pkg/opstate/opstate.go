@@ -10,13 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/pwatch/pwatch/internal/atomicfile"
+	"github.com/pwatch/pwatch/pkg/trust"
 )
 
 // File is the store's file in the state directory.
@@ -54,16 +54,22 @@ type Store struct {
 }
 
 // Open reads the store of stateDir. A missing file is an empty store; a
-// file that cannot be read or understood is an error naming it (pcheck
-// then refuses to start rather than start a service an operator stopped).
+// file that cannot be read or understood, or that fails the trust rule
+// (pkg/trust.ReadRecord: a symlink, or a file others could have written),
+// is an error naming it (pcheck then refuses to start rather than start a
+// service an operator stopped).
 func Open(stateDir string) (*Store, error) {
 	if stateDir == "" {
 		return nil, errors.New("service state: no state directory")
 	}
 	s := &Store{dir: stateDir, entries: map[string]Entry{}}
-	data, err := os.ReadFile(s.Path())
+	data, err := trust.ReadRecord(s.Path())
 	if errors.Is(err, fs.ErrNotExist) {
 		return s, nil
+	}
+	var bad *trust.Problem
+	if errors.As(err, &bad) {
+		return nil, fmt.Errorf("service state: %w", err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("service state %s: %w", s.Path(), err)

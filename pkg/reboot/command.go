@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/pwatch/pwatch/internal/pgroup"
+	"github.com/pwatch/pwatch/pkg/rootexec"
+	"github.com/pwatch/pwatch/pkg/trust"
 )
 
 // DefaultTimeout bounds a reboot command that does not return. systemctl
@@ -25,6 +27,9 @@ type Command struct {
 	Argv []string
 	// Timeout bounds the run; 0 is DefaultTimeout.
 	Timeout time.Duration
+	// UnsafeSkipTrust runs it even when the trust rule refuses it just
+	// before (--unsafe-skip-trust-check: tests only; the load warned).
+	UnsafeSkipTrust bool
 }
 
 // ParseCommand turns --reboot-command into a Command: the line is split
@@ -66,7 +71,8 @@ func isDir(path string) bool {
 // String is the command line, for logs.
 func (c Command) String() string { return strings.Join(c.Argv, " ") }
 
-// Run runs the command in a process group of its own and returns its
+// Run runs the command in a process group of its own, once the trust rule
+// has passed it again, and returns its
 // output (stdout and stderr, at most 64 KiB). A command still running after
 // the timeout is killed with its group.
 func (c Command) Run(ctx context.Context) ([]byte, error) {
@@ -81,14 +87,26 @@ func (c Command) Run(ctx context.Context) ([]byte, error) {
 	defer cancel()
 
 	out := &cappedBuffer{max: maxOutput}
-	cmd := exec.Command(c.Argv[0], c.Argv[1:]...)
+	// Checked by the trust rule again, through the file run, and run in
+	// the fixed environment (pkg/rootexec); a refusal is a *trust.Refusal.
+	prepare := rootexec.Command
+	if c.UnsafeSkipTrust {
+		prepare = func(argv, env []string) (*rootexec.Cmd, error) {
+			return rootexec.CommandUnsafe(argv, env, func(*trust.Refusal) {})
+		}
+	}
+	cmd, err := prepare(c.Argv, nil)
+	if err != nil {
+		return nil, fmt.Errorf("reboot command %s: %w", c, err)
+	}
+	defer cmd.Close()
 	cmd.Stdout, cmd.Stderr = out, out
-	group := pgroup.New(cmd)
+	group := pgroup.New(cmd.Cmd)
 	defer group.Close()
 	// Something the command started may keep the output pipe open; do not
 	// wait for it past the command's own exit.
 	cmd.WaitDelay = time.Second
-	err := cmd.Start()
+	err = cmd.Start()
 	if err == nil {
 		// The group is killed, when the timeout comes first, before the
 		// command is reaped: never a group that reused its number.

@@ -10,8 +10,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/pwatch/pwatch/pkg/trust"
 )
 
 // StateFile is the guard's file in the state directory.
@@ -28,11 +33,14 @@ var ErrBadState = errors.New("reboot state file unusable")
 
 // Guard allows at most threshold reboots within window.
 //
-// Reboot times are wall-clock times: the monotonic clock starts again at
-// every boot, so only the date can tell how long ago the previous boot's
-// reboot was. A clock set back must not make the count fall by surprise, so
-// a time in the future still counts (until the clock passes it and it ages
-// out, or the count is reset).
+// A reboot is dated by the boot it happened in (the kernel's boot id) and
+// the time since that boot began (CLOCK_BOOTTIME), which no change of the
+// date moves: within a boot, setting the clock forward does not clear the
+// count and setting it back does not keep it full. A reboot of an earlier
+// boot is as old as that boot's start (its date, recorded with it) and the
+// time since, measured against this boot's start as dated when pcheck
+// first looked; and never younger than this boot: a date set back between
+// boots keeps it at most a window past this boot's start.
 //
 // Only one process is expected to write the file (pcheck; padmin goes
 // through it); the mutex serialises that process's callers.
@@ -40,15 +48,56 @@ type Guard struct {
 	dir       string
 	threshold int
 	window    time.Duration
-	now       func() time.Time
+	clock     Clock
+	bootTime  time.Time // this boot's start, dated when the guard was made
 
 	mu sync.Mutex
 }
 
+// Clock is what the guard measures time with.
+type Clock struct {
+	// Wall is the date (time.Now).
+	Wall func() time.Time
+	// SinceBoot is the time since this boot began (CLOCK_BOOTTIME: it
+	// counts suspend, and setting the date does not move it).
+	SinceBoot func() time.Duration
+	// BootID names this boot (/proc/sys/kernel/random/boot_id).
+	BootID string
+}
+
+// SystemClock is the host's: now (time.Now), CLOCK_BOOTTIME and the
+// kernel's boot id.
+func SystemClock(now func() time.Time) (Clock, error) {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return Clock{}, fmt.Errorf("reboot guard: the boot id: %w", err)
+	}
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+		return Clock{}, fmt.Errorf("reboot guard: CLOCK_BOOTTIME: %w", err)
+	}
+	return Clock{Wall: now, SinceBoot: sinceBoot, BootID: strings.TrimSpace(string(b))}, nil
+}
+
+// sinceBoot reads CLOCK_BOOTTIME, which SystemClock found works.
+func sinceBoot() time.Duration {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts)
+	return time.Duration(ts.Nano())
+}
+
 // Entry is one reboot the guard allowed.
 type Entry struct {
+	// Time is the date it was allowed: for people, and for the entries of
+	// a pcheck that recorded no boot.
 	Time    time.Time `json:"time"`
 	Service string    `json:"service"`
+	// BootID, SinceBoot and BootTime say when it was without the date:
+	// the boot, the time since that boot began, and the date of that
+	// boot's start.
+	BootID    string        `json:"boot_id,omitempty"`
+	SinceBoot time.Duration `json:"since_boot_ns,omitempty"`
+	BootTime  time.Time     `json:"boot_time,omitzero"`
 }
 
 type state struct {
@@ -57,9 +106,21 @@ type state struct {
 }
 
 // NewGuard returns the guard whose state is StateFile in stateDir (created
-// on the first write). threshold 0 never allows a reboot; now is the wall
-// clock (time.Now outside tests).
+// on the first write), on the host's clocks with now as the date
+// (time.Now outside tests). threshold 0 never allows a reboot.
 func NewGuard(stateDir string, threshold int, window time.Duration, now func() time.Time) (*Guard, error) {
+	if now == nil {
+		now = time.Now
+	}
+	clock, err := SystemClock(now)
+	if err != nil {
+		return nil, err
+	}
+	return NewGuardClock(stateDir, threshold, window, clock)
+}
+
+// NewGuardClock is NewGuard on clock.
+func NewGuardClock(stateDir string, threshold int, window time.Duration, clock Clock) (*Guard, error) {
 	switch {
 	case stateDir == "":
 		return nil, errors.New("reboot guard: no state directory")
@@ -67,11 +128,12 @@ func NewGuard(stateDir string, threshold int, window time.Duration, now func() t
 		return nil, fmt.Errorf("reboot guard: threshold %d is negative", threshold)
 	case window <= 0:
 		return nil, fmt.Errorf("reboot guard: window %s is not positive", window)
+	case clock.Wall == nil || clock.SinceBoot == nil || clock.BootID == "":
+		return nil, errors.New("reboot guard: an incomplete clock")
 	}
-	if now == nil {
-		now = time.Now
-	}
-	return &Guard{dir: stateDir, threshold: threshold, window: window, now: now}, nil
+	g := &Guard{dir: stateDir, threshold: threshold, window: window, clock: clock}
+	g.bootTime = clock.Wall().Round(0).Add(-clock.SinceBoot())
+	return g, nil
 }
 
 // Threshold is the most reboots allowed within Window.
@@ -120,30 +182,59 @@ func (g *Guard) Allow(service string) (bool, error) {
 	if len(recent) >= g.threshold {
 		return false, nil
 	}
-	// Round(0) drops the monotonic reading: the time is stored and compared as a date.
-	recent = append(recent, Entry{Time: g.now().Round(0), Service: service})
+	// Round(0) drops the monotonic reading: the time is stored as a date.
+	recent = append(recent, Entry{
+		Time: g.clock.Wall().Round(0), Service: service,
+		BootID: g.clock.BootID, SinceBoot: g.clock.SinceBoot(), BootTime: g.thisBoot(reboots),
+	})
 	if err := g.save(recent); err != nil {
 		return false, fmt.Errorf("record reboot in %s: %w", g.Path(), err)
 	}
 	return true, nil
 }
 
-// inWindow keeps the reboots newer than now-window, future ones included
-// (see Guard).
+// inWindow keeps the reboots less than a window old (see Guard).
 func (g *Guard) inWindow(reboots []Entry) []Entry {
-	since := g.now().Round(0).Add(-g.window)
+	up, boot := g.clock.SinceBoot(), g.thisBoot(reboots)
 	var kept []Entry
 	for _, r := range reboots {
-		if r.Time.After(since) {
+		if g.age(r, up, boot) < g.window {
 			kept = append(kept, r)
 		}
 	}
 	return kept
 }
 
+// thisBoot is the date this boot began: as recorded with a reboot of this
+// boot already (the earliest record of it), else as the guard found it.
+func (g *Guard) thisBoot(reboots []Entry) time.Time {
+	for _, r := range reboots {
+		if r.BootID == g.clock.BootID && !r.BootTime.IsZero() {
+			return r.BootTime
+		}
+	}
+	return g.bootTime
+}
+
+// age is how long ago r was, now being up since this boot, which began at
+// the date boot.
+func (g *Guard) age(r Entry, up time.Duration, boot time.Time) time.Duration {
+	if r.BootID == g.clock.BootID {
+		return max(up-r.SinceBoot, 0)
+	}
+	now := boot.Add(up)
+	if r.BootID == "" || r.BootTime.IsZero() {
+		// An older pcheck's record, without its boot: dated as that
+		// pcheck dated it (one in the future counts).
+		return max(now.Sub(r.Time), 0)
+	}
+	// An earlier boot's: at least as old as this boot.
+	return max(now.Sub(r.BootTime.Add(r.SinceBoot)), up)
+}
+
 // load reads the state file; a missing one is no reboots yet.
 func (g *Guard) load() ([]Entry, error) {
-	data, err := os.ReadFile(g.Path())
+	data, err := trust.ReadRecord(g.Path())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -17,10 +18,14 @@ import (
 
 var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 
-// fakeClock is a wall clock the test sets.
+// fakeClock is a host's clocks the test sets: the date, the time since
+// boot and the boot. Set moves both clocks, as time passing does; step
+// moves the date alone, as setting it does; boot starts a new boot.
 type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu   sync.Mutex
+	t    time.Time
+	up   time.Duration
+	boot int
 }
 
 func (c *fakeClock) Now() time.Time {
@@ -29,15 +34,47 @@ func (c *fakeClock) Now() time.Time {
 	return c.t
 }
 
+func (c *fakeClock) SinceBoot() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Hour + c.up // booted an hour before the test began
+}
+
 func (c *fakeClock) Set(t time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if !c.t.IsZero() {
+		c.up += t.Sub(c.t)
+	}
 	c.t = t
+}
+
+// step sets the date by d; the time since boot does not move.
+func (c *fakeClock) step(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// reboot ends this boot; the next one is down seconds later and has been
+// up a minute.
+func (c *fakeClock) reboot(down time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.boot++
+	c.t = c.t.Add(down + time.Minute)
+	c.up = time.Minute - time.Hour
+}
+
+func (c *fakeClock) clock() Clock {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return Clock{Wall: c.Now, SinceBoot: c.SinceBoot, BootID: fmt.Sprintf("boot-%d", c.boot)}
 }
 
 func newGuard(t *testing.T, dir string, threshold int, window time.Duration, clock *fakeClock) *Guard {
 	t.Helper()
-	g, err := NewGuard(dir, threshold, window, clock.Now)
+	g, err := NewGuardClock(dir, threshold, window, clock.clock())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,6 +127,7 @@ func TestThresholdAcrossRestarts(t *testing.T) {
 			t.Fatalf("boot %d: got %v, want ErrThresholdReached", boot, err)
 		}
 		clock.Set(clock.Now().Add(10 * time.Minute))
+		clock.reboot(time.Minute)
 	}
 	want := []string{"reboot 1", "reboot 2", "reboot 3"}
 	if got := readCalls(t, record); !slices.Equal(got, want) {
@@ -144,7 +182,7 @@ func TestClockSetBackKeepsCount(t *testing.T) {
 			t.Fatalf("Allow = %v, %v", ok, err)
 		}
 	}
-	clock.Set(t0.Add(-48 * time.Hour))
+	clock.step(-48 * time.Hour)
 	if n, err := g.Count(); n != 2 || err != nil {
 		t.Errorf("Count after the clock went back = %d, %v; want 2", n, err)
 	}
@@ -309,8 +347,11 @@ func TestStateFileFormat(t *testing.T) {
 	var got struct {
 		Version int `json:"version"`
 		Reboots []struct {
-			Time    string `json:"time"`
-			Service string `json:"service"`
+			Time      string `json:"time"`
+			Service   string `json:"service"`
+			BootID    string `json:"boot_id"`
+			SinceBoot int64  `json:"since_boot_ns"`
+			BootTime  string `json:"boot_time"`
 		} `json:"reboots"`
 	}
 	if err := json.Unmarshal(data, &got); err != nil {
@@ -322,6 +363,11 @@ func TestStateFileFormat(t *testing.T) {
 	at, err := time.Parse(time.RFC3339Nano, got.Reboots[0].Time)
 	if err != nil || !at.Equal(t0) {
 		t.Errorf("reboot time %q, want %s", got.Reboots[0].Time, t0)
+	}
+	r := got.Reboots[0]
+	boot, err := time.Parse(time.RFC3339Nano, r.BootTime)
+	if r.BootID != "boot-0" || time.Duration(r.SinceBoot) != time.Hour || err != nil || !boot.Equal(t0.Add(-time.Hour)) {
+		t.Errorf("reboot's boot %q, since boot %d, boot time %q; want boot-0, 1h, %s", r.BootID, r.SinceBoot, r.BootTime, t0.Add(-time.Hour))
 	}
 	if fi, err := os.Stat(filepath.Join(dir, StateFile)); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("state file mode %v, %v; want 0600", fi.Mode(), err)
@@ -354,5 +400,83 @@ func TestFailedCommandStaysCounted(t *testing.T) {
 	}
 	if err := Reboot(context.Background(), g, cmd, "svc", discard()); !errors.Is(err, ErrThresholdReached) {
 		t.Errorf("second Reboot = %v, want ErrThresholdReached", err)
+	}
+}
+
+// Issue 21 #9: reboots are counted by boot and time since boot, so that a
+// date change neither clears the count nor keeps it full.
+func TestDateStepsNeitherClearNorFill(t *testing.T) {
+	allowTwo := func(t *testing.T, g *Guard) {
+		t.Helper()
+		for range 2 {
+			if ok, err := g.Allow("svc"); !ok || err != nil {
+				t.Fatalf("Allow = %v, %v", ok, err)
+			}
+		}
+	}
+	count := func(t *testing.T, g *Guard, want int, allow bool) {
+		t.Helper()
+		if n, err := g.Count(); n != want || err != nil {
+			t.Errorf("Count = %d, %v; want %d", n, err, want)
+		}
+		if ok, err := g.Allow("svc"); ok != allow || err != nil {
+			t.Errorf("Allow = %v, %v; want %v", ok, err, allow)
+		}
+	}
+	t.Run("forward within a boot", func(t *testing.T) {
+		clock := &fakeClock{t: t0}
+		g := newGuard(t, t.TempDir(), 2, time.Hour, clock)
+		allowTwo(t, g)
+		clock.step(48 * time.Hour) // longer than the window
+		count(t, g, 2, false)
+	})
+	t.Run("back within a boot", func(t *testing.T) {
+		clock := &fakeClock{t: t0}
+		g := newGuard(t, t.TempDir(), 2, time.Hour, clock)
+		allowTwo(t, g)
+		clock.step(-48 * time.Hour)
+		count(t, g, 2, false) // still within the hour
+		clock.Set(clock.Now().Add(time.Hour + time.Second))
+		count(t, g, 0, true) // an hour later they aged out, the date notwithstanding
+	})
+	t.Run("forward in the next boot", func(t *testing.T) {
+		clock := &fakeClock{t: t0}
+		dir := t.TempDir()
+		allowTwo(t, newGuard(t, dir, 2, time.Hour, clock))
+		clock.reboot(time.Minute)
+		g := newGuard(t, dir, 2, time.Hour, clock)
+		clock.step(48 * time.Hour)
+		count(t, g, 2, false)
+	})
+	t.Run("back between boots", func(t *testing.T) {
+		clock := &fakeClock{t: t0}
+		dir := t.TempDir()
+		allowTwo(t, newGuard(t, dir, 2, time.Hour, clock))
+		clock.reboot(time.Minute)
+		clock.step(-10 * 365 * 24 * time.Hour) // a node whose clock came up wrong
+		g := newGuard(t, dir, 2, time.Hour, clock)
+		count(t, g, 2, false)
+		// Never younger than this boot: gone a window after it began.
+		clock.Set(clock.Now().Add(time.Hour))
+		count(t, g, 0, true)
+	})
+}
+
+// A record of an older pcheck, without its boot, is dated by its date, as
+// that pcheck did.
+func TestRecordWithoutBoot(t *testing.T) {
+	dir := t.TempDir()
+	old := `{"version":1,"reboots":[{"time":"` + t0.Add(-10*time.Minute).Format(time.RFC3339Nano) + `","service":"a"}]}`
+	if err := os.WriteFile(filepath.Join(dir, StateFile), []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	clock := &fakeClock{t: t0}
+	g := newGuard(t, dir, 3, time.Hour, clock)
+	if n, err := g.Count(); n != 1 || err != nil {
+		t.Errorf("Count = %d, %v; want 1", n, err)
+	}
+	clock.Set(t0.Add(50 * time.Minute))
+	if n, err := g.Count(); n != 0 || err != nil {
+		t.Errorf("Count an hour after it = %d, %v; want 0", n, err)
 	}
 }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/pwatch/pwatch/internal/atomicfile"
 	"github.com/pwatch/pwatch/pkg/proc"
+	"github.com/pwatch/pwatch/pkg/trust"
 )
 
 // Dir is the records' directory inside the state directory.
@@ -135,10 +136,11 @@ func (s *Store) remove(name string) error {
 }
 
 // read decodes dir/name into v; false when it does not exist. A file that
-// cannot be understood is an error naming it.
+// cannot be understood, or fails the trust rule (a symlink, a file others
+// could have written: it could name any pid), is an error naming it.
 func (s *Store) read(name string, v any) (bool, error) {
 	path := filepath.Join(s.dir, name)
-	data, err := os.ReadFile(path)
+	data, err := trust.ReadRecord(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pwatch/pwatch/internal/testpriv"
 	"github.com/pwatch/pwatch/pkg/proc"
 )
 
@@ -101,5 +102,40 @@ func TestCorruptRecordIsAnErrorNamingIt(t *testing.T) {
 	}
 	if _, ok, err := s.Script("web"); ok || err == nil || !strings.Contains(err.Error(), path) {
 		t.Fatalf("Script of a corrupt record = %v, %v; want an error naming %s", ok, err, path)
+	}
+}
+
+// Issue 21 #3: a record is read only if it is root's own file, never
+// through a symlink: a forged one could name any pid for pcheck to kill.
+func TestForgedRecordsAreRefused(t *testing.T) {
+	testpriv.Root(t)
+	state := t.TempDir()
+	s, err := Open(state, "/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ScriptStarted("web", os.Getpid()); err != nil {
+		t.Fatal(err)
+	}
+	record := filepath.Join(state, Dir, "web.script")
+	// A symlink to a good record is still refused.
+	if err := os.Rename(record, filepath.Join(state, "elsewhere")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(state, "elsewhere"), record); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := s.Script("web"); ok || err == nil || !strings.Contains(err.Error(), record+": a symlink") {
+		t.Errorf("Script through a symlink = %v, %v; want refused, naming it", ok, err)
+	}
+	os.Remove(record)
+	if err := os.Rename(filepath.Join(state, "elsewhere"), record); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(record, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := s.Script("web"); ok || err == nil || !strings.Contains(err.Error(), record+": owned by uid 65534") {
+		t.Errorf("Script of uid 65534's record = %v, %v; want refused, naming it", ok, err)
 	}
 }

@@ -137,6 +137,9 @@ type Deps struct {
 	// ExitWait bounds the wait for a dead process's files to close before
 	// its restart; 0 is 5s.
 	ExitWait time.Duration
+	// UnsafeSkipTrust makes the trust rule's refusals just before a
+	// script runs warnings (--unsafe-skip-trust-check: tests only).
+	UnsafeSkipTrust bool
 }
 
 // MonotonicClock is the real clock: time since the process started, which

@@ -252,7 +252,7 @@ func (s *Service) restartOnce(ctx context.Context, reason string, oldPID, attemp
 		env = append(env, causeEnv(s.lastDeathEnding())...)
 	}
 	// Recorded while it runs: a pcheck started meanwhile waits for it.
-	err := runScript(ctx, s.cfg.RestartScript, env, s.scriptLogger("restart_script"), s.scriptStarted)
+	err := s.runScript(ctx, s.cfg.RestartScript, env, s.scriptLogger("restart_script"), s.scriptStarted)
 	s.scriptEnded()
 	if err != nil {
 		return nil, fmt.Errorf("restart script: %w", err)
@@ -300,7 +300,7 @@ func (s *Service) retryOver(ctx context.Context) {
 	if len(s.cfg.RetryOverScript) > 0 {
 		sctx, cancel := context.WithTimeout(ctx, s.cfg.RestartTimeout)
 		env := append([]string{"PWATCH_SERVICE=" + s.cfg.Name, "PWATCH_ACTION=" + action.String()}, causeEnv(s.lastDeathEnding())...)
-		err := runScript(sctx, s.cfg.RetryOverScript, env, s.scriptLogger("retry_over_script"), nil)
+		err := s.runScript(sctx, s.cfg.RetryOverScript, env, s.scriptLogger("retry_over_script"), nil)
 		cancel()
 		if err != nil {
 			s.d.Slog.Warn("retry_over_script failed", "service", s.cfg.Name, "error", err)

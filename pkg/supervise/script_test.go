@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -72,6 +73,24 @@ func TestRunScriptDoesNotInheritSystemdNotify(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.waitFor(t, "notify=unset watchdog=unset keep=kept")
+}
+
+// Issue 21, also: a restart script runs in the fixed environment, however
+// pcheck was started: PATH, umask 022, cwd /, and of pcheck's variables
+// only the PWATCH_* ones.
+func TestRunScriptFixedEnvironment(t *testing.T) {
+	t.Setenv("PCHECK_SECRET", "leaked")
+	t.Setenv("PATH", t.TempDir()+":/usr/bin:/bin")
+	t.Setenv("PWATCH_KEEP", "kept")
+	t.Chdir(t.TempDir())
+	old := syscall.Umask(0o077)
+	t.Cleanup(func() { syscall.Umask(old) })
+	s := writeScript(t, `echo "path=$PATH umask=$(umask) cwd=$(pwd) secret=${PCHECK_SECRET:-unset} keep=$PWATCH_KEEP"`)
+	l := newLineLog()
+	if err := runScript(context.Background(), []string{s}, nil, l.add, nil); err != nil {
+		t.Fatal(err)
+	}
+	l.waitFor(t, "path=/usr/sbin:/usr/bin:/sbin:/bin umask=0022 cwd=/ secret=unset keep=kept")
 }
 
 // A line longer than we log is cut, and reading goes on: the script must

@@ -202,6 +202,11 @@ func (s *Service) Stop(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("stop not accepted: %w", err)
 	}
+	// Kept before anything changes: a stop that a pcheck restart would
+	// forget is refused whole (the loop keeps it again once it has let go).
+	if err := s.keep(opstate.Paused); err != nil {
+		return fmt.Errorf("not stopped: a pcheck restart would not know it is: %w", err)
+	}
 	s.mu.Lock()
 	s.paused = true
 	if s.cancel != nil {
@@ -220,6 +225,13 @@ func (s *Service) Stop(ctx context.Context) error {
 func (s *Service) Start(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("start not accepted: %w", err)
+	}
+	// Cleared before anything changes: a start that a pcheck restart would
+	// undo (stopping the service again) is refused whole.
+	if s.d.Memory != nil {
+		if err := s.d.Memory.Drop(s.cfg.Name); err != nil {
+			return fmt.Errorf("not started: a pcheck restart would leave it as before: %w", err)
+		}
 	}
 	if !s.push(input{kind: inStart}) {
 		return errNotRunning

@@ -3,17 +3,19 @@
 // written it. A file passes when it is owned by root or that uid and not
 // writable by group or others, and so is every directory it is reached
 // through, up to /; a sticky directory owned by root (/tmp) passes too,
-// since no one can replace what root put there. Symlinks are followed one
-// name at a time, as the kernel does, so the directories a link is found
-// in and those it leads through are all checked.
+// since no one can replace what root put there; but a name missing from
+// such a directory fails, since anyone can create it. Symlinks are followed
+// one name at a time, as the kernel does, so the directories a link is
+// found in and those it leads through are all checked.
+//
+// The rule is checked when the rules are loaded, and again, through the
+// opened file, each time a program is run (Open).
 package trust
 
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -71,6 +73,7 @@ type Checker struct {
 	runsAs  string
 	verdict map[string]*Problem // by path; nil: passed
 	pending Problems
+	anyway  bool // open what fails too (OpenAnyway)
 }
 
 // New returns a Checker that trusts root and the process's effective uid.
@@ -101,7 +104,7 @@ func (c *Checker) Take() Problems {
 // Rules checks a pfile, or a directory of pfiles, that pcheck reads as
 // its rules.
 func (c *Checker) Rules(path string) {
-	real, fi := c.resolve(path, path, "which pcheck reads as rules", 0)
+	real, fi, _ := c.resolve(path, path, "which pcheck reads as rules", 0)
 	if fi == nil {
 		return // missing: loading it says so
 	}
@@ -120,55 +123,17 @@ func (c *Checker) Rules(path string) {
 // Dir checks a directory that holds something pcheck relies on (holds:
 // "pcheck's control socket"), as it checks a pfile's.
 func (c *Checker) Dir(path, holds string) {
-	real, fi := c.resolve(path, path, "which holds "+holds, 0)
+	real, fi, openIn := c.resolve(path, path, "which holds "+holds, 0)
+	use := "it holds " + holds + reachedAs(real, path)
 	if fi == nil {
+		c.missing(real, openIn, use) // else pcheck creates it, root's
 		return
 	}
-	use := "it holds " + holds + reachedAs(real, path)
 	if !fi.IsDir() {
 		c.fail(real, "not a directory; "+use)
 		return
 	}
 	c.judge(real, path, fi, use, true)
-}
-
-// Program checks a program pcheck runs as root (a restart script, the
-// reboot command), and the interpreter its #! line names. A name without a
-// slash is looked up in $PATH, as exec does.
-func (c *Checker) Program(path string) { c.program(path, "", 0) }
-
-func (c *Checker) program(path, interpreterOf string, depth int) {
-	if !strings.Contains(path, "/") {
-		found, err := exec.LookPath(path)
-		if err != nil {
-			return // not found: running it says so
-		}
-		path = found
-	}
-	use := "pcheck runs it as " + c.runsAs
-	if interpreterOf != "" {
-		use = fmt.Sprintf("pcheck runs it as %s, as the #! interpreter of %s", c.runsAs, interpreterOf)
-	}
-	real, fi := c.resolve(path, path, "which pcheck runs as "+c.runsAs, 0)
-	if fi == nil {
-		return // missing: running it says so
-	}
-	use += reachedAs(real, path)
-	if !fi.Mode().IsRegular() {
-		c.fail(real, "not a regular file; "+use)
-		return
-	}
-	if !c.judge(real, path, fi, use, false) || depth >= maxInterpreters {
-		return
-	}
-	interp, err := interpreter(real)
-	if err != nil {
-		c.fail(real, fmt.Sprintf("cannot read its #! line to check the interpreter: %v; %s", unwrapPath(err), use))
-		return
-	}
-	for _, p := range interp {
-		c.program(p, path, depth+1)
-	}
 }
 
 // reachedAs names the path a file was given as, when that is not its real
@@ -180,61 +145,25 @@ func reachedAs(real, given string) string {
 	return " (as " + given + ")"
 }
 
-// interpreter returns the programs a script's #! line makes the kernel
-// run: the interpreter, and with env(1) the command env looks up.
-func interpreter(path string) ([]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	buf := make([]byte, 256) // the kernel reads no more of a #! line
-	n, err := io.ReadFull(f, buf)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return nil, err
-	}
-	line, ok := strings.CutPrefix(string(buf[:n]), "#!")
-	if !ok {
-		return nil, nil
-	}
-	line, _, _ = strings.Cut(line, "\n")
-	words := strings.Fields(line)
-	if len(words) == 0 {
-		return nil, nil
-	}
-	interp := words[0]
-	if !strings.Contains(interp, "/") {
-		interp = "./" + interp // the kernel does not search $PATH
-	}
-	out := []string{interp}
-	if filepath.Base(words[0]) == "env" {
-		for _, w := range words[1:] {
-			if !strings.HasPrefix(w, "-") && !strings.Contains(w, "=") {
-				out = append(out, w)
-				break
-			}
-		}
-	}
-	return out, nil
-}
-
 // resolve walks path from / one name at a time, checking every directory
 // it passes through for subject (what the walk is for, shown in messages:
 // "which pcheck runs as root"), and returns the real path of the last name
 // and its Lstat. fi is nil when a name is missing, or when the path cannot
-// be followed (a problem then says why).
-func (c *Checker) resolve(path, subject, use string, links int) (real string, fi os.FileInfo) {
+// be followed (a problem then says why). A name missing from a directory
+// that passed the rule only as root's sticky one also names that
+// directory, openIn: anyone can create the name there.
+func (c *Checker) resolve(path, subject, use string, links int) (real string, fi os.FileInfo, openIn string) {
 	if !filepath.IsAbs(path) {
 		wd, err := os.Getwd()
 		if err != nil {
 			c.fail(path, fmt.Sprintf("cannot check a relative path: %v", err))
-			return path, nil
+			return path, nil, ""
 		}
 		path = wd + "/" + path
 	}
 	cur := "/"
 	if !c.checkDir(cur, subject, use) {
-		return path, nil
+		return path, nil, ""
 	}
 	names := strings.FieldsFunc(path, func(r rune) bool { return r == '/' })
 	for i, name := range names {
@@ -248,54 +177,87 @@ func (c *Checker) resolve(path, subject, use string, links int) (real string, fi
 		}
 		next := filepath.Join(cur, name)
 		fi, err := os.Lstat(next)
-		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
-			return next, nil
+		if errors.Is(err, os.ErrNotExist) {
+			return next, nil, c.openToAll(cur)
+		}
+		if errors.Is(err, syscall.ENOTDIR) {
+			return next, nil, ""
 		}
 		if err != nil {
 			c.fail(next, fmt.Sprintf("cannot check it: %v", unwrapPath(err)))
-			return next, nil
+			return next, nil, ""
 		}
 		if fi.Mode()&os.ModeSymlink != 0 {
 			// The link's own owner and mode do not matter: only whoever
 			// can write its directory (checked) can change it.
 			if links++; links > maxLinks {
 				c.fail(path, "too many levels of symbolic links")
-				return next, nil
+				return next, nil, ""
 			}
 			target, err := os.Readlink(next)
 			if err != nil {
 				c.fail(next, fmt.Sprintf("cannot read the symlink: %v", unwrapPath(err)))
-				return next, nil
+				return next, nil, ""
 			}
 			if !filepath.IsAbs(target) {
 				target = cur + "/" + target
 			}
-			real, fi := c.resolve(target, subject, use, links)
+			real, fi, openIn := c.resolve(target, subject, use, links)
 			if last || fi == nil {
-				return real, fi
+				return real, fi, openIn
 			}
 			if !fi.IsDir() || !c.checkDir(real, subject, use) {
-				return real, nil
+				return real, nil, ""
 			}
 			cur = real
 			continue
 		}
 		if last {
-			return next, fi
+			return next, fi, ""
 		}
 		if !fi.IsDir() {
-			return next, nil
+			return next, nil, ""
 		}
 		if !c.checkDir(next, subject, use) {
-			return next, nil
+			return next, nil, ""
 		}
 		cur = next
 	}
 	fi, err := os.Lstat(cur)
 	if err != nil {
-		return cur, nil
+		return cur, nil, ""
 	}
-	return cur, fi
+	return cur, fi, ""
+}
+
+// openToAll is dir when others than root may create names in it: a
+// directory that passed the rule as root's sticky one. A directory that
+// failed the rule has its problem already.
+func (c *Checker) openToAll(dir string) string {
+	if p := c.verdict[dir]; p != nil {
+		return ""
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil || fi.Mode().Perm()&0o022 == 0 {
+		return ""
+	}
+	return dir
+}
+
+// missing records a file that does not exist in openIn (when set), where
+// anyone can create it: it fails like a file of theirs.
+func (c *Checker) missing(path, openIn, use string) {
+	if openIn == "" {
+		return
+	}
+	fi, err := os.Lstat(openIn)
+	mode := "sticky"
+	if err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			mode += ", mode " + octal(st.Mode)
+		}
+	}
+	c.fail(path, fmt.Sprintf("does not exist, and anyone can create it in %s (%s); %s", openIn, mode, use))
 }
 
 // checkDir checks a directory the walk passes through; false when it

@@ -1,6 +1,7 @@
 package trust
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -208,10 +209,15 @@ func TestInterpreter(t *testing.T) {
 		interp: "writable by others (mode 0777); pcheck runs it as " + c.runsAs + ", as the #! interpreter of " + direct,
 	})
 
-	t.Setenv("PATH", dir+":/usr/bin:/bin")
-	viaEnv := write(t, filepath.Join(dir, "b.restart"), "#!/usr/bin/env -S FOO=1 myshell -x\nexit 0\n", 0o755)
+	viaEnv := write(t, filepath.Join(dir, "b.restart"), "#!/usr/bin/env -S FOO=1 PATH="+dir+":/usr/bin myshell -x\nexit 0\n", 0o755)
 	c.Program(viaEnv)
 	expect(t, c.Take(), map[string]string{interp: "writable by others"})
+
+	// env looks in the PATH scripts run with, never in pcheck's own.
+	t.Setenv("PATH", dir+":/usr/bin:/bin")
+	viaPcheckPath := write(t, filepath.Join(dir, "c.restart"), "#!/usr/bin/env myshell\nexit 0\n", 0o755)
+	c.Program(viaPcheckPath)
+	expect(t, c.Take(), nil)
 
 	// An interpreter whose own #! names an unsafe one: nested, as the
 	// kernel allows.
@@ -250,4 +256,152 @@ func TestService(t *testing.T) {
 		restart: "writable by group (mode 0775); pcheck runs it as ",
 		over:    "writable by others (mode 0757)",
 	})
+}
+
+// rootSticky makes a directory like /tmp: root's, mode 1777.
+func rootSticky(t *testing.T) string {
+	t.Helper()
+	testpriv.Root(t)
+	return mkdir(t, filepath.Join(t.TempDir(), "sticky"), 0o777|os.ModeSticky)
+}
+
+// A file missing from root's sticky directory fails like one of another
+// user's: anyone can create it there, and pcheck would run theirs. So do
+// an interpreter, a symlink's target and a directory missing there.
+func TestMissingInStickyDirectory(t *testing.T) {
+	sticky := rootSticky(t)
+	safe := mkdir(t, filepath.Join(t.TempDir(), "safe"), 0o755)
+	script := filepath.Join(sticky, "later.restart")
+	interpOf := write(t, filepath.Join(safe, "a.restart"), "#!"+filepath.Join(sticky, "later-shell")+"\n", 0o755)
+	link := filepath.Join(safe, "link.restart")
+	if err := os.Symlink(filepath.Join(sticky, "later-target"), link); err != nil {
+		t.Fatal(err)
+	}
+	deep := filepath.Join(sticky, "later-dir", "x.restart")
+	c := New()
+	c.Program(script)
+	c.Program(interpOf)
+	c.Program(link)
+	c.Program(deep)
+	c.Dir(filepath.Join(sticky, "later-state"), "pcheck's state")
+	mode := "(sticky, mode 1777)"
+	expect(t, c.Take(), map[string]string{
+		script:                                "does not exist, and anyone can create it in " + sticky + " " + mode + "; pcheck runs it as root",
+		filepath.Join(sticky, "later-shell"):  "does not exist, and anyone can create it in " + sticky + " " + mode + "; pcheck runs it as root, as the #! interpreter of " + interpOf,
+		filepath.Join(sticky, "later-target"): "does not exist, and anyone can create it in " + sticky,
+		filepath.Join(sticky, "later-dir"):    "does not exist, and anyone can create it in " + sticky,
+		filepath.Join(sticky, "later-state"):  "does not exist, and anyone can create it in " + sticky + " " + mode + "; it holds pcheck's state",
+	})
+
+	// Missing from a directory only root can write is no problem: only
+	// root can create it.
+	c.Program(filepath.Join(safe, "later.restart"))
+	expect(t, c.Take(), nil)
+}
+
+// #!/usr/bin/env NAME: NAME is looked up as env will, along the whole
+// PATH; a directory before the one it is found in, where it is missing
+// but anyone could create it, is a hole.
+func TestEnvLooksAlongThePath(t *testing.T) {
+	sticky := rootSticky(t)
+	safe := mkdir(t, filepath.Join(t.TempDir(), "safe"), 0o755)
+	write(t, filepath.Join(safe, "myshell"), "", 0o755)
+	holeFirst := write(t, filepath.Join(safe, "a.restart"), "#!/usr/bin/env -S PATH="+sticky+":"+safe+" myshell\n", 0o755)
+	safeFirst := write(t, filepath.Join(safe, "b.restart"), "#!/usr/bin/env -S PATH="+safe+":"+sticky+" myshell\n", 0o755)
+	c := New()
+	c.Program(holeFirst)
+	expect(t, c.Take(), map[string]string{
+		filepath.Join(sticky, "myshell"): "does not exist, and anyone can create it in " + sticky + " (sticky, mode 1777); env runs it as root for the #! line of " + holeFirst,
+	})
+	c.Program(safeFirst)
+	expect(t, c.Take(), nil)
+
+	// What pcheck cannot follow is refused, not guessed.
+	opaque := write(t, filepath.Join(safe, "c.restart"), "#!/usr/bin/env -u HOME myshell\n", 0o755)
+	c.Program(opaque)
+	expect(t, c.Take(), map[string]string{opaque: `its #! line runs env with option "-u" without -S: pcheck cannot tell which program env runs`})
+}
+
+func TestEnvCommand(t *testing.T) {
+	for _, tc := range []struct{ arg, cmd, path, err string }{
+		{"", "", SafePath, ""},
+		{"sh", "sh", SafePath, ""},
+		{"python3 -u", "python3 -u", SafePath, ""}, // without -S env runs "python3 -u", as Linux does
+		{"A=1", "", SafePath, ""},
+		{"-S python3 -u", "python3", SafePath, ""},
+		{"-Spython3", "python3", SafePath, ""},
+		{"-S A=1 PATH=/opt/bin bash", "bash", "/opt/bin", ""},
+		{"-S -i bash", "bash", defaultExecPath, ""},
+		{"-S -C /tmp bash", "", "", `option "-C"`},
+		{"-S '/x y'", "", "", "quotes"},
+		{"-i bash", "", "", "without -S"},
+	} {
+		cmd, path, err := envCommand(tc.arg)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("envCommand(%q) = %q, %q, %v; want an error with %q", tc.arg, cmd, path, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || cmd != tc.cmd || path != tc.path {
+			t.Errorf("envCommand(%q) = %q, %q, %v; want %q, %q", tc.arg, cmd, path, err, tc.cmd, tc.path)
+		}
+	}
+}
+
+// Open checks the program now, through the file it opens, and gives the
+// argv the kernel's #! handling would: interpreter, its argument, the
+// script's path, the script's arguments.
+func TestOpenExpandsTheChain(t *testing.T) {
+	dir := t.TempDir()
+	inner := write(t, filepath.Join(dir, "inner"), "#!/bin/sh -e\n", 0o755)
+	script := write(t, filepath.Join(dir, "x.restart"), "#! "+inner+"  -x -y \nexit 0\n", 0o755)
+	o, err := Open([]string{script, "a b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	want := []string{"/bin/sh", "-e", inner, "-x -y", script, "a b"}
+	if strings.Join(o.Argv, "|") != strings.Join(want, "|") {
+		t.Errorf("argv %q, want %q", o.Argv, want)
+	}
+	sh, err := os.Stat("/bin/sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := o.File.Stat(); err != nil || !os.SameFile(fi, sh) {
+		t.Errorf("the file to exec is not /bin/sh: %v, %v", fi, err)
+	}
+
+	// A name without a slash is found in SafePath, whatever pcheck's PATH.
+	t.Setenv("PATH", dir)
+	o2, err := Open([]string{"true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o2.Close()
+	if o2.Argv[0] != "true" || !strings.HasPrefix(o2.File.Name(), "/usr/") && !strings.HasPrefix(o2.File.Name(), "/bin/") {
+		t.Errorf("true found as %s (argv %q)", o2.File.Name(), o2.Argv)
+	}
+}
+
+func TestOpenRefuses(t *testing.T) {
+	testpriv.Root(t)
+	dir := t.TempDir()
+	theirs := write(t, filepath.Join(dir, "x.restart"), "#!/bin/sh\n", 0o755)
+	chown(t, theirs, nobody)
+	_, err := Open([]string{theirs})
+	var r *Refusal
+	if !errors.As(err, &r) || r.Program != theirs || !strings.Contains(err.Error(), theirs+": owned by uid 65534 (nobody), not root; pcheck runs it as root") {
+		t.Fatalf("Open = %v, want a refusal naming the owner", err)
+	}
+	// Several problems make one line (for syslog).
+	group := mkdir(t, filepath.Join(dir, "group"), 0o775)
+	both := write(t, filepath.Join(group, "y.restart"), "#!/bin/sh\n", 0o775)
+	if _, err := Open([]string{both}); !errors.As(err, &r) || len(r.Problems) != 2 || strings.Contains(r.Why(), "\n") || !strings.Contains(r.Why(), "; "+both+": writable by group") {
+		t.Errorf("Open = %v; want two problems on one line", err)
+	}
+	if _, err := Open([]string{filepath.Join(dir, "missing")}); !errors.Is(err, os.ErrNotExist) || errors.As(err, &r) {
+		t.Errorf("Open of a missing file = %v, want not-exist (no refusal)", err)
+	}
 }
