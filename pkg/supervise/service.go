@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pwatch/pwatch/internal/quote"
 	"github.com/pwatch/pwatch/pkg/exitwatch"
 	"github.com/pwatch/pwatch/pkg/msg"
 	"github.com/pwatch/pwatch/pkg/opstate"
@@ -674,7 +675,7 @@ func (s *Service) log(m msg.Message) {
 // scriptLogger logs one line of a script's output.
 func (s *Service) scriptLogger(script string) func(string) {
 	return func(line string) {
-		s.d.Slog.Info("script output", "service", s.cfg.Name, "script", script, "line", line)
+		s.d.Slog.Info("script output", "service", s.cfg.Name, "script", script, "line", quote.String(line))
 	}
 }
 
@@ -724,7 +725,7 @@ func causeEnv(e *msg.Ending) []string {
 	}
 	env = append(env, "PWATCH_SIGNAL="+strconv.Itoa(e.Signal))
 	if e.SenderPID != 0 && e.ByPcheck == "" {
-		env = append(env, "PWATCH_SENDER_PID="+strconv.Itoa(e.SenderPID), "PWATCH_SENDER_COMM="+e.SenderComm)
+		env = append(env, "PWATCH_SENDER_PID="+strconv.Itoa(e.SenderPID), "PWATCH_SENDER_COMM="+quote.String(e.SenderComm))
 	}
 	return env
 }
