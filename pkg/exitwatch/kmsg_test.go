@@ -26,11 +26,11 @@ func TestParseOOMRecord(t *testing.T) {
 		t.Errorf("killed: %+v, %v", r, ok)
 	}
 	for name, rec := range map[string]string{
-		"global OOM": "3,9,5,-;Out of memory: Killed process 77 (java) total-vm:1kB, anon-rss:2kB, file-rss:3kB, shmem-rss:4kB, UID:1000 pgtables:8kB oom_score_adj:-100\n",
-		"allocating task": "3,9,5,-;Out of memory (oom_kill_allocating_task): Killed process 77 (a) total-vm:1kB, anon-rss:2kB, file-rss:3kB, shmem-rss:4kB, UID:0 pgtables:8kB oom_score_adj:0\n",
+		"global OOM":               "3,9,5,-;Out of memory: Killed process 77 (java) total-vm:1kB, anon-rss:2kB, file-rss:3kB, shmem-rss:4kB, UID:1000 pgtables:8kB oom_score_adj:-100\n",
+		"allocating task":          "3,9,5,-;Out of memory (oom_kill_allocating_task): Killed process 77 (a) total-vm:1kB, anon-rss:2kB, file-rss:3kB, shmem-rss:4kB, UID:0 pgtables:8kB oom_score_adj:0\n",
 		"a comm with ) and digits": "3,9,5,-;Out of memory: Killed process 77 (x) total-vm:9kB) total-vm:1kB, anon-rss:2kB, file-rss:3kB, shmem-rss:4kB, UID:0 pgtables:8kB oom_score_adj:0\n",
-		"no cpusets, no memcg": "6,9,5,-;oom-kill:constraint=CONSTRAINT_NONE,nodemask=0-1,4,task=a,pid=77,uid=0\n",
-		"with a dictionary":    "3,9,5,c,extra;Out of memory: Killed process 77 (a) total-vm:1kB, anon-rss:2kB, file-rss:3kB, shmem-rss:4kB\n SUBSYSTEM=mem\n",
+		"no cpusets, no memcg":     "6,9,5,-;oom-kill:constraint=CONSTRAINT_NONE,nodemask=0-1,4,task=a,pid=77,uid=0\n",
+		"with a dictionary":        "3,9,5,c,extra;Out of memory: Killed process 77 (a) total-vm:1kB, anon-rss:2kB, file-rss:3kB, shmem-rss:4kB\n SUBSYSTEM=mem\n",
 	} {
 		if r, ok := parseOOMRecord(rec); !ok || r.pid != 77 {
 			t.Errorf("%s: %+v, %v; want pid 77", name, r, ok)
