@@ -210,7 +210,7 @@ func (d *daemon) serveHTTP(cfg Config) (func(), error) {
 		mux(cfg.MetricsListen).Handle("/metrics", m.Handler())
 	}
 	if cfg.HealthListen != "" {
-		h := metrics.HealthHandler(src)
+		h := metrics.HealthHandler(healthSource{d})
 		mux(cfg.HealthListen).Handle("/healthz", h)
 		mux(cfg.HealthListen).Handle("/healthz/", h)
 	}

@@ -267,6 +267,21 @@ func (s *Service) next() (input, bool) {
 
 // Status is a snapshot for padmin.
 func (s *Service) Status() Status {
+	st := s.Kept()
+	if st.State == Paused {
+		// Nothing is watched while paused, but the processes still run:
+		// show what runs now (a failed scan shows none rather than guess).
+		if found, err := s.d.Processes.Find(); err == nil {
+			st.PIDs = pidsOf(found)
+		}
+	}
+	return st
+}
+
+// Kept is Status from what the supervisor keeps, never reading /proc (a
+// paused service shows no pids): what /healthz answers from, however
+// often it is asked.
+func (s *Service) Kept() Status {
 	s.mu.Lock()
 	now := s.d.Clock.Now()
 	recent := len(s.recentAttempts(now))
@@ -287,13 +302,6 @@ func (s *Service) Status() Status {
 		st.UpSince, st.Uptime = s.upSince, now-s.upSince
 	}
 	s.mu.Unlock()
-	if st.State == Paused {
-		// Nothing is watched while paused, but the processes still run:
-		// show what runs now (a failed scan shows none rather than guess).
-		if found, err := s.d.Processes.Find(); err == nil {
-			st.PIDs = pidsOf(found)
-		}
-	}
 	return st
 }
 
