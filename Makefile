@@ -35,8 +35,14 @@ vet: ## go vet
 lint: vet ## go vet and gofmt
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
-fuzz: ## run the pfile fuzzer for a while (FUZZTIME, default 2m)
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-2m} ./pkg/pfile/
+# package:fuzzer, each run for FUZZTIME by make fuzz
+FUZZERS = ./pkg/pfile/:FuzzParse ./pkg/exitwatch/:FuzzOOMRecord ./internal/quote/:FuzzString
+
+fuzz: ## run each fuzzer (pfile parser, kernel-log parser, quoting) for a while (FUZZTIME each, default 2m)
+	@set -e; for f in $(FUZZERS); do \
+		echo "fuzz $${f#*:} in $${f%%:*}"; \
+		$(GO) test -run '^$$' -fuzz "^$${f#*:}$$" -fuzztime $${FUZZTIME:-2m} $${f%%:*}; \
+	done
 
 demo: build ## start a demo web server and pcheck watching it (needs root)
 	scripts/demo.sh

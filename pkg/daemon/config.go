@@ -29,6 +29,9 @@ type Config struct {
 	// MetricsListen and HealthListen are the addresses of the Prometheus
 	// metrics (/metrics) and health (/healthz) endpoints; "" is off.
 	MetricsListen, HealthListen string
+	// HTTPMaxConns caps each of those listeners' connections (< 1:
+	// metrics.DefaultMaxConns); a low RLIMIT_NOFILE lowers it (fds.go).
+	HTTPMaxConns int
 	// SkipTrustCheck turns the trust rule's refusals into warnings
 	// (pkg/trust): for tests only.
 	SkipTrustCheck bool

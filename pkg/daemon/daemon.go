@@ -218,9 +218,22 @@ func (d *daemon) serveHTTP(cfg Config) (func(), error) {
 		mux(cfg.MetricsListen).Handle("/metrics", m.Handler())
 	}
 	if cfg.HealthListen != "" {
-		h := metrics.HealthHandler(src)
+		h := metrics.HealthHandler(healthSource{d})
 		mux(cfg.HealthListen).Handle("/healthz", h)
 		mux(cfg.HealthListen).Handle("/healthz/", h)
+	}
+	limit, err := raiseFDLimit()
+	if err != nil {
+		return nil, err
+	}
+	want := cfg.HTTPMaxConns
+	if want < 1 {
+		want = metrics.DefaultMaxConns
+	}
+	maxConns := httpConnCap(limit, len(muxes), want)
+	if maxConns < want {
+		slog.Warn("RLIMIT_NOFILE is low: the http listeners hold fewer connections than asked, to keep file descriptors for probes and recoveries",
+			"nofile", limit, "http_max_conns", want, "each", maxConns)
 	}
 	var servers []*metrics.Server
 	stop := func() {
@@ -229,12 +242,12 @@ func (d *daemon) serveHTTP(cfg Config) (func(), error) {
 		}
 	}
 	for addr, m := range muxes {
-		s, err := metrics.Listen(addr, m, slog)
+		s, err := metrics.Listen(addr, m, slog, maxConns)
 		if err != nil {
 			stop()
 			return nil, fmt.Errorf("listen %s: %w", addr, err)
 		}
-		slog.Info("serving http", "addr", s.Addr().String())
+		slog.Info("serving http", "addr", s.Addr().String(), "max_conns", maxConns)
 		servers = append(servers, s)
 	}
 	return stop, nil

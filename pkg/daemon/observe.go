@@ -11,10 +11,23 @@ import (
 type metricsSource struct{ d *daemon }
 
 func (m metricsSource) Services() []metrics.ServiceState {
-	svcs, _ := m.d.pick("")
+	return m.d.serviceStates((*supervise.Service).Status)
+}
+
+// healthSource is what /healthz reads: the supervisors' kept state only,
+// so that no request, however many, makes pcheck read /proc.
+type healthSource struct{ d *daemon }
+
+func (h healthSource) Services() []metrics.ServiceState {
+	return h.d.serviceStates((*supervise.Service).Kept)
+}
+
+// serviceStates is every service as status says it.
+func (d *daemon) serviceStates(status func(*supervise.Service) supervise.Status) []metrics.ServiceState {
+	svcs, _ := d.pick("")
 	out := make([]metrics.ServiceState, 0, len(svcs))
 	for _, s := range svcs {
-		st := s.Status()
+		st := status(s)
 		ms := metrics.ServiceState{
 			Name: st.Name, State: st.State.String(), Up: st.State == supervise.Up,
 			Processes: len(st.PIDs), RestartsInGrace: st.Restarts,

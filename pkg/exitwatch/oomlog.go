@@ -3,9 +3,6 @@ package exitwatch
 import (
 	"errors"
 	"os"
-	"regexp"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -99,51 +96,22 @@ func (l *oomLog) drain() {
 	}
 }
 
-var (
-	// oom-kill:constraint=CONSTRAINT_MEMCG,...,task_memcg=/web,task=alloc,pid=123,uid=0
-	oomKillLine = regexp.MustCompile(`oom-kill:.*task_memcg=([^,]*),task=.*,pid=(\d+),`)
-	// Memory cgroup out of memory: Killed process 123 (alloc) total-vm:..kB, anon-rss:1kB, file-rss:2kB, shmem-rss:3kB, ...
-	killedLine = regexp.MustCompile(`Killed process (\d+) \(.*\) total-vm:\d+kB, anon-rss:(\d+)kB, file-rss:(\d+)kB, shmem-rss:(\d+)kB`)
-)
-
-// record parses one kmsg record: "PRI,SEQ,TS_USEC,FLAGS;MESSAGE\n".
+// record takes one kmsg record that is part of an OOM report
+// (parseOOMRecord): the summary's memcg waits for its Killed line.
 func (l *oomLog) record(rec string) {
-	head, text, ok := strings.Cut(rec, ";")
-	if !ok {
+	r, ok := parseOOMRecord(rec)
+	switch {
+	case !ok:
 		return
-	}
-	fields := strings.Split(head, ",")
-	if len(fields) < 3 {
-		return
-	}
-	usec, err := strconv.ParseUint(fields[2], 10, 64)
-	if err != nil {
-		return
-	}
-	text, _, _ = strings.Cut(text, "\n")
-	if !strings.Contains(text, "oom-kill:") && !strings.Contains(text, "Killed process") {
-		return // most records: no regular expression for them
-	}
-	if m := oomKillLine.FindStringSubmatch(text); m != nil {
-		pid, _ := strconv.Atoi(m[2])
+	case !r.killed:
 		if len(l.memcgs) > maxOOMReports {
 			clear(l.memcgs)
 		}
-		l.memcgs[pid] = m[1]
+		l.memcgs[r.pid] = r.memcg
 		return
 	}
-	m := killedLine.FindStringSubmatch(text)
-	if m == nil {
-		return
-	}
-	pid, _ := strconv.Atoi(m[1])
-	var rss int64
-	for _, s := range m[2:] {
-		kb, _ := strconv.ParseInt(s, 10, 64)
-		rss += kb
-	}
-	l.reports = append(l.reports, oomReport{pid: pid, memcg: l.memcgs[pid], rssKiB: rss, atNs: usec * 1000})
-	delete(l.memcgs, pid)
+	l.reports = append(l.reports, oomReport{pid: r.pid, memcg: l.memcgs[r.pid], rssKiB: r.rssKiB, atNs: r.atNs})
+	delete(l.memcgs, r.pid)
 	if len(l.reports) > maxOOMReports {
 		l.reports = l.reports[len(l.reports)-maxOOMReports:]
 	}

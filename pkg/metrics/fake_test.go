@@ -83,7 +83,7 @@ func serve(t *testing.T, h http.Handler, log *slog.Logger) string {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	srv, err := Listen("127.0.0.1:0", h, log)
+	srv, err := Listen("127.0.0.1:0", h, log, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

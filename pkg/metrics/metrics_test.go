@@ -313,14 +313,14 @@ func TestMetricNamesPassLint(t *testing.T) {
 func TestListenRefusesATakenPort(t *testing.T) {
 	base := serve(t, http.NotFoundHandler(), nil)
 	addr := strings.TrimPrefix(base, "http://")
-	if srv, err := Listen(addr, http.NotFoundHandler(), slog.Default()); err == nil {
+	if srv, err := Listen(addr, http.NotFoundHandler(), slog.Default(), 0); err == nil {
 		srv.Close()
 		t.Fatalf("Listen(%s) twice: no error", addr)
 	}
 }
 
 func TestCloseStopsServing(t *testing.T) {
-	srv, err := Listen("127.0.0.1:0", New(&fakeSource{}, Options{}).Handler(), slog.Default())
+	srv, err := Listen("127.0.0.1:0", New(&fakeSource{}, Options{}).Handler(), slog.Default(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}

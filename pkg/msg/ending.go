@@ -7,6 +7,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pwatch/pwatch/internal/quote"
 )
 
 // Ending is how a process ended, and why, as exitwatch reports it.
@@ -22,7 +24,9 @@ type Ending struct {
 	Memcg  string
 	RSSKiB int64
 	// ByPcheck names what in pcheck killed it ("stall check"); else Sender
-	// is who sent Signal, when known (SenderPID 0: not known).
+	// is who sent Signal, when known (SenderPID 0: not known). Memcg and
+	// SenderComm are raw, as the kernel gave them: their owners chose them,
+	// so every text made of them quotes them (internal/quote).
 	ByPcheck   string
 	SenderPID  int
 	SenderComm string
@@ -86,7 +90,7 @@ func (e Ending) String() string {
 	case e.ByPcheck != "":
 		s += ", sent by pcheck (" + e.ByPcheck + ")"
 	case e.SenderPID != 0:
-		s += fmt.Sprintf(", sent by pid %d (%s, uid %d)", e.SenderPID, e.SenderComm, e.SenderUID)
+		s += fmt.Sprintf(", sent by pid %d (%s, uid %d)", e.SenderPID, quote.String(e.SenderComm), e.SenderUID)
 	}
 	return s
 }
@@ -94,7 +98,7 @@ func (e Ending) String() string {
 func (e Ending) oomDetails() string {
 	var parts []string
 	if e.Memcg != "" {
-		parts = append(parts, "memory cgroup "+e.Memcg)
+		parts = append(parts, "memory cgroup "+quote.String(e.Memcg))
 	}
 	if e.RSSKiB > 0 {
 		parts = append(parts, fmt.Sprintf("rss %d kB", e.RSSKiB))
@@ -119,13 +123,13 @@ func (e Ending) attrs() []slog.Attr {
 	}
 	attrs = append(attrs, slog.Bool(KeyCoreDumped, e.CoreDumped), slog.Bool(KeyOOM, e.OOM))
 	if e.OOM && e.Memcg != "" {
-		attrs = append(attrs, slog.String(KeyMemcg, e.Memcg))
+		attrs = append(attrs, slog.String(KeyMemcg, quote.String(e.Memcg)))
 	}
 	if e.OOM && e.RSSKiB > 0 {
 		attrs = append(attrs, slog.Int64(KeyRSSKiB, e.RSSKiB))
 	}
 	if e.SenderPID != 0 && e.ByPcheck == "" {
-		attrs = append(attrs, slog.Int(KeySenderPID, e.SenderPID), slog.String(KeySenderComm, e.SenderComm), slog.Int(KeySenderUID, e.SenderUID))
+		attrs = append(attrs, slog.Int(KeySenderPID, e.SenderPID), slog.String(KeySenderComm, quote.String(e.SenderComm)), slog.Int(KeySenderUID, e.SenderUID))
 	}
 	return attrs
 }

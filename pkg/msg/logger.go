@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/pwatch/pwatch/internal/quote"
 )
 
 // Config says where a Logger writes.
@@ -84,7 +86,7 @@ func NewLogger(cfg Config) (*Logger, error) {
 	if cfg.Level == nil {
 		cfg.Level = slog.LevelInfo
 	}
-	opts := &slog.HandlerOptions{Level: cfg.Level}
+	opts := &slog.HandlerOptions{Level: cfg.Level, ReplaceAttr: guardAttr}
 	var h slog.Handler
 	switch cfg.Format {
 	case "", "text":
@@ -127,6 +129,24 @@ func NewLogger(cfg Config) (*Logger, error) {
 		go l.deliver()
 	}
 	return l, nil
+}
+
+// guardAttr is the stderr lines' last guard (quote.Line): a message or a
+// field that still holds a raw control byte or invalid UTF-8 is quoted
+// whole. Fields made of outside text are quoted where they are made; this
+// catches what comes wrapped in an error.
+func guardAttr(_ []string, a slog.Attr) slog.Attr {
+	switch v := a.Value; {
+	case v.Kind() == slog.KindString:
+		if s := v.String(); !quote.Printable(s) {
+			a.Value = slog.StringValue(quote.String(s))
+		}
+	case v.Kind() == slog.KindAny:
+		if err, ok := v.Any().(error); ok && !quote.Printable(err.Error()) {
+			a.Value = slog.StringValue(quote.String(err.Error()))
+		}
+	}
+	return a
 }
 
 // deliver sends the queued lines to syslog until Close.

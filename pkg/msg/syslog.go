@@ -9,6 +9,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/pwatch/pwatch/internal/quote"
 )
 
 // syslogWriter sends lines to the local syslog socket (/dev/log) framed as
@@ -44,10 +46,12 @@ type syslogWriter struct {
 }
 
 // frame builds one line; stream sockets need a terminator to split lines,
-// datagrams do not (glibc sends none).
+// datagrams do not (glibc sends none). The text passes quote.Line: a raw
+// newline in it would end the record early on a stream socket and let
+// what follows pass for a record of its own, so none is ever written.
 func (w *syslogWriter) frame(sev Severity, text string, at time.Time, stream bool) []byte {
 	line := fmt.Sprintf("<%d>%s %s[%d]: %s", Priority(w.facility, sev),
-		at.Format(time.Stamp), w.ident, w.pid, text)
+		at.Format(time.Stamp), w.ident, w.pid, quote.Line(text))
 	if stream {
 		line += "\n"
 	}

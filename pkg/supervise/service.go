@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pwatch/pwatch/internal/quote"
 	"github.com/pwatch/pwatch/pkg/exitwatch"
 	"github.com/pwatch/pwatch/pkg/msg"
 	"github.com/pwatch/pwatch/pkg/opstate"
@@ -278,6 +279,21 @@ func (s *Service) next() (input, bool) {
 
 // Status is a snapshot for padmin.
 func (s *Service) Status() Status {
+	st := s.Kept()
+	if st.State == Paused {
+		// Nothing is watched while paused, but the processes still run:
+		// show what runs now (a failed scan shows none rather than guess).
+		if found, err := s.d.Processes.Find(); err == nil {
+			st.PIDs = pidsOf(found)
+		}
+	}
+	return st
+}
+
+// Kept is Status from what the supervisor keeps, never reading /proc (a
+// paused service shows no pids): what /healthz answers from, however
+// often it is asked.
+func (s *Service) Kept() Status {
 	s.mu.Lock()
 	now := s.d.Clock.Now()
 	recent := len(s.recentAttempts(now))
@@ -298,13 +314,6 @@ func (s *Service) Status() Status {
 		st.UpSince, st.Uptime = s.upSince, now-s.upSince
 	}
 	s.mu.Unlock()
-	if st.State == Paused {
-		// Nothing is watched while paused, but the processes still run:
-		// show what runs now (a failed scan shows none rather than guess).
-		if found, err := s.d.Processes.Find(); err == nil {
-			st.PIDs = pidsOf(found)
-		}
-	}
 	return st
 }
 
@@ -686,7 +695,7 @@ func (s *Service) log(m msg.Message) {
 // scriptLogger logs one line of a script's output.
 func (s *Service) scriptLogger(script string) func(string) {
 	return func(line string) {
-		s.d.Slog.Info("script output", "service", s.cfg.Name, "script", script, "line", line)
+		s.d.Slog.Info("script output", "service", s.cfg.Name, "script", script, "line", quote.String(line))
 	}
 }
 
@@ -736,7 +745,7 @@ func causeEnv(e *msg.Ending) []string {
 	}
 	env = append(env, "PWATCH_SIGNAL="+strconv.Itoa(e.Signal))
 	if e.SenderPID != 0 && e.ByPcheck == "" {
-		env = append(env, "PWATCH_SENDER_PID="+strconv.Itoa(e.SenderPID), "PWATCH_SENDER_COMM="+e.SenderComm)
+		env = append(env, "PWATCH_SENDER_PID="+strconv.Itoa(e.SenderPID), "PWATCH_SENDER_COMM="+quote.String(e.SenderComm))
 	}
 	return env
 }
