@@ -30,13 +30,13 @@ type block struct {
 	ok    bool // closed without errors
 }
 
+// extension is a key line of a block, its value read and checked; it is
+// applied when the block closes and its kind is known.
 type extension struct {
-	key     string
-	value   string
-	line    int
-	col     int
-	boolean bool
-	status  StatusRange
+	key   *keySpec
+	value any
+	line  int
+	col   int
 }
 
 func (p *parser) blockStart(ll *logicalLine, w string) {
@@ -50,8 +50,8 @@ func (p *parser) blockStart(ll *logicalLine, w string) {
 		errsAtOpen: len(p.errs),
 		entries:    map[string]int{},
 		extSeen:    map[string]int{},
-		check:      Check{ListenCheck: true},
 	}
+	applyCheckDefaults(&b.check)
 	p.block = b
 	switch {
 	case !isIdent(w):
@@ -370,58 +370,45 @@ func (p *parser) action(ll *logicalLine, f []field) {
 }
 
 // extension handles a key line inside a block.
-func (p *parser) extension(ll *logicalLine, key string, off int) {
+func (p *parser) extension(ll *logicalLine, k *keySpec, off int) {
 	b := p.block
-	if first, dup := b.extSeen[key]; dup {
-		p.errAt(ll, 0, "%s: set twice in this block (first on line %d)", key, first)
+	if first, dup := b.extSeen[k.name]; dup {
+		p.errAt(ll, 0, "%s: set twice in this block (first on line %d)", k.name, first)
 		return
 	}
-	b.extSeen[key] = ll.line()
-	w, ok := p.single(ll, key, off)
+	b.extSeen[k.name] = ll.line()
+	w, ok := p.single(ll, k.name, off)
 	if !ok {
 		return
 	}
-	line, col := ll.pos(w.off)
-	e := extension{key: key, value: w.text, line: line, col: col}
-	bad := func(format string, args ...any) { p.errAt(ll, w.off, format, args...) }
-	switch key {
-	case "tls_verify", "listen_check":
-		v, ok := yesNo(w.text)
-		if !ok {
-			bad("%s: %q is not yes or no", key, w.text)
-			return
-		}
-		e.boolean = v
-	case "tls_ca":
-		if !isAbsPath(w.text) {
-			bad("tls_ca: %q is not an absolute path", w.text)
-			return
-		}
-	case "tls_server_name":
-		if h, ok := parseHost(w.text); !ok || strings.Contains(w.text, "[") {
-			bad("tls_server_name: %q is not a host name", w.text)
-			return
-		} else {
-			e.value = h
-		}
-	case "expect_status":
-		m := statusArg.FindStringSubmatch(w.text)
-		if m == nil {
-			bad("expect_status: %q is not a status or range: expected e.g. 200 or 200-399", w.text)
-			return
-		}
-		lo, _ := number("", m[1], 0, 999, "")
-		hi := lo
-		if m[2] != "" {
-			hi, _ = number("", m[2], 0, 999, "")
-		}
-		if lo < 100 || hi > 599 || lo > hi {
-			bad("expect_status: %q is not a range of HTTP statuses: expected MIN-MAX within 100-599, MIN <= MAX", w.text)
-			return
-		}
-		e.status = StatusRange{Min: int(lo), Max: int(hi)}
+	v, msg := k.value.word(k.name, w.text)
+	if msg != "" {
+		p.errAt(ll, w.off, "%s", msg)
+		return
 	}
-	b.exts = append(b.exts, e)
+	line, col := ll.pos(w.off)
+	b.exts = append(b.exts, extension{key: k, value: v, line: line, col: col})
+}
+
+// applyExtensions applies the block's key lines allowed on its kind, then
+// runs their checks.
+func (p *parser) applyExtensions(b *block) {
+	c := &b.check
+	var applied []*extension
+	for i := range b.exts {
+		e := &b.exts[i]
+		if !e.key.allowedOn(b.kind) {
+			p.errorf(e.line, e.col, "%s: "+e.key.onlyMsg, e.key.name, b.kind)
+			continue
+		}
+		e.key.setCheck(c, e.value)
+		applied = append(applied, e)
+	}
+	for _, e := range applied {
+		for _, check := range e.key.closeChecks {
+			check(p, c, e)
+		}
+	}
 }
 
 // closeBlock checks the block as a whole and applies its defaults.
@@ -439,35 +426,7 @@ func (p *parser) closeBlock() {
 	}
 	c := &b.check
 	c.Kind, c.Block, c.Line, c.Library = b.kind, b.name, b.line, b.lib
-	var caAt *extension
-	for i := range b.exts {
-		e := &b.exts[i]
-		httpsOnly := e.key == "tls_verify" || e.key == "tls_ca" || e.key == "tls_server_name"
-		if b.kind != 0 && httpsOnly && b.kind != KindHTTPS {
-			p.errorf(e.line, e.col, "%s: only for https checks (lib_bi_webservs.so); this block is %s", e.key, b.kind)
-			continue
-		}
-		if b.kind == KindTCP && e.key == "expect_status" {
-			p.errorf(e.line, e.col, "expect_status: only for http and https checks; this block is tcp")
-			continue
-		}
-		switch e.key {
-		case "tls_verify":
-			c.TLSVerify = e.boolean
-		case "tls_ca":
-			c.TLSCA = e.value
-			caAt = e
-		case "tls_server_name":
-			c.TLSServerName = e.value
-		case "expect_status":
-			c.ExpectStatus = e.status
-		case "listen_check":
-			c.ListenCheck = e.boolean
-		}
-	}
-	if caAt != nil && !c.TLSVerify {
-		p.warnf(caAt.line, caAt.col, "tls_ca has no effect without tls_verify yes")
-	}
+	p.applyExtensions(b)
 	if !b.timeoutSet {
 		c.Timeout = min(c.Interval, DefaultTimeoutCap)
 	}
