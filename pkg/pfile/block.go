@@ -214,120 +214,156 @@ func libraryKind(base string) Kind {
 // exec reads PS_EXEC left to right:
 // type:file:call:timeout:interval:error:argc:argv[0]:...:argv[argc-1].
 func (p *parser) exec(ll *logicalLine, f []field) {
-	b := p.block
-	c := &b.check
 	if len(f) < 7 {
 		p.errAt(ll, 0, "PS_EXEC: expected type:file:call:timeout:interval:error:argc:duration:port[:host[:timeout[:path]]], got %d fields", len(f))
 		return
 	}
-	bad := func(fl field, format string, args ...any) { p.errAt(ll, fl.off, format, args...) }
-	secs := func(fl field, what string, lo int64) (time.Duration, bool) {
-		n, msg := number("PS_EXEC "+what, fl.text, lo, MaxSeconds, "second")
-		if msg != "" {
-			bad(fl, "%s", msg)
-			return 0, false
-		}
-		return seconds(n), true
+	e := &execLine{p: p, ll: ll, b: p.block, c: &p.block.check}
+	e.head(f)
+	argv := f[7:]
+	e.argc(f[6], argv)
+	e.duration(f[4], argv)
+	if len(argv) > 1 {
+		e.port(argv[1])
 	}
+	e.c.Host = DefaultHost
+	if len(argv) > 2 && !isDefault(argv[2].text) {
+		e.host(argv[2])
+	}
+	if len(argv) > 3 && !isDefault(argv[3].text) {
+		e.timeout(argv[3])
+	}
+	if len(argv) > 4 && !isDefault(argv[4].text) {
+		e.path(argv[4])
+	}
+}
 
+// execLine is a PS_EXEC line being read into its block's check.
+type execLine struct {
+	p          *parser
+	ll         *logicalLine
+	b          *block
+	c          *Check
+	intervalOK bool // the interval is valid (or the default)
+}
+
+func (e *execLine) bad(fl field, format string, args ...any) {
+	e.p.errAt(e.ll, fl.off, format, args...)
+}
+
+// secs reads a field in seconds, at least lo.
+func (e *execLine) secs(fl field, what string, lo int64) (time.Duration, bool) {
+	n, msg := number("PS_EXEC "+what, fl.text, lo, MaxSeconds, "second")
+	if msg != "" {
+		e.bad(fl, "%s", msg)
+		return 0, false
+	}
+	return seconds(n), true
+}
+
+// head reads the fields before argc: timeout (ignored), interval, error.
+func (e *execLine) head(f []field) {
 	if !isDefault(f[3].text) {
-		line, col := ll.pos(f[3].off)
-		p.warnf(line, col, "PS_EXEC timeout field %q is ignored: the probe timeout is argv[3] (after duration, port and host)", f[3].text)
+		line, col := e.ll.pos(f[3].off)
+		e.p.warnf(line, col, "PS_EXEC timeout field %q is ignored: the probe timeout is argv[3] (after duration, port and host)", f[3].text)
 	}
-
-	c.Interval = DefaultInterval
-	intervalOK := true
+	e.c.Interval, e.intervalOK = DefaultInterval, true
 	if !isDefault(f[4].text) {
-		c.Interval, intervalOK = secs(f[4], "interval", int64(MinInterval/time.Second))
+		e.c.Interval, e.intervalOK = e.secs(f[4], "interval", int64(MinInterval/time.Second))
 	}
-
 	switch f[5].text {
 	case "", "-", "0":
 	case "1":
-		c.StopAfterDetect = true
+		e.c.StopAfterDetect = true
 	default:
-		bad(f[5], "PS_EXEC error: %q is not 0 or 1 (0: keep checking after a detection, 1: stop this check after the first)", f[5].text)
+		e.bad(f[5], "PS_EXEC error: %q is not 0 or 1 (0: keep checking after a detection, 1: stop this check after the first)", f[5].text)
 	}
+}
 
-	argv := f[7:]
-	if n, msg := number("PS_EXEC argc", f[6].text, 0, MaxCount, ""); msg != "" {
-		bad(f[6], "%s", msg)
+// argc checks the argument count against the argv fields that follow.
+func (e *execLine) argc(argc field, argv []field) {
+	if n, msg := number("PS_EXEC argc", argc.text, 0, MaxCount, ""); msg != "" {
+		e.bad(argc, "%s", msg)
 	} else if int(n) != len(argv) {
-		bad(f[6], "PS_EXEC argc: argc is %d but %d argv field(s) follow", n, len(argv))
+		e.bad(argc, "PS_EXEC argc: argc is %d but %d argv field(s) follow", n, len(argv))
 	}
 	if len(argv) < 2 {
-		at := f[6]
+		at := argc
 		if len(argv) == 1 {
 			at = argv[0]
 		}
-		bad(at, "PS_EXEC: argv[1] port is required: expected argc >= 2 and duration:port[:host[:timeout[:path]]] after it")
+		e.bad(at, "PS_EXEC: argv[1] port is required: expected argc >= 2 and duration:port[:host[:timeout[:path]]] after it")
 	}
 	if len(argv) > 5 {
-		bad(argv[5], "PS_EXEC: %d argv fields, expected at most 5: duration:port:host:timeout:path", len(argv))
+		e.bad(argv[5], "PS_EXEC: %d argv fields, expected at most 5: duration:port:host:timeout:path", len(argv))
 	}
+}
 
-	// argv[0] duration
+// duration reads argv[0] and checks it is not shorter than the interval.
+func (e *execLine) duration(interval field, argv []field) {
+	c := e.c
 	c.Duration = DefaultDuration
 	durationOK := true
 	var durField *field
 	if len(argv) > 0 && !isDefault(argv[0].text) {
 		durField = &argv[0]
-		c.Duration, durationOK = secs(argv[0], "duration", 1)
+		c.Duration, durationOK = e.secs(argv[0], "duration", 1)
 	}
-	if durationOK && intervalOK && c.Duration < c.Interval {
-		if durField != nil {
-			bad(*durField, "PS_EXEC duration: %d is shorter than the interval %d: expected duration >= interval", c.Duration/time.Second, c.Interval/time.Second)
-		} else {
-			bad(f[4], "PS_EXEC interval: %d is longer than the default duration %d: give argv[0] duration >= interval", c.Interval/time.Second, DefaultDuration/time.Second)
-		}
+	if !durationOK || !e.intervalOK || c.Duration >= c.Interval {
+		return
 	}
+	if durField != nil {
+		e.bad(*durField, "PS_EXEC duration: %d is shorter than the interval %d: expected duration >= interval", c.Duration/time.Second, c.Interval/time.Second)
+	} else {
+		e.bad(interval, "PS_EXEC interval: %d is longer than the default duration %d: give argv[0] duration >= interval", c.Interval/time.Second, DefaultDuration/time.Second)
+	}
+}
 
-	// argv[1] port
-	if len(argv) > 1 {
-		if isDefault(argv[1].text) {
-			bad(argv[1], "PS_EXEC port: argv[1] is empty: expected a port 1-65535")
-		} else if !isDigits(argv[1].text) {
-			bad(argv[1], "PS_EXEC port: %q is not a port number (expected 1-65535)", argv[1].text)
-		} else if n, msg := number("PS_EXEC port", argv[1].text, 1, 65535, ""); msg != "" {
-			bad(argv[1], "%s", msg)
-		} else {
-			c.Port = int(n)
-		}
+// port reads argv[1].
+func (e *execLine) port(fl field) {
+	if isDefault(fl.text) {
+		e.bad(fl, "PS_EXEC port: argv[1] is empty: expected a port 1-65535")
+	} else if !isDigits(fl.text) {
+		e.bad(fl, "PS_EXEC port: %q is not a port number (expected 1-65535)", fl.text)
+	} else if n, msg := number("PS_EXEC port", fl.text, 1, 65535, ""); msg != "" {
+		e.bad(fl, "%s", msg)
+	} else {
+		e.c.Port = int(n)
 	}
+}
 
-	// argv[2] host
-	c.Host = DefaultHost
-	if len(argv) > 2 && !isDefault(argv[2].text) {
-		h, ok := parseHost(argv[2].text)
-		if !ok {
-			bad(argv[2], "PS_EXEC host: %q is not a host name or IP address (write an IPv6 address as [::1])", argv[2].text)
-		} else {
-			c.Host = h
-		}
+// host reads argv[2].
+func (e *execLine) host(fl field) {
+	h, ok := parseHost(fl.text)
+	if !ok {
+		e.bad(fl, "PS_EXEC host: %q is not a host name or IP address (write an IPv6 address as [::1])", fl.text)
+		return
 	}
+	e.c.Host = h
+}
 
-	// argv[3] per-probe timeout
-	if len(argv) > 3 && !isDefault(argv[3].text) {
-		if t, ok := secs(argv[3], "timeout", 1); ok {
-			c.Timeout = t
-			b.timeoutSet = true
-			if intervalOK && t > c.Interval {
-				bad(argv[3], "PS_EXEC timeout: %d is longer than the interval %d: expected timeout <= interval", t/time.Second, c.Interval/time.Second)
-			}
-		}
+// timeout reads argv[3], the per-probe timeout.
+func (e *execLine) timeout(fl field) {
+	t, ok := e.secs(fl, "timeout", 1)
+	if !ok {
+		return
 	}
+	e.c.Timeout = t
+	e.b.timeoutSet = true
+	if e.intervalOK && t > e.c.Interval {
+		e.bad(fl, "PS_EXEC timeout: %d is longer than the interval %d: expected timeout <= interval", t/time.Second, e.c.Interval/time.Second)
+	}
+}
 
-	// argv[4] request path
-	if len(argv) > 4 && !isDefault(argv[4].text) {
-		v := argv[4].text
-		line, col := ll.pos(argv[4].off)
-		b.pathAt = &keyPos{line, col}
-		if !strings.HasPrefix(v, "/") || strings.ContainsAny(v, " \t") {
-			bad(argv[4], "PS_EXEC path: %q is not a request path: expected one starting with /", v)
-		} else {
-			c.Path = v
-		}
+// path reads argv[4], the request path; closeBlock refuses it on tcp.
+func (e *execLine) path(fl field) {
+	line, col := e.ll.pos(fl.off)
+	e.b.pathAt = &keyPos{line, col}
+	if !strings.HasPrefix(fl.text, "/") || strings.ContainsAny(fl.text, " \t") {
+		e.bad(fl, "PS_EXEC path: %q is not a request path: expected one starting with /", fl.text)
+		return
 	}
+	e.c.Path = fl.text
 }
 
 func parseHost(h string) (string, bool) {

@@ -364,6 +364,10 @@ func TestLexical(t *testing.T) {
 			t.Errorf("%+v", svc)
 		}
 	})
+}
+
+// Comments ending in a colon and the lines they may wrap.
+func TestWrappedComments(t *testing.T) {
 	t.Run("wrapped comment", func(t *testing.T) {
 		svc, warns := mustParse(t, pf(lProc, lRS,
 			"# the fields are:",
@@ -414,6 +418,10 @@ func TestLexical(t *testing.T) {
 			t.Errorf("error %v", err)
 		}
 	})
+}
+
+// Blocks: where the brace goes, several blocks, and their warnings.
+func TestBlockLayout(t *testing.T) {
 	t.Run("brace on the next line", func(t *testing.T) {
 		svc, _ := mustParse(t, pf(lProc, lRS, "_bi_webserv", "{", lExec, lAct, "}  # end"))
 		if len(svc.Checks) != 1 {
