@@ -82,6 +82,7 @@ done
 for f in /usr/share/bash-completion/completions/padmin /usr/share/zsh/vendor-completions/_pwatch \
 	/usr/share/fish/vendor_completions.d/padmin.fish /usr/share/pwatch/monitoring/prometheus/pwatch.rules.yml \
 	/usr/share/pwatch/monitoring/grafana/pwatch-dashboard.json /usr/share/doc/pwatch/behaviour.md \
+	/usr/share/doc/pwatch/cluster.md \
 	/usr/lib/ocf/resource.d/pwatch/pwatch; do
 	[ -f "$f" ] || fail "$f: missing"
 	ok
