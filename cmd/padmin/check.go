@@ -128,6 +128,9 @@ func (ck *checker) file(f string) error {
 		ck.report(err)
 		return nil
 	}
+	if w := ownerWarning(svc); w != "" {
+		fmt.Fprintln(ck.errOut, w)
+	}
 	ck.trust.Service(svc)
 	ok := ck.trusted()
 	if prev, dup := ck.names[svc.Name]; dup {

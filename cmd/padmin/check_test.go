@@ -54,7 +54,7 @@ func TestCheckSamples(t *testing.T) {
 
 func TestCheckErrors(t *testing.T) {
 	dir := t.TempDir()
-	good := writeFile(t, dir, "good.pfile", "process /usr/sbin/apache2\nrestart_script /etc/pwatch/scripts/apache2.restart\n")
+	good := writeFile(t, dir, "good.pfile", "process /usr/sbin/apache2\nuser root\nrestart_script /etc/pwatch/scripts/apache2.restart\n")
 	bad := writeFile(t, dir, "bad.pfile", "process apache2\nrestart_script /r\nretry_over_action restart\nretry_cont 3\n}\n")
 	out, errOut, status := padmin(t, "check", good, bad, filepath.Join(dir, "missing.pfile"))
 	if status != 1 {
@@ -77,7 +77,7 @@ func TestCheckErrors(t *testing.T) {
 
 func TestCheckDuplicateNames(t *testing.T) {
 	a, b := t.TempDir(), t.TempDir()
-	src := "process /usr/sbin/nginx\nrestart_script /r\n"
+	src := "process /usr/sbin/nginx\nuser root\nrestart_script /r\n"
 	writeFile(t, a, "web.pfile", src)
 	writeFile(t, b, "web.pfile", src)
 	out, errOut, status := padmin(t, "check", a, b)
@@ -170,8 +170,8 @@ func TestCheckTrustRule(t *testing.T) {
 	if err := os.Chmod(script, 0o775); err != nil {
 		t.Fatal(err)
 	}
-	pf := writeFile(t, dir, "x.pfile", "process /usr/bin/sleep\nrestart_script "+script+"\n")
-	ok := writeFile(t, dir, "ok.pfile", "process /usr/bin/sleep\nrestart_script /bin/true\n")
+	pf := writeFile(t, dir, "x.pfile", "process /usr/bin/sleep\nuser root\nrestart_script "+script+"\n")
+	ok := writeFile(t, dir, "ok.pfile", "process /usr/bin/sleep\nuser root\nrestart_script /bin/true\n")
 	runsAs := "root"
 	if os.Geteuid() != 0 {
 		runsAs = "uid " + strconv.Itoa(os.Geteuid())

@@ -72,14 +72,14 @@ var processKeys = []keySpec{
 	},
 	{
 		name: "pidfile", value: absPath, def: "none",
-		doc:     "read the service's main PID from here instead of scanning (the PID is still checked against `process`, `args` and its start time)",
+		doc:     "read the service's main PID from here instead of scanning (the PID is still checked against `process`, `args`, the owner rule of `user` and its start time); refused when others than root and `user` could write it (below)",
 		example: "/run/apache2/apache2.pid", json: "pidfile",
 		set:  func(s *Service, v any) { s.PIDFile = v.(string) },
 		rule: func(s *Service, r *Rules) { r.PIDFile = optional(s.PIDFile) },
 	},
 	{
-		name: "user", value: userValue, def: "any",
-		doc:     "only processes of this real user match; not resolved when the pfile is checked",
+		name: "user", value: userValue, def: "none (root's only)",
+		doc:     "only processes of this real user match; without it, only root's (see below); not resolved when the pfile is checked",
 		example: "www-data", json: "user",
 		set:  func(s *Service, v any) { s.User = v.(string) },
 		rule: func(s *Service, r *Rules) { r.User = optional(s.User) },

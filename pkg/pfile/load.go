@@ -16,7 +16,8 @@ const MaxFileSize = 1 << 20
 // Ext is the extension of pfiles found in a directory.
 const Ext = ".pfile"
 
-// LoadFile reads and parses one pfile.
+// LoadFile reads and parses one pfile, and refuses it when others than
+// root and its user could write its pidfile (security.go).
 func LoadFile(path string) (*Service, []Warning, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -33,7 +34,13 @@ func LoadFile(path string) (*Service, []Warning, error) {
 	if len(src) > MaxFileSize {
 		return nil, nil, Errors{{File: path, Msg: fmt.Sprintf("larger than %d bytes: not a pfile", MaxFileSize)}}
 	}
-	return Parse(path, src)
+	svc, warns, err := Parse(path, src)
+	if err == nil {
+		if e := checkPIDFile(svc, src); e != nil {
+			return nil, warns, Errors{e}
+		}
+	}
+	return svc, warns, err
 }
 
 // describe drops the path that os errors repeat, since messages already

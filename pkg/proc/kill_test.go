@@ -260,7 +260,8 @@ func TestKillCancelledMidwayNamesNoSurvivor(t *testing.T) {
 }
 
 // Another user's processes: matched by real uid, and killed (needs root to
-// start them).
+// start them). Without a uid to match, a process of another user running
+// the same executable is never the service's (issue 21: an impostor).
 func TestKillOtherUserLive(t *testing.T) {
 	testpriv.Root(t)
 	table := liveTable(t)
@@ -291,24 +292,32 @@ func TestKillOtherUserLive(t *testing.T) {
 	const nobody = 65534
 	theirs, ours := start(nobody), start(0)
 
-	// Both must have exec'd the copy before the scan can see them.
-	deadline := time.Now().Add(30 * time.Second)
-	var ms []Match
-	for {
-		if ms, err = table.Scan(Matcher{Exe: sleep}); err != nil {
-			t.Fatal(err)
+	// Each must have exec'd the copy before a scan can see it.
+	scanUntil := func(m Matcher, want int) []Match {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			ms, err := table.Scan(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ms) == 1 && ms[0].ID.PID == want {
+				return ms
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("Scan(%+v) = %s, want only %d", m, render(ms), want)
+			}
+			time.Sleep(5 * time.Millisecond)
 		}
-		if len(ms) == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("scan found %s, want both sleeps", render(ms))
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
-	ms, err = table.Scan(Matcher{Exe: sleep, UID: intp(nobody)})
-	if err != nil || len(ms) != 1 || ms[0].ID.PID != theirs.Process.Pid {
-		t.Fatalf("Scan(uid %d) = %s, %v; want only %d", nobody, render(ms), err, theirs.Process.Pid)
+	ms := scanUntil(Matcher{Exe: sleep, UID: intp(nobody)}, theirs.Process.Pid)
+	scanUntil(Matcher{Exe: sleep}, ours.Process.Pid) // root's only: nobody's exec is done
+	cands := []Process{{ID: ms[0].ID}}
+	if found, err := table.Among(Matcher{Exe: sleep}, cands); err != nil || len(found) != 0 {
+		t.Errorf("Among(no uid) took nobody's %d for the service: %s, %v", theirs.Process.Pid, render(found), err)
+	}
+	if found, err := table.Among(Matcher{Exe: sleep, UID: intp(nobody)}, cands); err != nil || len(found) != 1 {
+		t.Errorf("Among(uid %d) = %s, %v; want %d", nobody, render(found), err, theirs.Process.Pid)
 	}
 	left, err := table.Kill(context.Background(), ms[0].IDs(), KillOptions{Timeout: 30 * time.Second})
 	if err != nil || len(left) != 0 {

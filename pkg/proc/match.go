@@ -2,10 +2,13 @@ package proc
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
+	"syscall"
 )
 
 // Matcher says which processes make up a service. It mirrors a pfile's
@@ -26,7 +29,13 @@ import (
 //     script started by its absolute path shows in /proc.
 //   - Args: an RE2 expression searched (unanchored, unless it anchors
 //     itself) in argv[1:] joined by one space.
-//   - UID: the real user id.
+//   - UID: the real user id the processes run as. nil is root's, or the
+//     uid of the process reading the table (pcheck's own: it trusts
+//     itself as much as root). This is always checked: a process of
+//     another user that runs the same executable (uid 65534 starting
+//     /usr/sbin/nginx with its own config) is never taken for the
+//     service, so its exit counts for nothing and pcheck never signals
+//     it as the service's.
 //   - PIDFile: the only candidate is the pid written there, and it counts
 //     only when it also matches the fields above and was started no later
 //     than the file was last written (a stale file whose pid now belongs to
@@ -48,6 +57,7 @@ type matcher struct {
 	Matcher
 	exes   []string // Exe and its resolved path
 	script *script  // nil unless Exe starts with #!
+	owners []uint64 // the real uids a matching process may have
 }
 
 // script is the interpreter named on a script's #! line.
@@ -57,7 +67,7 @@ type script struct {
 }
 
 func compile(m Matcher) *matcher {
-	c := &matcher{Matcher: m}
+	c := &matcher{Matcher: m, owners: owners(m.UID)}
 	if m.Exe == "" {
 		return c
 	}
@@ -68,6 +78,23 @@ func compile(m Matcher) *matcher {
 	c.script = readShebang(m.Exe)
 	return c
 }
+
+// owners are the real uids a process of a service may have: the pfile's
+// user alone, or without one root and the uid pcheck runs as.
+func owners(uid *int) []uint64 {
+	if uid != nil {
+		return []uint64{uint64(*uid)}
+	}
+	self := uint64(os.Geteuid())
+	if self == 0 {
+		return []uint64{0}
+	}
+	return []uint64{0, self}
+}
+
+// ownedBy reports whether a process whose real uid is uid may be the
+// service's.
+func (c *matcher) ownedBy(uid uint64) bool { return slices.Contains(c.owners, uid) }
 
 // readShebang returns the interpreter of the script at path, or nil when
 // path is not a readable #! script.
@@ -176,4 +203,25 @@ func (c *matcher) matchesArgv(exe string, argv []string) bool {
 		args = strings.Join(argv[1:], " ")
 	}
 	return c.Args.MatchString(args)
+}
+
+// pidfileUnsafe says why a pidfile (as opened) cannot be believed: it must
+// be a regular file that only root or an owner of the service (see owners)
+// could have written; "" when it can. Its directory is checked when the pfile is
+// loaded (pkg/pfile).
+func (c *matcher) pidfileUnsafe(info os.FileInfo) string {
+	if !info.Mode().IsRegular() {
+		return "not a regular file"
+	}
+	st, ok := info.Sys().(*syscall.Stat_t)
+	if !ok {
+		return "its owner cannot be read"
+	}
+	if st.Uid != 0 && !c.ownedBy(uint64(st.Uid)) { // root may write a pidfile for any service
+		return fmt.Sprintf("owned by uid %d, not by root nor an owner of the service (uids %v)", st.Uid, c.owners)
+	}
+	if info.Mode().Perm()&0o022 != 0 {
+		return fmt.Sprintf("writable by group or others (mode %04o)", info.Mode().Perm())
+	}
+	return ""
 }

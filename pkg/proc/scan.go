@@ -173,11 +173,9 @@ func (t *Table) matches(c *matcher, n *node) bool {
 		return false
 	}
 	n.Argv = argv
-	if c.UID != nil {
-		status, err := n.proc.NewStatus()
-		if err != nil || status.UIDs[0] != uint64(*c.UID) {
-			return false
-		}
+	status, err := n.proc.NewStatus()
+	if err != nil || !c.ownedBy(status.UIDs[0]) {
+		return false
 	}
 	// The pid may have been reused between the stat read and the others.
 	id, _, err := t.Identity(n.ID.PID)
@@ -209,6 +207,10 @@ func (t *Table) pidfileCandidate(c *matcher, s snapshot) (*node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read pidfile: %w", err)
 	}
+	if why := c.pidfileUnsafe(info); why != "" {
+		t.refusePIDFile(path, why)
+		return nil, nil
+	}
 	data, err := io.ReadAll(io.LimitReader(f, 4096))
 	if err != nil {
 		return nil, fmt.Errorf("read pidfile: %w", err)
@@ -234,6 +236,21 @@ func (t *Table) pidfileCandidate(c *matcher, s snapshot) (*node, error) {
 		return nil, nil
 	}
 	return n, nil
+}
+
+// refusePIDFile logs, once for each reason, that the pidfile at path is
+// not believed: no pid is read from it.
+func (t *Table) refusePIDFile(path, why string) {
+	t.pidfileMu.Lock()
+	defer t.pidfileMu.Unlock()
+	if t.refused[path] == why {
+		return
+	}
+	if t.refused == nil {
+		t.refused = map[string]string{}
+	}
+	t.refused[path] = why
+	t.log.Warn("pidfile refused: others than the service's owners could have written it, so its pid is not believed", "pidfile", path, "reason", why)
 }
 
 // pidfileVersion tells one writing of a pidfile from another.

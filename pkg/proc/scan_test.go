@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pwatch/pwatch/internal/testpriv"
 )
 
 const fixtureBoot = 1700000000 // btime of testdata/table.json
@@ -51,6 +53,14 @@ func writePIDFile(t *testing.T, content string, after time.Duration) string {
 
 func intp(i int) *int { return &i }
 
+func chmod(t *testing.T, path string, mode os.FileMode) string {
+	t.Helper()
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 func TestScanFixture(t *testing.T) {
 	script := writeScript(t, t.TempDir(), "#!/usr/bin/env python3")
 	root := buildFixture(t, map[string]string{"SCRIPT": script})
@@ -72,7 +82,9 @@ func TestScanFixture(t *testing.T) {
 		{"args picks one instance; its matching workers stay below it",
 			Matcher{Exe: apache, Args: regexp.MustCompile(`^-k start$`)}, "100[101 102 103]"},
 		{"args tells java programs apart",
-			Matcher{Exe: java, Args: regexp.MustCompile(`catalina\.startup\.Bootstrap`)}, "200[]"},
+			Matcher{Exe: java, Args: regexp.MustCompile(`catalina\.startup\.Bootstrap`), UID: intp(997)}, "200[]"},
+		{"without a user, only root's processes are the service's: other users' running the exe are not",
+			Matcher{Exe: java}, ""},
 		{"args is unanchored over argv[1:]",
 			Matcher{Exe: "/usr/bin/python3.11", Args: regexp.MustCompile(`other\.py`)}, "401[]"},
 		{"args never sees argv[0]",
@@ -101,6 +113,16 @@ func TestScanFixture(t *testing.T) {
 			Matcher{Exe: apache, PIDFile: writePIDFile(t, "120\n", time.Hour*1000)}, ""},
 		{"pidfile holding no pid",
 			Matcher{Exe: apache, PIDFile: writePIDFile(t, "apache\n", time.Hour)}, ""},
+		{"pidfile naming another user's process of the exe, the entry naming no user",
+			Matcher{Exe: java, PIDFile: writePIDFile(t, "200\n", time.Hour)}, ""},
+		{"pidfile naming the process of the entry's user",
+			Matcher{Exe: java, UID: intp(997), PIDFile: writePIDFile(t, "200\n", time.Hour)}, "200[]"},
+		{"pidfile naming an older root process that is not the service",
+			Matcher{Exe: apache, PIDFile: writePIDFile(t, "1\n", time.Hour)}, ""},
+		{"pidfile others can write is not believed",
+			Matcher{Exe: apache, PIDFile: chmod(t, writePIDFile(t, "100\n", 10*time.Second), 0o666)}, ""},
+		{"pidfile its group can write is not believed",
+			Matcher{Exe: apache, PIDFile: chmod(t, writePIDFile(t, "100\n", 10*time.Second), 0o664)}, ""},
 		{"pidfile missing",
 			Matcher{Exe: apache, PIDFile: filepath.Join(t.TempDir(), "none.pid")}, ""},
 	}
@@ -307,5 +329,35 @@ func TestRunsScript(t *testing.T) {
 		if got := c.runsScript(tc.exe, tc.argv); got != tc.want {
 			t.Errorf("runsScript(%q, %q) = %v, want %v", tc.exe, tc.argv, got, tc.want)
 		}
+	}
+}
+
+// A pidfile that a user other than root and the entry's could have written
+// is not believed (issue 21): uid 65534 must not name the pid pcheck takes
+// for a root service.
+func TestPIDFileOfAnotherOwnerIsRefused(t *testing.T) {
+	testpriv.Root(t)
+	table, err := NewTable(buildFixture(t, nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := writePIDFile(t, "100\n", 10*time.Second)
+	scan := func(m Matcher) string {
+		t.Helper()
+		got, err := table.Scan(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return render(got)
+	}
+	apache := Matcher{Exe: "/usr/sbin/apache2", PIDFile: path}
+	if got := scan(apache); got != "100[101 102 103]" {
+		t.Fatalf("root's pidfile: Scan = %q, want the master", got)
+	}
+	if err := os.Chown(path, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if got := scan(apache); got != "" {
+		t.Errorf("a pidfile owned by uid 65534 named %q for a root service", got)
 	}
 }

@@ -54,6 +54,7 @@ type Table struct {
 
 	pidfileMu sync.Mutex
 	pidfiles  map[string]pidfileSighting // by path: when each was first seen
+	refused   map[string]string          // by path: why it was last refused, logged once
 }
 
 // NewTable opens the proc file system mounted at root (/proc, or a
