@@ -25,9 +25,15 @@ done
 echo "-- lintian"
 # Every tag, down to pedantic and informational ones, must be fixed or
 # overridden (packaging/lintian-overrides says why).
-out=$(lintian --pedantic --display-info --fail-on error,warning,info,pedantic "$deb" 2>&1) ||
-	fail "lintian: $out"
-out=$(grep -v '^running with root privileges is not recommended' <<<"$out" || true)
+# Its exit status is not enough: one tag below is filtered out, so every
+# line it prints (a tag, or why it could not run) fails the test.
+out=$(lintian --pedantic --display-info --fail-on error,warning,info,pedantic "$deb" 2>&1 || true)
+# Go's binaries keep a table of method names, each a length byte, the name
+# and the offset of its package path: lintian's spelling check reads the
+# name "add" followed by an offset byte 'd' or 'D' as the typo "addd"; where
+# that happens depends only on the link's layout, so it is no typo of ours.
+out=$(grep -v -e '^running with root privileges is not recommended' \
+	-e '^I: pwatch: spelling-error-in-binary add[dD] add \[usr/sbin/p\(check\|admin\)\]$' <<<"$out" || true)
 [ -z "$out" ] || fail "lintian says: $out"
 ok
 
@@ -82,6 +88,7 @@ done
 for f in /usr/share/bash-completion/completions/padmin /usr/share/zsh/vendor-completions/_pwatch \
 	/usr/share/fish/vendor_completions.d/padmin.fish /usr/share/pwatch/monitoring/prometheus/pwatch.rules.yml \
 	/usr/share/pwatch/monitoring/grafana/pwatch-dashboard.json /usr/share/doc/pwatch/behaviour.md \
+	/usr/share/doc/pwatch/cluster.md \
 	/usr/lib/ocf/resource.d/pwatch/pwatch; do
 	[ -f "$f" ] || fail "$f: missing"
 	ok

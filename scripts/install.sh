@@ -121,7 +121,7 @@ install -m 0755 "$src"/scripts/restart/*.restart "$src"/scripts/restart/*.retry-
 say "$sharedir/pfile/ $sharedir/restart/ (templates)"
 
 install -d -m 0755 "$DESTDIR$docdir"
-install -m 0644 "$src/docs/operations.md" "$src/docs/pfile.md" "$src/docs/behaviour.md" "$src/docs/migrating.md" "$DESTDIR$docdir/"
+install -m 0644 "$src/docs/operations.md" "$src/docs/pfile.md" "$src/docs/behaviour.md" "$src/docs/migrating.md" "$src/docs/cluster.md" "$DESTDIR$docdir/"
 say "$docdir/"
 
 if [ -n "$DESTDIR" ]; then

@@ -77,7 +77,7 @@ done
 for s in scripts/restart/*.restart scripts/restart/*.retry-over; do
 	file_is "$root/usr/local/share/pwatch/restart/$(basename "$s")" 755
 done
-for d in operations pfile behaviour migrating; do
+for d in operations pfile behaviour migrating cluster; do
 	file_is "$root/usr/local/share/doc/pwatch/$d.md" 644
 done
 # The hint names the server README's walk-through uses.

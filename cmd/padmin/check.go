@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 
 	"github.com/urfave/cli/v2"
 
@@ -35,85 +36,114 @@ func runCheck(c *cli.Context) error {
 	if c.NArg() == 0 {
 		return cliapp.UsageError("check: expected at least one PFILE or DIR")
 	}
-	out, errOut := c.App.Writer, c.App.ErrWriter
-	failed := false
-	report := func(err error) {
-		failed = true
-		for _, e := range pfile.AsErrors(err) {
-			fmt.Fprintln(errOut, e.Error())
-		}
-	}
-	// The trust rule: each problem printed once, and failing every file
-	// it concerns.
-	tc := trust.New()
-	skipTrust := c.Bool("unsafe-skip-trust-check")
-	if skipTrust {
-		fmt.Fprintln(errOut, "warning: the trust rule is off (--unsafe-skip-trust-check, meant for tests only): its refusals are only warnings")
-	}
-	printed := map[string]bool{}
-	trusted := func() bool {
-		problems := tc.Take()
-		for _, p := range problems {
-			if !printed[p.Error()] {
-				printed[p.Error()] = true
-				if skipTrust {
-					fmt.Fprintln(errOut, "warning: trust rule off, accepted anyway: "+p.Error())
-				} else {
-					fmt.Fprintln(errOut, p.Error())
-				}
-			}
-		}
-		if len(problems) > 0 && !skipTrust {
-			failed = true
-			return false
-		}
-		return true
-	}
+	ck := newChecker(c)
 	for _, a := range c.Args().Slice() {
-		tc.Rules(a)
+		ck.trust.Rules(a)
 	}
-	trusted()
+	ck.trusted()
 	files, err := pfile.Files(c.Args().Slice()...)
 	if err != nil {
-		report(err)
+		ck.report(err)
 	}
-	enc := json.NewEncoder(out)
-	enc.SetEscapeHTML(false)
-	names := map[string]string{}
 	for _, f := range files {
-		tc.Rules(f)
-		svc, warns, err := pfile.LoadFile(f)
-		for _, w := range warns {
-			fmt.Fprintln(errOut, w.String())
+		if err := ck.file(f); err != nil {
+			return err
 		}
-		if err != nil {
-			trusted()
-			report(err)
-			continue
-		}
-		if w := ownerWarning(svc); w != "" {
-			fmt.Fprintln(errOut, w)
-		}
-		tc.Service(svc)
-		ok := trusted()
-		if prev, dup := names[svc.Name]; dup {
-			report(&pfile.Error{File: f, Msg: fmt.Sprintf("service name %q is already used by %s", svc.Name, prev)})
-			continue
-		}
-		names[svc.Name] = f
-		if !ok {
-			continue
-		}
-		if c.Bool("json") {
-			if err := enc.Encode(svc); err != nil {
-				return err
-			}
-			continue
-		}
-		fmt.Fprintf(out, "OK %s\n", svc.Name)
 	}
-	if failed {
+	if ck.failed {
 		return cli.Exit("", 1)
 	}
 	return nil
+}
+
+// checker checks pfiles one after another, remembering what it printed.
+type checker struct {
+	out, errOut io.Writer
+	json        *json.Encoder // nil without --json
+	trust       *trust.Checker
+	skipTrust   bool
+	printed     map[string]bool   // trust problems printed already
+	names       map[string]string // service name -> its file
+	failed      bool
+}
+
+func newChecker(c *cli.Context) *checker {
+	ck := &checker{
+		out: c.App.Writer, errOut: c.App.ErrWriter,
+		trust:     trust.New(),
+		skipTrust: c.Bool("unsafe-skip-trust-check"),
+		printed:   map[string]bool{},
+		names:     map[string]string{},
+	}
+	if c.Bool("json") {
+		ck.json = json.NewEncoder(ck.out)
+		ck.json.SetEscapeHTML(false)
+	}
+	if ck.skipTrust {
+		fmt.Fprintln(ck.errOut, "warning: the trust rule is off (--unsafe-skip-trust-check, meant for tests only): its refusals are only warnings")
+	}
+	return ck
+}
+
+// report prints the problems of err and fails the check.
+func (ck *checker) report(err error) {
+	ck.failed = true
+	for _, e := range pfile.AsErrors(err) {
+		fmt.Fprintln(ck.errOut, e.Error())
+	}
+}
+
+// trusted prints the trust rule's new problems, each once, and reports
+// whether there were none (or the rule is off); a problem fails every
+// file it concerns.
+func (ck *checker) trusted() bool {
+	problems := ck.trust.Take()
+	for _, p := range problems {
+		if ck.printed[p.Error()] {
+			continue
+		}
+		ck.printed[p.Error()] = true
+		if ck.skipTrust {
+			fmt.Fprintln(ck.errOut, "warning: trust rule off, accepted anyway: "+p.Error())
+		} else {
+			fmt.Fprintln(ck.errOut, p.Error())
+		}
+	}
+	if len(problems) > 0 && !ck.skipTrust {
+		ck.failed = true
+		return false
+	}
+	return true
+}
+
+// file checks one pfile and prints its OK line or its rules.
+func (ck *checker) file(f string) error {
+	ck.trust.Rules(f)
+	svc, warns, err := pfile.LoadFile(f)
+	for _, w := range warns {
+		fmt.Fprintln(ck.errOut, w.String())
+	}
+	if err != nil {
+		ck.trusted()
+		ck.report(err)
+		return nil
+	}
+	if w := ownerWarning(svc); w != "" {
+		fmt.Fprintln(ck.errOut, w)
+	}
+	ck.trust.Service(svc)
+	ok := ck.trusted()
+	if prev, dup := ck.names[svc.Name]; dup {
+		ck.report(&pfile.Error{File: f, Msg: fmt.Sprintf("service name %q is already used by %s", svc.Name, prev)})
+		return nil
+	}
+	ck.names[svc.Name] = f
+	switch {
+	case !ok:
+		return nil
+	case ck.json != nil:
+		return ck.json.Encode(svc)
+	}
+	_, err = fmt.Fprintf(ck.out, "OK %s\n", svc.Name)
+	return err
 }

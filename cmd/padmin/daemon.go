@@ -16,106 +16,126 @@ import (
 // daemonCommands are the subcommands that talk to a running pcheck.
 func daemonCommands() []*cli.Command {
 	return []*cli.Command{
-		{
-			Name:         "status",
-			Usage:        "show each service's state, pids, uptime, restarts within grace and last event",
-			ArgsUsage:    "[NAME]",
-			Flags:        []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON", DisableDefaultText: true}},
-			BashComplete: completeServices,
-			Action: func(c *cli.Context) error {
-				services, err := client(c).Status(c.Context, c.Args().First())
-				if err != nil {
-					return err
-				}
-				if c.Bool("json") {
-					return printJSON(c, services)
-				}
-				return control.FormatStatus(c.App.Writer, services)
-			},
-		},
-		{
-			Name:      "rules",
-			Usage:     "show the rules pcheck runs now, after defaults",
-			ArgsUsage: "[NAME]",
-			// rules only prints JSON; --json is taken so that scripts
-			// can pass it as they do to status.
-			Flags:        []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "accepted for symmetry with status (rules always prints JSON)", DisableDefaultText: true}},
-			BashComplete: completeServices,
-			Action: func(c *cli.Context) error {
-				rules, err := client(c).Rules(c.Context, c.Args().First())
-				if err != nil {
-					return err
-				}
-				return printJSON(c, rules)
-			},
-		},
-		{
-			Name:  "reboot-count",
-			Usage: "show the reboot guard's count of automatic reboots within its window",
-			Flags: []cli.Flag{
-				&cli.BoolFlag{Name: "reset", Usage: "clear the count first", DisableDefaultText: true},
-				&cli.BoolFlag{Name: "json", Usage: "print JSON", DisableDefaultText: true},
-			},
-			Action: func(c *cli.Context) error {
-				rc, err := client(c).RebootCount(c.Context, c.Bool("reset"))
-				if err != nil {
-					return err
-				}
-				if c.Bool("json") {
-					return printJSON(c, rc)
-				}
-				_, err = fmt.Fprintf(c.App.Writer, "%d of %d automatic reboots within %ds\n", rc.Count, rc.Threshold, rc.WindowSeconds)
-				return err
-			},
-		},
-		{
-			Name:         "reload",
-			Usage:        "re-read the pfiles (or NAME's); any error refuses the whole reload and the running rules stay",
-			ArgsUsage:    "[NAME]",
-			BashComplete: completeServices,
-			Action: func(c *cli.Context) error {
-				if c.NArg() > 1 {
-					return cliapp.UsageError("reload: name one service, or none for all")
-				}
-				name := c.Args().First()
-				logged, err := commandLog(c, msg.CommandReload, name)
-				if err != nil {
-					return err
-				}
-				// A reload pcheck carried out is logged, the new rules
-				// refused or not; one it never ran is not.
-				err = client(c).Reload(c.Context, name)
-				var refused *control.ReloadRefusedError
-				if err != nil && !errors.As(err, &refused) {
-					return err
-				}
-				if lerr := logged(); lerr != nil {
-					return lerr
-				}
-				if err != nil {
-					return err
-				}
-				if name == "" {
-					return say(c, "reloaded every pfile")
-				}
-				return say(c, "reloaded %s", name)
-			},
-		},
-		serviceCommand(msg.CommandStop, "stop watching NAME; its processes are left alone",
-			func(c *cli.Context, name string) error {
-				if err := client(c).Stop(c.Context, name); err != nil {
-					return err
-				}
-				return say(c, "stopped watching %s (its processes are left running)", name)
-			}),
-		serviceCommand(msg.CommandStart, "watch NAME again, its counters reset",
-			func(c *cli.Context, name string) error {
-				if err := client(c).Start(c.Context, name); err != nil {
-					return err
-				}
-				return say(c, "watching %s again", name)
-			}),
+		statusCommand(),
+		rulesCommand(),
+		rebootCountCommand(),
+		reloadCommand(),
+		serviceCommand(msg.CommandStop, "stop watching NAME; its processes are left alone", stop),
+		serviceCommand(msg.CommandStart, "watch NAME again, its counters reset", start),
 	}
+}
+
+func statusCommand() *cli.Command {
+	return &cli.Command{
+		Name:         "status",
+		Usage:        "show each service's state, pids, uptime, restarts within grace and last event",
+		ArgsUsage:    "[NAME]",
+		Flags:        []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON", DisableDefaultText: true}},
+		BashComplete: completeServices,
+		Action: func(c *cli.Context) error {
+			services, err := client(c).Status(c.Context, c.Args().First())
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				return printJSON(c, services)
+			}
+			return control.FormatStatus(c.App.Writer, services)
+		},
+	}
+}
+
+func rulesCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "rules",
+		Usage:     "show the rules pcheck runs now, after defaults",
+		ArgsUsage: "[NAME]",
+		// rules only prints JSON; --json is taken so that scripts
+		// can pass it as they do to status.
+		Flags:        []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "accepted for symmetry with status (rules always prints JSON)", DisableDefaultText: true}},
+		BashComplete: completeServices,
+		Action: func(c *cli.Context) error {
+			rules, err := client(c).Rules(c.Context, c.Args().First())
+			if err != nil {
+				return err
+			}
+			return printJSON(c, rules)
+		},
+	}
+}
+
+func rebootCountCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "reboot-count",
+		Usage: "show the reboot guard's count of automatic reboots within its window",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "reset", Usage: "clear the count first", DisableDefaultText: true},
+			&cli.BoolFlag{Name: "json", Usage: "print JSON", DisableDefaultText: true},
+		},
+		Action: func(c *cli.Context) error {
+			rc, err := client(c).RebootCount(c.Context, c.Bool("reset"))
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				return printJSON(c, rc)
+			}
+			_, err = fmt.Fprintf(c.App.Writer, "%d of %d automatic reboots within %ds\n", rc.Count, rc.Threshold, rc.WindowSeconds)
+			return err
+		},
+	}
+}
+
+func reloadCommand() *cli.Command {
+	return &cli.Command{
+		Name:         "reload",
+		Usage:        "re-read the pfiles (or NAME's); any error refuses the whole reload and the running rules stay",
+		ArgsUsage:    "[NAME]",
+		BashComplete: completeServices,
+		Action:       reload,
+	}
+}
+
+func reload(c *cli.Context) error {
+	if c.NArg() > 1 {
+		return cliapp.UsageError("reload: name one service, or none for all")
+	}
+	name := c.Args().First()
+	logged, err := commandLog(c, msg.CommandReload, name)
+	if err != nil {
+		return err
+	}
+	// A reload pcheck carried out is logged, the new rules
+	// refused or not; one it never ran is not.
+	err = client(c).Reload(c.Context, name)
+	var refused *control.ReloadRefusedError
+	if err != nil && !errors.As(err, &refused) {
+		return err
+	}
+	if lerr := logged(); lerr != nil {
+		return lerr
+	}
+	if err != nil {
+		return err
+	}
+	if name == "" {
+		return say(c, "reloaded every pfile")
+	}
+	return say(c, "reloaded %s", name)
+}
+
+func stop(c *cli.Context, name string) error {
+	if err := client(c).Stop(c.Context, name); err != nil {
+		return err
+	}
+	return say(c, "stopped watching %s (its processes are left running)", name)
+}
+
+func start(c *cli.Context, name string) error {
+	if err := client(c).Start(c.Context, name); err != nil {
+		return err
+	}
+	return say(c, "watching %s again", name)
 }
 
 // serviceCommand is a command on one named service that logs its

@@ -10,11 +10,10 @@ import (
 // each scrape, so nothing is copied into the registry ahead of time.
 type scrapeCollector struct {
 	src    Source
-	counts *counts
+	counts *counters
 
 	up, state, processes, inGrace  *prometheus.Desc
 	attemptsLeft, next             *prometheus.Desc
-	restarts, stalls, retryOvers   *prometheus.Desc
 	queue, backlog                 *prometheus.Desc
 	watcher                        *prometheus.Desc
 	bpfEvents, bpfLost, bpfRescans *prometheus.Desc
@@ -22,7 +21,7 @@ type scrapeCollector struct {
 	syslogDropped                  *prometheus.Desc
 }
 
-func newScrapeCollector(src Source, c *counts) *scrapeCollector {
+func newScrapeCollector(src Source, c *counters) *scrapeCollector {
 	svc := []string{"service"}
 	port := []string{"service", "port"}
 	return &scrapeCollector{
@@ -33,9 +32,6 @@ func newScrapeCollector(src Source, c *counts) *scrapeCollector {
 		inGrace:      prometheus.NewDesc("pwatch_service_restarts_in_grace", "Restart attempts within grace (compared with retry_count).", svc, nil),
 		attemptsLeft: prometheus.NewDesc("pwatch_service_attempts_left", "Restart attempts retry_count still allows within grace.", svc, nil),
 		next:         prometheus.NewDesc("pwatch_service_next_attempt_seconds", "Seconds until the next restart attempt (what=attempt, a pause between attempts) or re-arm (what=rearm, after a retry over); absent when none is due.", []string{"service", "what"}, nil),
-		restarts:     prometheus.NewDesc("pwatch_restarts_total", "Restart attempts since pcheck started, by reason (down, stall, socket, start, rearm).", []string{"service", "reason"}, nil),
-		retryOvers:   prometheus.NewDesc("pwatch_retry_overs_total", "Retry overs since pcheck started (retry_count attempts used up within grace).", svc, nil),
-		stalls:       prometheus.NewDesc("pwatch_stalls_total", "Stalls detected since pcheck started (a check failing for its whole duration).", svc, nil),
 		queue:        prometheus.NewDesc("pwatch_accept_queue_length", "Connections waiting in the listening socket's accept queue.", port, nil),
 		backlog:      prometheus.NewDesc("pwatch_accept_queue_backlog", "The listening socket's accept-queue limit (listen backlog).", port, nil),
 		watcher:      prometheus.NewDesc("pwatch_watcher_info", "The death-detection backend in use (always 1).", []string{"backend"}, nil),
@@ -50,10 +46,13 @@ func newScrapeCollector(src Source, c *counts) *scrapeCollector {
 
 func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		c.up, c.state, c.processes, c.inGrace, c.attemptsLeft, c.next, c.restarts, c.stalls, c.retryOvers,
+		c.up, c.state, c.processes, c.inGrace, c.attemptsLeft, c.next,
 		c.queue, c.backlog, c.watcher, c.bpfEvents, c.bpfLost, c.bpfRescans, c.reboots, c.syslogDropped,
 	} {
 		ch <- d
+	}
+	for _, v := range c.counts.vecs() {
+		v.Describe(ch)
 	}
 }
 
@@ -80,7 +79,7 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 		if s.Next != "" {
 			emit(c.next, prometheus.GaugeValue, s.NextIn.Seconds(), s.Name, s.Next)
 		}
-		emit(c.retryOvers, prometheus.CounterValue, float64(c.counts.retryOversOf(s.Name)), s.Name)
+		c.counts.show(s.Name)
 		known := false
 		for _, st := range States {
 			known = known || st == s.State
@@ -89,11 +88,6 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 		if !known && s.State != "" {
 			emit(c.state, prometheus.GaugeValue, 1, s.Name, s.State)
 		}
-		restarts, stalls := c.counts.of(s.Name)
-		for reason, n := range restarts {
-			emit(c.restarts, prometheus.CounterValue, float64(n), s.Name, reason)
-		}
-		emit(c.stalls, prometheus.CounterValue, float64(stalls), s.Name)
 		ports := map[int]bool{}
 		for _, sock := range s.Sockets {
 			if ports[sock.Port] {
@@ -104,6 +98,9 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 			emit(c.queue, prometheus.GaugeValue, float64(sock.Queue), s.Name, p)
 			emit(c.backlog, prometheus.GaugeValue, float64(sock.Backlog), s.Name, p)
 		}
+	}
+	for _, v := range c.counts.vecs() {
+		v.Collect(ch)
 	}
 	if b := c.src.Backend(); b != "" {
 		emit(c.watcher, prometheus.GaugeValue, 1, b)

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,7 +37,7 @@ type Metrics struct {
 	reg     *prometheus.Registry
 	probes  *prometheus.HistogramVec
 	deaths  *prometheus.CounterVec
-	counts  *counts
+	counts  *counters
 	handler http.Handler
 	log     *slog.Logger
 }
@@ -59,7 +58,7 @@ func New(src Source, opts Options) *Metrics {
 			Name: "pwatch_deaths_total",
 			Help: "Deaths of a service's top-level processes, by cause: exit, signal, oom, pcheck (a stall check's kill), unknown.",
 		}, []string{"service", "cause"}),
-		counts: newCounts(opts.RestartReasons),
+		counts: newCounters(opts.RestartReasons),
 		log:    log,
 	}
 	m.reg.MustRegister(
@@ -121,7 +120,7 @@ func (m *Metrics) Restart(service, reason string) {
 	if m == nil {
 		return
 	}
-	m.counts.restart(service, reason)
+	m.inc(m.counts.restarts, "restart", service, reason)
 }
 
 // RetryOver counts one retry over of service: its retries within grace
@@ -130,7 +129,7 @@ func (m *Metrics) RetryOver(service string) {
 	if m == nil {
 		return
 	}
-	m.counts.retryOver(service)
+	m.inc(m.counts.retryOvers, "retry over", service)
 }
 
 // Stall counts one stall of service: a stall check failed for its whole
@@ -139,7 +138,18 @@ func (m *Metrics) Stall(service string) {
 	if m == nil {
 		return
 	}
-	m.counts.stall(service)
+	m.inc(m.counts.stalls, "stall", service)
+}
+
+// inc adds one to a counter, dropping (and logging) labels that are not
+// UTF-8 rather than panic.
+func (m *Metrics) inc(v *prometheus.CounterVec, what string, labels ...string) {
+	c, err := v.GetMetricWithLabelValues(labels...)
+	if err != nil {
+		m.log.Warn(what+" metric dropped", "labels", labels, "error", err)
+		return
+	}
+	c.Inc()
 }
 
 // Forget drops what was pushed for service: a reload removed it. Its state
@@ -160,76 +170,49 @@ func orDiscard(log *slog.Logger) *slog.Logger {
 	return log
 }
 
-// counts are the restart and stall counters. They are emitted by the scrape
-// collector for the services Source lists, so a removed service's series
-// go away with it.
-type counts struct {
-	reasons []string // shown at 0 before the first restart
-
-	mu         sync.Mutex
-	restarts   map[string]map[string]uint64 // service -> reason -> count
-	stalls     map[string]uint64
-	retryOvers map[string]uint64
+// counters are the restart, stall and retry-over counters. The scrape
+// collector shows them for the services Source lists, at 0 before the
+// first count, so that rate() sees the first one.
+type counters struct {
+	reasons                      []string // restarts shown at 0 for each
+	restarts, stalls, retryOvers *prometheus.CounterVec
 }
 
-func newCounts(reasons []string) *counts {
-	return &counts{
-		reasons:    slices.Clone(reasons),
-		restarts:   map[string]map[string]uint64{},
-		stalls:     map[string]uint64{},
-		retryOvers: map[string]uint64{},
+func newCounters(reasons []string) *counters {
+	return &counters{
+		reasons: slices.Clone(reasons),
+		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pwatch_restarts_total",
+			Help: "Restart attempts since pcheck started, by reason (down, stall, socket, start, rearm).",
+		}, []string{"service", "reason"}),
+		retryOvers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pwatch_retry_overs_total",
+			Help: "Retry overs since pcheck started (retry_count attempts used up within grace).",
+		}, []string{"service"}),
+		stalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pwatch_stalls_total",
+			Help: "Stalls detected since pcheck started (a check failing for its whole duration).",
+		}, []string{"service"}),
 	}
 }
 
-func (c *counts) restart(service, reason string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	byReason := c.restarts[service]
-	if byReason == nil {
-		byReason = map[string]uint64{}
-		c.restarts[service] = byReason
-	}
-	byReason[reason]++
+func (c *counters) vecs() []*prometheus.CounterVec {
+	return []*prometheus.CounterVec{c.restarts, c.retryOvers, c.stalls}
 }
 
-func (c *counts) stall(service string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.stalls[service]++
-}
-
-func (c *counts) retryOver(service string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.retryOvers[service]++
-}
-
-func (c *counts) forget(service string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.restarts, service)
-	delete(c.stalls, service)
-	delete(c.retryOvers, service)
-}
-
-// retryOversOf is service's retry overs.
-func (c *counts) retryOversOf(service string) uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.retryOvers[service]
-}
-
-// of returns service's restarts by reason (the zero-shown reasons
-// included) and its stalls.
-func (c *counts) of(service string) (restarts map[string]uint64, stalls uint64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	restarts = make(map[string]uint64, len(c.reasons))
+// show makes service's counters exist (at 0 if never counted). A name
+// that is not UTF-8 is left out: its other series report the error.
+func (c *counters) show(service string) {
 	for _, r := range c.reasons {
-		restarts[r] = 0
+		_, _ = c.restarts.GetMetricWithLabelValues(service, r)
 	}
-	for r, n := range c.restarts[service] {
-		restarts[r] = n
+	_, _ = c.stalls.GetMetricWithLabelValues(service)
+	_, _ = c.retryOvers.GetMetricWithLabelValues(service)
+}
+
+// forget drops service's counters.
+func (c *counters) forget(service string) {
+	for _, v := range c.vecs() {
+		v.DeletePartialMatch(prometheus.Labels{"service": service})
 	}
-	return restarts, c.stalls[service]
 }

@@ -1,8 +1,12 @@
-// Package msg is pwatch's catalogue of log messages and their output. The
-// texts are those of spec/behaviour.md (taken from the WebEdition guide),
-// word for word, because existing log watchers match them; each goes to
-// syslog exactly as written and to stderr as a structured slog line whose
-// fields (service, pid, reason, exit details) say the same for machines.
+// Package msg is pwatch's catalogue of log messages and their output. Four
+// texts are the WebEdition guide's section 4.2, word for word, because
+// existing log watchers match them: WebStall, SocketStall, Killed and
+// KillFailed. The others (Down, Ended, TryRestart, Up, SetPidFail,
+// RetryOver, RebootThresholdReached, CommandExecute) are pwatch's own
+// wording, as docs/behaviour.md says: the guide refers to the base
+// product's lines but does not print them. Each goes to syslog exactly as
+// written and to stderr as a structured slog line whose fields (service,
+// pid, reason, exit details) say the same for machines.
 package msg
 
 import (

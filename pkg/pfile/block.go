@@ -30,13 +30,13 @@ type block struct {
 	ok    bool // closed without errors
 }
 
+// extension is a key line of a block, its value read and checked; it is
+// applied when the block closes and its kind is known.
 type extension struct {
-	key     string
-	value   string
-	line    int
-	col     int
-	boolean bool
-	status  StatusRange
+	key   *keySpec
+	value any
+	line  int
+	col   int
 }
 
 func (p *parser) blockStart(ll *logicalLine, w string) {
@@ -50,8 +50,8 @@ func (p *parser) blockStart(ll *logicalLine, w string) {
 		errsAtOpen: len(p.errs),
 		entries:    map[string]int{},
 		extSeen:    map[string]int{},
-		check:      Check{ListenCheck: true},
 	}
+	applyCheckDefaults(&b.check)
 	p.block = b
 	switch {
 	case !isIdent(w):
@@ -214,120 +214,156 @@ func libraryKind(base string) Kind {
 // exec reads PS_EXEC left to right:
 // type:file:call:timeout:interval:error:argc:argv[0]:...:argv[argc-1].
 func (p *parser) exec(ll *logicalLine, f []field) {
-	b := p.block
-	c := &b.check
 	if len(f) < 7 {
 		p.errAt(ll, 0, "PS_EXEC: expected type:file:call:timeout:interval:error:argc:duration:port[:host[:timeout[:path]]], got %d fields", len(f))
 		return
 	}
-	bad := func(fl field, format string, args ...any) { p.errAt(ll, fl.off, format, args...) }
-	secs := func(fl field, what string, lo int64) (time.Duration, bool) {
-		n, msg := number("PS_EXEC "+what, fl.text, lo, MaxSeconds, "second")
-		if msg != "" {
-			bad(fl, "%s", msg)
-			return 0, false
-		}
-		return seconds(n), true
+	e := &execLine{p: p, ll: ll, b: p.block, c: &p.block.check}
+	e.head(f)
+	argv := f[7:]
+	e.argc(f[6], argv)
+	e.duration(f[4], argv)
+	if len(argv) > 1 {
+		e.port(argv[1])
 	}
+	e.c.Host = DefaultHost
+	if len(argv) > 2 && !isDefault(argv[2].text) {
+		e.host(argv[2])
+	}
+	if len(argv) > 3 && !isDefault(argv[3].text) {
+		e.timeout(argv[3])
+	}
+	if len(argv) > 4 && !isDefault(argv[4].text) {
+		e.path(argv[4])
+	}
+}
 
+// execLine is a PS_EXEC line being read into its block's check.
+type execLine struct {
+	p          *parser
+	ll         *logicalLine
+	b          *block
+	c          *Check
+	intervalOK bool // the interval is valid (or the default)
+}
+
+func (e *execLine) bad(fl field, format string, args ...any) {
+	e.p.errAt(e.ll, fl.off, format, args...)
+}
+
+// secs reads a field in seconds, at least lo.
+func (e *execLine) secs(fl field, what string, lo int64) (time.Duration, bool) {
+	n, msg := number("PS_EXEC "+what, fl.text, lo, MaxSeconds, "second")
+	if msg != "" {
+		e.bad(fl, "%s", msg)
+		return 0, false
+	}
+	return seconds(n), true
+}
+
+// head reads the fields before argc: timeout (ignored), interval, error.
+func (e *execLine) head(f []field) {
 	if !isDefault(f[3].text) {
-		line, col := ll.pos(f[3].off)
-		p.warnf(line, col, "PS_EXEC timeout field %q is ignored: the probe timeout is argv[3] (after duration, port and host)", f[3].text)
+		line, col := e.ll.pos(f[3].off)
+		e.p.warnf(line, col, "PS_EXEC timeout field %q is ignored: the probe timeout is argv[3] (after duration, port and host)", f[3].text)
 	}
-
-	c.Interval = DefaultInterval
-	intervalOK := true
+	e.c.Interval, e.intervalOK = DefaultInterval, true
 	if !isDefault(f[4].text) {
-		c.Interval, intervalOK = secs(f[4], "interval", int64(MinInterval/time.Second))
+		e.c.Interval, e.intervalOK = e.secs(f[4], "interval", int64(MinInterval/time.Second))
 	}
-
 	switch f[5].text {
 	case "", "-", "0":
 	case "1":
-		c.StopAfterDetect = true
+		e.c.StopAfterDetect = true
 	default:
-		bad(f[5], "PS_EXEC error: %q is not 0 or 1 (0: keep checking after a detection, 1: stop this check after the first)", f[5].text)
+		e.bad(f[5], "PS_EXEC error: %q is not 0 or 1 (0: keep checking after a detection, 1: stop this check after the first)", f[5].text)
 	}
+}
 
-	argv := f[7:]
-	if n, msg := number("PS_EXEC argc", f[6].text, 0, MaxCount, ""); msg != "" {
-		bad(f[6], "%s", msg)
+// argc checks the argument count against the argv fields that follow.
+func (e *execLine) argc(argc field, argv []field) {
+	if n, msg := number("PS_EXEC argc", argc.text, 0, MaxCount, ""); msg != "" {
+		e.bad(argc, "%s", msg)
 	} else if int(n) != len(argv) {
-		bad(f[6], "PS_EXEC argc: argc is %d but %d argv field(s) follow", n, len(argv))
+		e.bad(argc, "PS_EXEC argc: argc is %d but %d argv field(s) follow", n, len(argv))
 	}
 	if len(argv) < 2 {
-		at := f[6]
+		at := argc
 		if len(argv) == 1 {
 			at = argv[0]
 		}
-		bad(at, "PS_EXEC: argv[1] port is required: expected argc >= 2 and duration:port[:host[:timeout[:path]]] after it")
+		e.bad(at, "PS_EXEC: argv[1] port is required: expected argc >= 2 and duration:port[:host[:timeout[:path]]] after it")
 	}
 	if len(argv) > 5 {
-		bad(argv[5], "PS_EXEC: %d argv fields, expected at most 5: duration:port:host:timeout:path", len(argv))
+		e.bad(argv[5], "PS_EXEC: %d argv fields, expected at most 5: duration:port:host:timeout:path", len(argv))
 	}
+}
 
-	// argv[0] duration
+// duration reads argv[0] and checks it is not shorter than the interval.
+func (e *execLine) duration(interval field, argv []field) {
+	c := e.c
 	c.Duration = DefaultDuration
 	durationOK := true
 	var durField *field
 	if len(argv) > 0 && !isDefault(argv[0].text) {
 		durField = &argv[0]
-		c.Duration, durationOK = secs(argv[0], "duration", 1)
+		c.Duration, durationOK = e.secs(argv[0], "duration", 1)
 	}
-	if durationOK && intervalOK && c.Duration < c.Interval {
-		if durField != nil {
-			bad(*durField, "PS_EXEC duration: %d is shorter than the interval %d: expected duration >= interval", c.Duration/time.Second, c.Interval/time.Second)
-		} else {
-			bad(f[4], "PS_EXEC interval: %d is longer than the default duration %d: give argv[0] duration >= interval", c.Interval/time.Second, DefaultDuration/time.Second)
-		}
+	if !durationOK || !e.intervalOK || c.Duration >= c.Interval {
+		return
 	}
+	if durField != nil {
+		e.bad(*durField, "PS_EXEC duration: %d is shorter than the interval %d: expected duration >= interval", c.Duration/time.Second, c.Interval/time.Second)
+	} else {
+		e.bad(interval, "PS_EXEC interval: %d is longer than the default duration %d: give argv[0] duration >= interval", c.Interval/time.Second, DefaultDuration/time.Second)
+	}
+}
 
-	// argv[1] port
-	if len(argv) > 1 {
-		if isDefault(argv[1].text) {
-			bad(argv[1], "PS_EXEC port: argv[1] is empty: expected a port 1-65535")
-		} else if !isDigits(argv[1].text) {
-			bad(argv[1], "PS_EXEC port: %q is not a port number (expected 1-65535)", argv[1].text)
-		} else if n, msg := number("PS_EXEC port", argv[1].text, 1, 65535, ""); msg != "" {
-			bad(argv[1], "%s", msg)
-		} else {
-			c.Port = int(n)
-		}
+// port reads argv[1].
+func (e *execLine) port(fl field) {
+	if isDefault(fl.text) {
+		e.bad(fl, "PS_EXEC port: argv[1] is empty: expected a port 1-65535")
+	} else if !isDigits(fl.text) {
+		e.bad(fl, "PS_EXEC port: %q is not a port number (expected 1-65535)", fl.text)
+	} else if n, msg := number("PS_EXEC port", fl.text, 1, 65535, ""); msg != "" {
+		e.bad(fl, "%s", msg)
+	} else {
+		e.c.Port = int(n)
 	}
+}
 
-	// argv[2] host
-	c.Host = DefaultHost
-	if len(argv) > 2 && !isDefault(argv[2].text) {
-		h, ok := parseHost(argv[2].text)
-		if !ok {
-			bad(argv[2], "PS_EXEC host: %q is not a host name or IP address (write an IPv6 address as [::1])", argv[2].text)
-		} else {
-			c.Host = h
-		}
+// host reads argv[2].
+func (e *execLine) host(fl field) {
+	h, ok := parseHost(fl.text)
+	if !ok {
+		e.bad(fl, "PS_EXEC host: %q is not a host name or IP address (write an IPv6 address as [::1])", fl.text)
+		return
 	}
+	e.c.Host = h
+}
 
-	// argv[3] per-probe timeout
-	if len(argv) > 3 && !isDefault(argv[3].text) {
-		if t, ok := secs(argv[3], "timeout", 1); ok {
-			c.Timeout = t
-			b.timeoutSet = true
-			if intervalOK && t > c.Interval {
-				bad(argv[3], "PS_EXEC timeout: %d is longer than the interval %d: expected timeout <= interval", t/time.Second, c.Interval/time.Second)
-			}
-		}
+// timeout reads argv[3], the per-probe timeout.
+func (e *execLine) timeout(fl field) {
+	t, ok := e.secs(fl, "timeout", 1)
+	if !ok {
+		return
 	}
+	e.c.Timeout = t
+	e.b.timeoutSet = true
+	if e.intervalOK && t > e.c.Interval {
+		e.bad(fl, "PS_EXEC timeout: %d is longer than the interval %d: expected timeout <= interval", t/time.Second, e.c.Interval/time.Second)
+	}
+}
 
-	// argv[4] request path
-	if len(argv) > 4 && !isDefault(argv[4].text) {
-		v := argv[4].text
-		line, col := ll.pos(argv[4].off)
-		b.pathAt = &keyPos{line, col}
-		if !strings.HasPrefix(v, "/") || strings.ContainsAny(v, " \t") {
-			bad(argv[4], "PS_EXEC path: %q is not a request path: expected one starting with /", v)
-		} else {
-			c.Path = v
-		}
+// path reads argv[4], the request path; closeBlock refuses it on tcp.
+func (e *execLine) path(fl field) {
+	line, col := e.ll.pos(fl.off)
+	e.b.pathAt = &keyPos{line, col}
+	if !strings.HasPrefix(fl.text, "/") || strings.ContainsAny(fl.text, " \t") {
+		e.bad(fl, "PS_EXEC path: %q is not a request path: expected one starting with /", fl.text)
+		return
 	}
+	e.c.Path = fl.text
 }
 
 func parseHost(h string) (string, bool) {
@@ -370,58 +406,45 @@ func (p *parser) action(ll *logicalLine, f []field) {
 }
 
 // extension handles a key line inside a block.
-func (p *parser) extension(ll *logicalLine, key string, off int) {
+func (p *parser) extension(ll *logicalLine, k *keySpec, off int) {
 	b := p.block
-	if first, dup := b.extSeen[key]; dup {
-		p.errAt(ll, 0, "%s: set twice in this block (first on line %d)", key, first)
+	if first, dup := b.extSeen[k.name]; dup {
+		p.errAt(ll, 0, "%s: set twice in this block (first on line %d)", k.name, first)
 		return
 	}
-	b.extSeen[key] = ll.line()
-	w, ok := p.single(ll, key, off)
+	b.extSeen[k.name] = ll.line()
+	w, ok := p.single(ll, k.name, off)
 	if !ok {
 		return
 	}
-	line, col := ll.pos(w.off)
-	e := extension{key: key, value: w.text, line: line, col: col}
-	bad := func(format string, args ...any) { p.errAt(ll, w.off, format, args...) }
-	switch key {
-	case "tls_verify", "listen_check":
-		v, ok := yesNo(w.text)
-		if !ok {
-			bad("%s: %q is not yes or no", key, w.text)
-			return
-		}
-		e.boolean = v
-	case "tls_ca":
-		if !isAbsPath(w.text) {
-			bad("tls_ca: %q is not an absolute path", w.text)
-			return
-		}
-	case "tls_server_name":
-		if h, ok := parseHost(w.text); !ok || strings.Contains(w.text, "[") {
-			bad("tls_server_name: %q is not a host name", w.text)
-			return
-		} else {
-			e.value = h
-		}
-	case "expect_status":
-		m := statusArg.FindStringSubmatch(w.text)
-		if m == nil {
-			bad("expect_status: %q is not a status or range: expected e.g. 200 or 200-399", w.text)
-			return
-		}
-		lo, _ := number("", m[1], 0, 999, "")
-		hi := lo
-		if m[2] != "" {
-			hi, _ = number("", m[2], 0, 999, "")
-		}
-		if lo < 100 || hi > 599 || lo > hi {
-			bad("expect_status: %q is not a range of HTTP statuses: expected MIN-MAX within 100-599, MIN <= MAX", w.text)
-			return
-		}
-		e.status = StatusRange{Min: int(lo), Max: int(hi)}
+	v, msg := k.value.word(k.name, w.text)
+	if msg != "" {
+		p.errAt(ll, w.off, "%s", msg)
+		return
 	}
-	b.exts = append(b.exts, e)
+	line, col := ll.pos(w.off)
+	b.exts = append(b.exts, extension{key: k, value: v, line: line, col: col})
+}
+
+// applyExtensions applies the block's key lines allowed on its kind, then
+// runs their checks.
+func (p *parser) applyExtensions(b *block) {
+	c := &b.check
+	var applied []*extension
+	for i := range b.exts {
+		e := &b.exts[i]
+		if !e.key.allowedOn(b.kind) {
+			p.errorf(e.line, e.col, "%s: "+e.key.onlyMsg, e.key.name, b.kind)
+			continue
+		}
+		e.key.setCheck(c, e.value)
+		applied = append(applied, e)
+	}
+	for _, e := range applied {
+		for _, check := range e.key.closeChecks {
+			check(p, c, e)
+		}
+	}
 }
 
 // closeBlock checks the block as a whole and applies its defaults.
@@ -439,35 +462,7 @@ func (p *parser) closeBlock() {
 	}
 	c := &b.check
 	c.Kind, c.Block, c.Line, c.Library = b.kind, b.name, b.line, b.lib
-	var caAt *extension
-	for i := range b.exts {
-		e := &b.exts[i]
-		httpsOnly := e.key == "tls_verify" || e.key == "tls_ca" || e.key == "tls_server_name"
-		if b.kind != 0 && httpsOnly && b.kind != KindHTTPS {
-			p.errorf(e.line, e.col, "%s: only for https checks (lib_bi_webservs.so); this block is %s", e.key, b.kind)
-			continue
-		}
-		if b.kind == KindTCP && e.key == "expect_status" {
-			p.errorf(e.line, e.col, "expect_status: only for http and https checks; this block is tcp")
-			continue
-		}
-		switch e.key {
-		case "tls_verify":
-			c.TLSVerify = e.boolean
-		case "tls_ca":
-			c.TLSCA = e.value
-			caAt = e
-		case "tls_server_name":
-			c.TLSServerName = e.value
-		case "expect_status":
-			c.ExpectStatus = e.status
-		case "listen_check":
-			c.ListenCheck = e.boolean
-		}
-	}
-	if caAt != nil && !c.TLSVerify {
-		p.warnf(caAt.line, caAt.col, "tls_ca has no effect without tls_verify yes")
-	}
+	p.applyExtensions(b)
 	if !b.timeoutSet {
 		c.Timeout = min(c.Interval, DefaultTimeoutCap)
 	}

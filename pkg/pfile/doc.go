@@ -8,5 +8,8 @@
 // (and column where one helps). LoadFile, LoadDir and Load read from disk.
 // Service.Rules is the JSON view that padmin prints.
 //
-// docs/pfile.md describes the language.
+// keys.go holds the table of keys: each key's value type, default, checks,
+// JSON field and doc in one row, from which the parser, Service.Rules and
+// docs/pfile.md's key reference (go generate) all work. docs/pfile.md
+// describes the language.
 package pfile

@@ -45,35 +45,7 @@ const (
 	DefaultTimeoutCap = 10 * time.Second
 )
 
-var processKeyNames = []string{
-	"process", "args", "pidfile", "user", "min_count", "restart_script",
-	"restart_timeout", "retry_count", "grace", "retry_interval",
-	"retry_backoff", "retry_interval_max", "stable_uptime", "rearm_after",
-	"retry_over_action", "retry_over_script", "recovery_timeout",
-	"kill_timeout", "start_on_load",
-}
-
-var extensionKeyNames = []string{
-	"tls_verify", "tls_ca", "tls_server_name", "expect_status", "listen_check",
-}
-
 var entryNames = []string{"ps_init", "ps_exec", "ps_action", "ps_quit"}
-
-// keyNames holds every key; allKeys maps each to whether it is an
-// extension (block) key.
-var (
-	keyNames = append(append([]string{}, processKeyNames...), extensionKeyNames...)
-	allKeys  = func() map[string]bool {
-		m := map[string]bool{}
-		for _, k := range processKeyNames {
-			m[k] = false
-		}
-		for _, k := range extensionKeyNames {
-			m[k] = true
-		}
-		return m
-	}()
-)
 
 // Parse reads one pfile. name is the file name used in messages; the
 // service's name is its base name without ".pfile". It returns either the
@@ -89,18 +61,8 @@ func Parse(name string, src []byte) (svc *Service, warns []Warning, err error) {
 			err = Errors{{File: name, Line: 1, Msg: fmt.Sprintf("internal parser error: %v", r)}}
 		}
 	}()
-	p.svc = &Service{
-		File:           name,
-		Name:           ServiceName(name),
-		MinCount:       DefaultMinCount,
-		RestartTimeout: DefaultRestartTimeout,
-		RetryCount:     DefaultRetryCount,
-		Grace:          DefaultGrace,
-		RetryInterval:  DefaultRetryInterval,
-		RetryBackoff:   1,
-		KillTimeout:    DefaultKillTimeout,
-		StartOnLoad:    true,
-	}
+	p.svc = &Service{File: name, Name: ServiceName(name)}
+	applyDefaults(p.svc)
 	if p.svc.Name == "" || strings.ContainsAny(p.svc.Name, " \t\r\n/") {
 		p.errorf(1, 0, "%q is not a usable service name: name the file NAME.pfile, NAME without spaces", p.svc.Name)
 	}
@@ -204,7 +166,7 @@ func (p *parser) statement(ll *logicalLine) {
 		}
 		p.entry(ll, w, rest)
 	default:
-		ext, known := allKeys[lw]
+		k, known := allKeys[lw]
 		switch {
 		case !known:
 			if !isIdent(w) {
@@ -212,15 +174,15 @@ func (p *parser) statement(ll *logicalLine) {
 				return
 			}
 			p.errAt(ll, 0, "unknown key %q%s", w, didYouMean(lw, keyNames))
-		case ext && p.block == nil:
+		case k.block && p.block == nil:
 			p.errAt(ll, 0, "%s is only allowed inside a _bi_ block", lw)
-		case ext:
-			p.extension(ll, lw, rest)
+		case k.block:
+			p.extension(ll, k, rest)
 		default:
 			if p.block != nil {
 				p.errAt(ll, 0, "%s belongs to the process entry: put it outside the _bi_ block", lw)
 			}
-			p.processKey(ll, lw, rest)
+			p.processKey(ll, k, rest)
 		}
 	}
 }
@@ -316,201 +278,42 @@ func factor(s string) (float64, bool) {
 
 var backoffArg = regexp.MustCompile(`^[0-9]{1,2}(\.[0-9]{1,3})?$`)
 
-// finishBackoff checks the backoff keys against each other and fills in
-// their defaults.
-func (p *parser) finishBackoff() {
-	s := p.svc
-	backoff, hasBackoff := p.set["retry_backoff"]
-	if at, ok := p.set["retry_interval_max"]; ok && !hasBackoff {
-		p.errorf(at.line, at.col, "retry_interval_max: only allowed with retry_backoff (without it every pause is retry_interval)")
-	}
-	if hasBackoff {
-		if s.RetryInterval == 0 {
-			p.errorf(backoff.line, backoff.col, "retry_backoff: grows retry_interval, which is 0: set retry_interval to 1 second or more")
-		}
-		if at, ok := p.set["retry_interval_max"]; ok && s.RetryIntervalMax < s.RetryInterval {
-			p.errorf(at.line, at.col, "retry_interval_max: %d is less than retry_interval (%d)", secs(s.RetryIntervalMax), secs(s.RetryInterval))
-		}
-		if _, ok := p.set["retry_interval_max"]; !ok {
-			s.RetryIntervalMax = max(DefaultRetryIntervalMax, s.RetryInterval)
-		}
-	}
-	if _, ok := p.set["stable_uptime"]; !ok {
-		s.StableUptime = min(DefaultStableUptime, s.Grace)
-	}
-}
-
 // ---- process entry ----
 
-func (p *parser) processKey(ll *logicalLine, key string, off int) {
-	if first, dup := p.set[key]; dup {
-		p.errAt(ll, 0, "%s: set twice (first on line %d)", key, first.line)
+func (p *parser) processKey(ll *logicalLine, k *keySpec, off int) {
+	if first, dup := p.set[k.name]; dup {
+		p.errAt(ll, 0, "%s: set twice (first on line %d)", k.name, first.line)
 		return
 	}
 	line, col := ll.pos(0)
-	p.set[key] = keyPos{line, col}
-	s := p.svc
-
-	switch key {
-	case "args":
-		raw := trimSpace(ll.text[off:])
-		if strings.HasPrefix(raw, `"`) {
-			w, ok := p.single(ll, key, off)
-			if !ok {
-				return
-			}
-			raw = w.text
-		}
-		if raw == "" {
-			p.errAt(ll, 0, "args: expected a regexp")
-			return
-		}
-		re, err := regexp.Compile(raw)
-		if err != nil {
-			p.errAt(ll, len(ll.text)-len(strings.TrimLeft(ll.text[off:], " \t")), "args: invalid regexp: %v", err)
-			return
-		}
-		s.Args, s.ArgsRE = raw, re
-		return
-	case "restart_script", "retry_over_script":
-		ws, ok := p.words(ll, off)
-		if !ok {
-			return
-		}
-		if len(ws) == 0 {
-			p.errAt(ll, 0, "%s: expected an absolute path and optional arguments", key)
-			return
-		}
-		if !isAbsPath(ws[0].text) {
-			p.errAt(ll, ws[0].off, "%s: %q is not an absolute path", key, ws[0].text)
-			return
-		}
-		argv := make([]string, len(ws))
-		for i, w := range ws {
-			argv[i] = w.text
-		}
-		if key == "restart_script" {
-			s.RestartScript = argv
-		} else {
-			s.RetryOverScript = argv
-		}
-		return
+	p.set[k.name] = keyPos{line, col}
+	if v, ok := p.value(ll, k, off); ok {
+		k.set(p.svc, v)
 	}
+}
 
-	w, ok := p.single(ll, key, off)
+// value reads a key's value from off, reporting what is wrong with it.
+func (p *parser) value(ll *logicalLine, k *keySpec, off int) (any, bool) {
+	if k.value.line != nil {
+		return k.value.line(p, ll, k.name, off)
+	}
+	w, ok := p.single(ll, k.name, off)
 	if !ok {
-		return
+		return nil, false
 	}
-	v := w.text
-	bad := func(format string, args ...any) { p.errAt(ll, w.off, format, args...) }
-	switch key {
-	case "process", "pidfile":
-		if !isAbsPath(v) {
-			bad("%s: %q is not an absolute path", key, v)
-			return
-		}
-		if key == "process" {
-			s.Process = v
-		} else {
-			s.PIDFile = v
-		}
-	case "user":
-		if isDigits(v) {
-			if _, msg := number(key, v, 0, 1<<32-2, ""); msg != "" {
-				bad("%s", msg)
-				return
-			}
-		} else if !userName.MatchString(v) {
-			bad("user: %q is not a user name or numeric uid", v)
-			return
-		}
-		s.User = v
-	case "min_count", "retry_count":
-		lo := int64(1)
-		if key == "retry_count" {
-			lo = 0
-		}
-		n, msg := number(key, v, lo, MaxCount, "")
-		if msg != "" {
-			bad("%s", msg)
-			return
-		}
-		if key == "min_count" {
-			s.MinCount = int(n)
-		} else {
-			s.RetryCount = int(n)
-		}
-	case "retry_backoff":
-		f, ok := factor(v)
-		if !ok {
-			bad("retry_backoff: %q is not a factor from 1 to %d (a number such as 2 or 1.5, at most 3 decimals)", v, MaxBackoff)
-			return
-		}
-		s.RetryBackoff = f
-	case "restart_timeout", "grace", "recovery_timeout", "retry_interval", "kill_timeout",
-		"retry_interval_max", "stable_uptime", "rearm_after":
-		lo := int64(1)
-		if key == "retry_interval" || key == "kill_timeout" {
-			lo = 0
-		}
-		n, msg := number(key, v, lo, MaxSeconds, "second")
-		if msg != "" {
-			bad("%s", msg)
-			return
-		}
-		d := seconds(n)
-		switch key {
-		case "restart_timeout":
-			s.RestartTimeout = d
-		case "grace":
-			s.Grace = d
-		case "recovery_timeout":
-			s.RecoveryTimeout = d
-		case "retry_interval":
-			s.RetryInterval = d
-		case "kill_timeout":
-			s.KillTimeout = d
-		case "retry_interval_max":
-			s.RetryIntervalMax = d
-		case "stable_uptime":
-			s.StableUptime = d
-		case "rearm_after":
-			s.RearmAfter = d
-		}
-	case "retry_over_action":
-		a, err := ParseAction(v)
-		if err != nil {
-			bad("retry_over_action: %v%s", err, didYouMean(v, actionNames))
-			return
-		}
-		s.RetryOverAction = a
-	case "start_on_load":
-		b, ok := yesNo(v)
-		if !ok {
-			bad("start_on_load: %q is not yes or no", v)
-			return
-		}
-		s.StartOnLoad = b
+	v, msg := k.value.word(k.name, w.text)
+	if msg != "" {
+		p.errAt(ll, w.off, "%s", msg)
+		return nil, false
 	}
+	return v, true
 }
 
 // finish checks what needs the whole file: required keys, combinations,
 // duplicate checks.
 func (p *parser) finish() {
 	s := p.svc
-	if _, ok := p.set["process"]; !ok {
-		p.errorf(1, 0, "missing required key process (the absolute path of the watched executable)")
-	}
-	if _, ok := p.set["restart_script"]; !ok {
-		p.errorf(1, 0, "missing required key restart_script (the absolute path of the script that brings the service back)")
-	}
-	if at, ok := p.set["recovery_timeout"]; ok && s.RetryOverAction != ActionReboot {
-		p.errorf(at.line, at.col, "recovery_timeout: only allowed with retry_over_action reboot (retry_over_action is %s)", s.RetryOverAction)
-	}
-	p.finishBackoff()
-	if at, ok := p.set["rearm_after"]; ok && (s.RetryOverAction == ActionShutdown || s.RetryOverAction == ActionExit) {
-		p.errorf(at.line, at.col, "rearm_after: only allowed with retry_over_action continue or reboot (retry_over_action is %s: pcheck ends)", s.RetryOverAction)
-	}
+	p.finishKeys()
 	for i, b := range p.blocks {
 		if !b.ok {
 			continue

@@ -2,6 +2,7 @@ package pfile
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -31,31 +32,49 @@ func readSample(t *testing.T, name string) []byte {
 	return b
 }
 
-// The table of spec/pfile.md "The seed's three samples".
-var goldenSamples = []struct {
-	file     string
-	kind     Kind
-	interval int
-	errorVal bool
-	duration int
-	port     int
-	host     string
-	timeout  int
-	path     string // "" is the table's "-"
-	action   bool
-	warnings []string
-}{
-	{"sample1.pfile", KindHTTP, 60, false, 600, 8080, "127.0.0.1", 10, "/", true, nil},
-	{"sample2.pfile", KindTCP, 60, false, 600, 8080, "127.0.0.1", 10, "", true, nil},
-	{"sample3.pfile", KindHTTPS, 60, false, 600, 433, "localhost", 5, "/", true, []string{
+// sampleWarnings are the warnings of the guide's samples.
+var sampleWarnings = map[string][]string{
+	"sample3.pfile": {
 		"sample3.pfile:8: warning: taken as the rest of the comment on line 7 (it follows a comment ending with ':'); start it with # to make that explicit",
-	}},
+	},
 }
 
+// sampleTable is docs/pfile.md's table of "The guide's three samples": per
+// sample file, its cells after the sample's number (check, interval,
+// error, duration, port, host, probe timeout, path, action error).
+func sampleTable(t *testing.T) map[string][]string {
+	t.Helper()
+	doc, err := os.ReadFile(docsPfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(doc), "\n## The guide's three samples\n")
+	if !ok {
+		t.Fatalf("%s: no section \"The guide's three samples\"", docsPfile)
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	rows := map[string][]string{}
+	for _, line := range strings.Split(section, "\n") {
+		if !strings.HasPrefix(line, "| ") {
+			continue
+		}
+		cells := strings.Split(strings.Trim(line, "| "), " | ")
+		if len(cells) != 10 || !isDigits(cells[0]) {
+			continue // the header and its rule
+		}
+		rows["sample"+cells[0]+".pfile"] = cells[1:]
+	}
+	if len(rows) != 3 {
+		t.Fatalf("%s: %d sample rows in \"The guide's three samples\", want 3", docsPfile, len(rows))
+	}
+	return rows
+}
+
+// The samples load as docs/pfile.md's table says.
 func TestSeedSamples(t *testing.T) {
-	for _, g := range goldenSamples {
-		t.Run(g.file, func(t *testing.T) {
-			src := readSample(t, g.file)
+	for file, want := range sampleTable(t) {
+		t.Run(file, func(t *testing.T) {
+			src := readSample(t, file)
 			for _, variant := range []struct {
 				name string
 				src  []byte
@@ -63,7 +82,7 @@ func TestSeedSamples(t *testing.T) {
 				{"LF", src},
 				{"CRLF", []byte(strings.ReplaceAll(string(src), "\n", "\r\n"))},
 			} {
-				svc, warns, err := Parse(g.file, variant.src)
+				svc, warns, err := Parse(file, variant.src)
 				if err != nil {
 					t.Fatalf("%s: %v", variant.name, err)
 				}
@@ -71,21 +90,25 @@ func TestSeedSamples(t *testing.T) {
 				for _, w := range warns {
 					ws = append(ws, w.String())
 				}
-				if !reflect.DeepEqual(ws, g.warnings) {
-					t.Errorf("%s: warnings %q, want %q", variant.name, ws, g.warnings)
+				if !reflect.DeepEqual(ws, sampleWarnings[file]) {
+					t.Errorf("%s: warnings %q, want %q", variant.name, ws, sampleWarnings[file])
 				}
-				if svc.Name != strings.TrimSuffix(g.file, ".pfile") {
+				if svc.Name != strings.TrimSuffix(file, ".pfile") {
 					t.Errorf("name %q", svc.Name)
 				}
 				if len(svc.Checks) != 1 {
 					t.Fatalf("%s: %d checks, want 1", variant.name, len(svc.Checks))
 				}
 				c := svc.Checks[0]
-				got := []any{c.Kind, c.Interval, c.StopAfterDetect, c.Duration, c.Port, c.Host, c.Timeout, c.Path, c.ActionError}
-				want := []any{g.kind, time.Duration(g.interval) * time.Second, g.errorVal, time.Duration(g.duration) * time.Second,
-					g.port, g.host, time.Duration(g.timeout) * time.Second, g.path, g.action}
+				path := c.Path
+				if path == "" {
+					path = "-"
+				}
+				got := []string{c.Kind.String(), fmt.Sprint(secs(c.Interval)), fmt.Sprint(boolInt(c.StopAfterDetect)),
+					fmt.Sprint(secs(c.Duration)), fmt.Sprint(c.Port), c.Host, fmt.Sprint(secs(c.Timeout)), path,
+					fmt.Sprint(boolInt(c.ActionError))}
 				if !reflect.DeepEqual(got, want) {
-					t.Errorf("%s: check %v, want %v", variant.name, got, want)
+					t.Errorf("%s: check %q, docs/pfile.md's table says %q", variant.name, got, want)
 				}
 				if !c.ListenCheck {
 					t.Errorf("listen_check should default to yes")
@@ -364,6 +387,10 @@ func TestLexical(t *testing.T) {
 			t.Errorf("%+v", svc)
 		}
 	})
+}
+
+// Comments ending in a colon and the lines they may wrap.
+func TestWrappedComments(t *testing.T) {
 	t.Run("wrapped comment", func(t *testing.T) {
 		svc, warns := mustParse(t, pf(lProc, lRS,
 			"# the fields are:",
@@ -414,6 +441,10 @@ func TestLexical(t *testing.T) {
 			t.Errorf("error %v", err)
 		}
 	})
+}
+
+// Blocks: where the brace goes, several blocks, and their warnings.
+func TestBlockLayout(t *testing.T) {
 	t.Run("brace on the next line", func(t *testing.T) {
 		svc, _ := mustParse(t, pf(lProc, lRS, "_bi_webserv", "{", lExec, lAct, "}  # end"))
 		if len(svc.Checks) != 1 {
@@ -467,7 +498,7 @@ func TestLexical(t *testing.T) {
 	})
 }
 
-// The keys of padmin check --json (spec/behaviour.md "Command lines").
+// The keys of padmin check --json (docs/pfile.md, "Checking a pfile").
 func TestRulesJSON(t *testing.T) {
 	svc, _, err := LoadFile(filepath.Join(samplesDir, "sample3.pfile"))
 	if err != nil {

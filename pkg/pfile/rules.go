@@ -97,66 +97,40 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// Rules returns the service's JSON view.
+// Rules returns the service's JSON view: each key's row of the key table
+// fills its field.
 func (s *Service) Rules() Rules {
-	r := Rules{
-		Name:            s.Name,
-		Process:         s.Process,
-		Args:            optional(s.Args),
-		PIDFile:         optional(s.PIDFile),
-		User:            optional(s.User),
-		MinCount:        s.MinCount,
-		RestartScript:   s.RestartScript,
-		RestartTimeout:  secs(s.RestartTimeout),
-		RetryCount:      s.RetryCount,
-		Grace:           secs(s.Grace),
-		RetryInterval:   secs(s.RetryInterval),
-		RetryBackoff:    s.RetryBackoff,
-		StableUptime:    secs(s.StableUptime),
-		RetryOverAction: s.RetryOverAction,
-		RetryOverScript: s.RetryOverScript,
-		KillTimeout:     secs(s.KillTimeout),
-		StartOnLoad:     s.StartOnLoad,
-		Checks:          make([]CheckRules, 0, len(s.Checks)),
-	}
-	if s.RecoveryTimeout > 0 {
-		t := secs(s.RecoveryTimeout)
-		r.RecoveryTimeout = &t
-	}
-	if s.RetryIntervalMax > 0 {
-		t := secs(s.RetryIntervalMax)
-		r.RetryIntervalMax = &t
-	}
-	if s.RearmAfter > 0 {
-		t := secs(s.RearmAfter)
-		r.RearmAfter = &t
+	r := Rules{Name: s.Name, Checks: make([]CheckRules, 0, len(s.Checks))}
+	for i := range processKeys {
+		processKeys[i].rule(s, &r)
 	}
 	for _, c := range s.Checks {
-		cr := CheckRules{
-			Check:         c.Kind,
-			Block:         c.Block,
-			Line:          c.Line,
-			Library:       c.Library,
-			Interval:      secs(c.Interval),
-			Error:         boolInt(c.StopAfterDetect),
-			Duration:      secs(c.Duration),
-			Port:          c.Port,
-			Host:          c.Host,
-			Timeout:       secs(c.Timeout),
-			Path:          optional(c.Path),
-			ActionError:   boolInt(c.ActionError),
-			TLSVerify:     c.TLSVerify,
-			TLSCA:         optional(c.TLSCA),
-			TLSServerName: optional(c.TLSServerName),
-			ListenCheck:   c.ListenCheck,
-		}
-		if !c.ExpectStatus.Any() {
-			st := c.ExpectStatus
-			cr.ExpectStatus = &st
-		}
-		r.Checks = append(r.Checks, cr)
+		r.Checks = append(r.Checks, c.rules())
 	}
 	return r
+}
+
+// rules is the check's JSON view: the PS_EXEC and PS_ACTION fields, then
+// each block key's.
+func (c *Check) rules() CheckRules {
+	cr := CheckRules{
+		Check:       c.Kind,
+		Block:       c.Block,
+		Line:        c.Line,
+		Library:     c.Library,
+		Interval:    secs(c.Interval),
+		Error:       boolInt(c.StopAfterDetect),
+		Duration:    secs(c.Duration),
+		Port:        c.Port,
+		Host:        c.Host,
+		Timeout:     secs(c.Timeout),
+		Path:        optional(c.Path),
+		ActionError: boolInt(c.ActionError),
+	}
+	for i := range blockKeys {
+		blockKeys[i].checkRule(c, &cr)
+	}
+	return cr
 }
 
 // MarshalJSON writes the service as its Rules.

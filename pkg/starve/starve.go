@@ -5,12 +5,12 @@
 package starve
 
 import (
-	"bytes"
 	"fmt"
+	"math"
 	"os"
-	"path/filepath"
-	"strconv"
 	"time"
+
+	"github.com/prometheus/procfs"
 )
 
 // Share is the part of a period a wait must fill to be starvation: a
@@ -45,75 +45,41 @@ type Sample struct {
 func (m *Meter) Sample() Sample {
 	root := m.Proc
 	if root == "" {
-		root = "/proc"
+		root = procfs.DefaultMountPoint
 	}
 	self := m.Self
 	if self == 0 {
 		self = os.Getpid()
 	}
 	s := Sample{self: map[int]time.Duration{}, server: map[int]time.Duration{}}
-	readThreads(root, self, s.self)
+	fs, err := procfs.NewFS(root)
+	if err != nil {
+		return s // no proc file system: no evidence
+	}
+	readThreads(fs, self, s.self)
 	if m.PIDs != nil {
 		for _, pid := range m.PIDs() {
-			readThreads(root, pid, s.server)
+			readThreads(fs, pid, s.server)
 		}
 	}
-	s.psi, s.psiOK = readPSI(filepath.Join(root, "pressure", "cpu"))
+	if psi, err := fs.PSIStatsForResource("cpu"); err == nil && psi.Some != nil {
+		s.psi, s.psiOK = time.Duration(psi.Some.Total)*time.Microsecond, true
+	}
 	return s
 }
 
-// readThreads adds each thread of pid's run_delay to into.
-func readThreads(root string, pid int, into map[int]time.Duration) {
-	dir := filepath.Join(root, strconv.Itoa(pid), "task")
-	tasks, err := os.ReadDir(dir)
+// readThreads adds the run_delay of each of pid's threads (schedstat's
+// second field: nanoseconds spent waiting on a run queue) to into.
+func readThreads(fs procfs.FS, pid int, into map[int]time.Duration) {
+	threads, err := fs.AllThreads(pid)
 	if err != nil {
 		return // gone, or not ours to read: no evidence
 	}
-	for _, t := range tasks {
-		tid, err := strconv.Atoi(t.Name())
-		if err != nil {
-			continue
-		}
-		if d, ok := readRunDelay(filepath.Join(dir, t.Name(), "schedstat")); ok {
-			into[tid] = d
+	for _, t := range threads {
+		if st, err := t.Schedstat(); err == nil && st.WaitingNanoseconds <= math.MaxInt64 {
+			into[t.PID] = time.Duration(st.WaitingNanoseconds)
 		}
 	}
-}
-
-// readRunDelay reads schedstat's second field: nanoseconds spent waiting
-// on a run queue.
-func readRunDelay(path string) (time.Duration, bool) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, false
-	}
-	f := bytes.Fields(b)
-	if len(f) < 2 {
-		return 0, false
-	}
-	ns, err := strconv.ParseUint(string(f[1]), 10, 63)
-	return time.Duration(ns), err == nil
-}
-
-// readPSI reads the "some" total (microseconds) of a PSI file.
-func readPSI(path string) (time.Duration, bool) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, false
-	}
-	for line := range bytes.Lines(b) {
-		f := bytes.Fields(line)
-		if len(f) == 0 || string(f[0]) != "some" {
-			continue
-		}
-		for _, kv := range f[1:] {
-			if v, ok := bytes.CutPrefix(kv, []byte("total=")); ok {
-				us, err := strconv.ParseUint(string(v), 10, 63)
-				return time.Duration(us) * time.Microsecond, err == nil
-			}
-		}
-	}
-	return 0, false
 }
 
 // Verdict is what two samples say of the period between them.
