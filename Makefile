@@ -27,7 +27,7 @@ generate-check: generate ## regenerate and fail if the committed objects differ
 	@test -z "$$(git status --porcelain -- pkg/exitwatch bpf)" || { git status --porcelain -- pkg/exitwatch bpf; exit 1; }
 
 bench: ## run the benchmarks and print their table
-	$(GO) test -run '^$$' -bench . -benchtime 1x ./... | tee $(BIN)/bench.txt | scripts/bench-table.sh
+	mkdir -p $(BIN) && $(GO) test -run '^$$' -bench . -benchtime 1x ./... | tee $(BIN)/bench.txt | scripts/bench-table.sh
 
 vet: ## go vet
 	$(GO) vet ./...
@@ -37,6 +37,7 @@ lint: vet ## go vet and gofmt
 
 fuzz: ## run the pfile fuzzer for a while (FUZZTIME, default 2m)
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-2m} ./pkg/pfile/
+	$(GO) test -run '^TestRunnerMatchesModel$$' -rapid.checks=$${RAPIDCHECKS:-200000} ./pkg/probe/
 
 demo: build ## start a demo web server and pcheck watching it (needs root)
 	scripts/demo.sh
