@@ -251,3 +251,27 @@ func TestRunnerModelRegressions(t *testing.T) {
 		})
 	}
 }
+
+// The hang-to-stall range for interval 10 / duration 10 / timeout 10 over
+// 20 runs of the Runner, the hangs spread over one interval (every 0.5 s
+// from a round on): within [duration, duration + interval] (property 2).
+// go test -run TestHangToStallRange -v ./pkg/probe/ prints the range.
+func TestHangToStallRange(t *testing.T) {
+	const s10 = 10 * time.Second
+	lo, hi := time.Duration(1<<62), time.Duration(0)
+	for i := range 20 {
+		h := 30*time.Second + time.Duration(i)*500*time.Millisecond
+		s := Schedule{Interval: s10, Duration: s10, Timeout: s10, Latency: time.Millisecond,
+			HangAt: h, Horizon: 120 * time.Second}
+		got := simulateIn(t, s, 0)
+		if got.stall == nil {
+			t.Fatalf("hang at %v: no stall", h)
+		}
+		took := got.stall.At - h
+		if took < s10 || took > 2*s10 {
+			t.Fatalf("hang at %v: stall %v later, want 10 to 20 s", h, took)
+		}
+		lo, hi = min(lo, took), max(hi, took)
+	}
+	t.Logf("interval 10 / duration 10 / timeout 10, 20 hangs over one interval: hang to stall %v to %v", lo, hi)
+}
