@@ -56,6 +56,8 @@ type Stall struct {
 // Result is one round of a check (the probe and the extra check), or a
 // stall declared between rounds, handed to Options.OnResult after OnStall.
 type Result struct {
+	// At is the round's due time on the grid (Up + k*interval), or the
+	// time a stall was declared.
 	At time.Duration
 	// Err is nil when the round succeeded.
 	Err error
@@ -445,17 +447,17 @@ func (r *Runner) succeeded(now time.Duration) {
 	r.tr.Succeed()
 }
 
-func (r *Runner) failed(slot time.Duration, err error) {
+func (r *Runner) failed(began time.Duration, err error) {
 	since, open := r.tr.FailingSince()
 	switch {
 	case r.tr.Starting():
-		r.o.Logger.Debug("stall check waiting for the first answer", "waited", slot-since, "err", err)
+		r.o.Logger.Debug("stall check waiting for the first answer", "waited", began-since, "err", err)
 	case !open:
 		r.o.Logger.Info("stall check failing", "err", err)
 	default:
-		r.o.Logger.Debug("stall check still failing", "failing_for", slot-since, "err", err)
+		r.o.Logger.Debug("stall check still failing", "failing_for", began-since, "err", err)
 	}
-	r.tr.Fail(slot)
+	r.tr.Fail(began)
 }
 
 func (r *Runner) result(at time.Duration, err error) Result {
