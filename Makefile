@@ -27,7 +27,7 @@ generate-check: generate ## regenerate and fail if the committed objects differ
 	@test -z "$$(git status --porcelain -- pkg/exitwatch bpf)" || { git status --porcelain -- pkg/exitwatch bpf; exit 1; }
 
 bench: ## run the benchmarks and print their table
-	$(GO) test -run '^$$' -bench . -benchtime 1x ./... | tee $(BIN)/bench.txt | scripts/bench-table.sh
+	mkdir -p $(BIN) && $(GO) test -run '^$$' -bench . -benchtime 1x ./... | tee $(BIN)/bench.txt | scripts/bench-table.sh
 
 vet: ## go vet
 	$(GO) vet ./...
@@ -38,11 +38,12 @@ lint: vet ## go vet and gofmt
 # package:fuzzer, each run for FUZZTIME by make fuzz
 FUZZERS = ./pkg/pfile/:FuzzParse ./pkg/exitwatch/:FuzzOOMRecord ./internal/quote/:FuzzString
 
-fuzz: ## run each fuzzer (pfile parser, kernel-log parser, quoting) for a while (FUZZTIME each, default 2m)
+fuzz: ## run each fuzzer (pfile parser, kernel-log parser, quoting) for FUZZTIME each (default 2m), and the stall rule's property test for RAPIDCHECKS schedules
 	@set -e; for f in $(FUZZERS); do \
 		echo "fuzz $${f#*:} in $${f%%:*}"; \
 		$(GO) test -run '^$$' -fuzz "^$${f#*:}$$" -fuzztime $${FUZZTIME:-2m} $${f%%:*}; \
 	done
+	$(GO) test -run '^TestRunnerMatchesModel$$' -rapid.checks=$${RAPIDCHECKS:-200000} ./pkg/probe/
 
 demo: build ## start a demo web server and pcheck watching it (needs root)
 	scripts/demo.sh

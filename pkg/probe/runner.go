@@ -56,6 +56,8 @@ type Stall struct {
 // Result is one round of a check (the probe and the extra check), or a
 // stall declared between rounds, handed to Options.OnResult after OnStall.
 type Result struct {
+	// At is the round's due time on the grid (Up + k*interval), or the
+	// time a stall was declared.
 	At time.Duration
 	// Err is nil when the round succeeded.
 	Err error
@@ -103,6 +105,7 @@ type Runner struct {
 	check pfile.Check
 	o     Options
 	tr    *Tracker
+	start time.Duration // Up: the grid's origin
 
 	lastErr       error         // the last round's error
 	notCountedAt  time.Duration // when the last "not counted" line was logged
@@ -142,82 +145,119 @@ func NewRunner(check pfile.Check, o Options) (*Runner, error) {
 	return &Runner{check: check, o: o, tr: NewTracker(check.Duration)}, nil
 }
 
-// Run probes at once, then every interval, until ctx ends. The block is
-// starting until its first success. The moment the window's deadline
-// passes (duration since it opened, plus the failure time excused as
-// starvation) the check is stalled, whether a probe is in flight (it is
-// cancelled) or not. Run calls OnStall, then returns if the check stops
-// after its first detection (PS_EXEC error 1), else goes on with no window
-// open.
+// Run probes at once, then every interval, until ctx ends, and declares a
+// stall by the rule (see the package's model, model.go): a window opens at
+// Up (starting) or at the start of the first failed round after a success,
+// and is a stall once its deadline (duration after it opened, plus the
+// failure time excused as starvation) has passed with no answer. A round
+// due at or before the deadline runs before the deadline is judged,
+// whichever of the runner's timers fires first. While starting, such a
+// round is heard out (up to its timeout); after the first success an answer
+// must come by the deadline, and a probe still in flight then is
+// cancelled. Every judgement is made from clock readings (a round's due
+// time, the moment its probe answered), never from the order in which
+// channels fire. Run calls OnStall, then returns if the check stops after
+// its first detection (PS_EXEC error 1), else goes on with no window open.
 func (r *Runner) Run(ctx context.Context) {
+	start := r.o.Clock.Now()
+	// Made after start was read: its ticks never come before their grid
+	// point, only after it.
 	t := r.o.NewTicker(r.check.Interval)
 	defer t.Stop()
-	start := r.o.Clock.Now()
+	r.start = start
 	r.tr.Start(start)
-	expected := start
+	due, waitedFrom := start, start
 	for {
-		now := r.o.Clock.Now()
-		slot := r.slot(start, now)
-		// The tick and the deadline came together and the tick won: the
-		// deadline is not missed, and this slot's round still runs.
-		if r.tr.Stalled(slot) && r.report(r.stall(slot, r.lastErr)) {
-			return
-		}
-		res := r.round(ctx, slot, now-expected)
+		began := r.o.Clock.Now()
+		res := r.round(ctx, due, began, began-max(due, waitedFrom))
 		if ctx.Err() != nil {
 			return
 		}
 		if r.report(res) {
 			return
 		}
-		expected = slot + r.check.Interval
-		if !r.wait(ctx, t) {
+		due = r.nextDue(due, began)
+		var ok bool
+		if waitedFrom, ok = r.wait(ctx, t, due); !ok {
 			return
 		}
 	}
 }
 
-// wait waits for the next tick; a window's deadline that passes meanwhile
-// is a stall at once. It returns false when Run is to return.
-func (r *Runner) wait(ctx context.Context, t Ticker) bool {
+// nextDue is the due time of the round after the one due at due that began
+// at began. Rounds are due on the grid Up + k*interval; a round that began
+// late (the one before it ran long, or pcheck was not scheduled) is
+// followed by the next grid point, the ones it passed are skipped, as a
+// time.Ticker drops the ticks of a busy reader.
+func (r *Runner) nextDue(due, began time.Duration) time.Duration {
+	i := r.check.Interval
+	ceil := r.start + (began-r.start+i-1)/i*i
+	return max(due+i, ceil)
+}
+
+// wait returns, with the time it began waiting, once the round due at due
+// is due; a window's deadline that falls before it is a stall when it
+// passes. A deadline at or after due is judged by that round (it runs
+// first). It returns false when Run is to return.
+func (r *Runner) wait(ctx context.Context, t Ticker, due time.Duration) (time.Duration, bool) {
+	from := r.o.Clock.Now()
 	for {
-		timer, c := r.deadlineTimer(r.o.Clock.Now(), false)
+		now := r.o.Clock.Now()
+		dl, open := r.tr.Deadline()
+		before := open && dl < due
+		if before && r.tr.Stalled(now) {
+			if r.report(r.stall(now, r.lastErr)) {
+				return from, false
+			}
+			continue
+		}
+		if now >= due {
+			select { // a tick held for this round
+			case <-t.C():
+			default:
+			}
+			return from, true
+		}
+		var timer Timer
+		var c <-chan time.Time
+		if before {
+			timer = r.o.NewTimer(dl - now)
+			c = timer.C()
+		}
 		select {
 		case <-ctx.Done():
 			stop(timer)
-			return false
+			return from, false
 		case <-t.C():
-			stop(timer)
-			return true
 		case <-c:
-			now := r.o.Clock.Now()
-			if !r.tr.Stalled(now) {
-				continue
-			}
-			if r.report(r.stall(now, r.lastErr)) {
-				return false
-			}
 		}
+		stop(timer)
 	}
 }
 
-// deadlineTimer arms a timer for the open window's deadline or, when
-// tentative (a round in flight with no window open), for the deadline
-// this round would have if it failed. A deadline not after from is not
-// armed: a round that opens a window of zero duration is judged when it
-// ends.
-func (r *Runner) deadlineTimer(from time.Duration, tentative bool) (Timer, <-chan time.Time) {
+// cut is the time the round begun at began is cut short, and false when
+// nothing but its timeout bounds it: while starting (every round due by the
+// deadline is heard out), and a round that would open a window of zero
+// duration (it is judged when it ends).
+func (r *Runner) cut(began time.Duration) (time.Duration, bool) {
+	if r.tr.Starting() {
+		return 0, false
+	}
 	dl, open := r.tr.Deadline()
 	if !open {
-		if !tentative {
-			return nil, nil
-		}
-		dl = from + r.check.Duration
+		return began + r.check.Duration, r.check.Duration > 0
 	}
-	if dl <= from && !(open && r.tr.failed) {
+	return dl, true
+}
+
+func (r *Runner) armCut(began time.Duration) (Timer, <-chan time.Time) {
+	at, ok := r.cut(began)
+	if !ok {
 		return nil, nil
 	}
-	t := r.o.NewTimer(dl - r.o.Clock.Now())
+	// Just after the deadline: an answer at the deadline is in time, and
+	// is taken first whichever timer the runtime fires first.
+	t := r.o.NewTimer(at - r.o.Clock.Now() + time.Nanosecond)
 	return t, t.C()
 }
 
@@ -228,14 +268,14 @@ func stop(t Timer) {
 }
 
 // round runs the extra check and the probe under one deadline, the probe
-// timeout, and cut short by the window's deadline. late is how late the
-// round started on its schedule (pcheck was not scheduled).
-func (r *Runner) round(ctx context.Context, slot, late time.Duration) Result {
+// timeout, and cut short by the window's deadline. due is the round's time
+// on the grid, began when it began; late is how long pcheck let it wait
+// past its due time (pcheck was not scheduled).
+func (r *Runner) round(ctx context.Context, due, began, late time.Duration) Result {
 	var judge Judge
 	if r.o.Starved != nil {
 		judge = r.o.Starved()
 	}
-	began := r.o.Clock.Now()
 	pctx, cancel := context.WithTimeout(ctx, r.check.Timeout)
 	defer cancel()
 	done := make(chan roundErr, 1)
@@ -243,7 +283,19 @@ func (r *Runner) round(ctx context.Context, slot, late time.Duration) Result {
 	go func() { done <- r.probeOnce(pctx, extraErr) }()
 
 	var excusedHere time.Duration // of this round, taken while in flight
-	timer, deadline := r.deadlineTimer(slot, true)
+	// atCut judges the round, in flight at now past its cut: it has
+	// failed; starvation may move the deadline. It says whether that is
+	// a stall.
+	atCut := func(now time.Duration, extra error) bool {
+		r.tr.Fail(began)
+		if extra != nil {
+			// The listen check answered: not starvation.
+		} else if why, ok := r.starved(judge, now-began, late); ok {
+			excusedHere += r.excuse(now-due-excusedHere, why, now)
+		}
+		return r.tr.Stalled(now)
+	}
+	timer, deadline := r.armCut(began)
 	for {
 		select {
 		case e := <-done:
@@ -251,55 +303,81 @@ func (r *Runner) round(ctx context.Context, slot, late time.Duration) Result {
 			if ctx.Err() != nil {
 				return Result{} // the checks end: not a failure of the server's
 			}
-			end := r.o.Clock.Now()
-			err := e.err()
-			r.lastErr = err
-			if err == nil {
-				r.succeeded(end)
-				return Result{At: slot}
+			if at, ok := r.cut(began); ok && e.at > at && atCut(max(at, began), e.extra) {
+				// The answer came after the deadline (the deadline's
+				// timer woke the runner late): too late.
+				return r.stall(max(at, began), r.noAnswer(e))
 			}
-			r.failed(slot, err)
-			if !e.timedOut() {
-				// A refused connection, a wrong answer or a full accept
-				// queue is an answer: no starvation makes it.
-			} else if why, ok := r.starved(judge, end-began, late); ok {
-				r.excuse(max(r.check.Interval, end-slot)-excusedHere, why, end)
-			}
-			if r.tr.Stalled(end) {
-				return r.stall(end, err)
-			}
-			return r.result(slot, err)
+			return r.ended(e, due, began, late, judge, excusedHere)
 		case <-deadline:
-			now := r.o.Clock.Now()
-			r.tr.Fail(slot) // in flight at the deadline: this round failed
+			// Judged at the deadline (or when the round began, if it was
+			// due by the deadline and woken after it).
+			at, _ := r.cut(began)
+			at = max(at, began)
 			var extra error
 			select {
 			case extra = <-extraErr:
 				extraErr <- extra // for the next deadline of this round
 			default:
 			}
-			if extra != nil {
-				// The listen check answered: not starvation.
-			} else if why, ok := r.starved(judge, now-began, late); ok {
-				excusedHere += r.excuse(now-slot-excusedHere, why, now)
-			}
-			if !r.tr.Stalled(now) {
-				timer, deadline = r.deadlineTimer(slot, true)
+			if !atCut(at, extra) {
+				timer, deadline = r.armCut(began)
 				continue
 			}
 			cancel()
 			e := <-done
-			err := ErrNoAnswer
-			if e.extra != nil {
-				err = errors.Join(e.extra, ErrNoAnswer)
+			switch {
+			case e.at <= at && !errors.Is(e.probe, context.Canceled):
+				// It answered by the deadline, before it was cancelled.
+				return r.ended(e, due, began, late, judge, excusedHere)
+			case e.probe != nil && began+r.check.Timeout <= at:
+				// Its timeout came first (at the same instant).
+				e.probe, e.at = context.DeadlineExceeded, began+r.check.Timeout
+				return r.ended(e, due, began, late, judge, excusedHere)
 			}
-			r.lastErr = err
-			return r.stall(now, err)
+			return r.stall(at, r.noAnswer(e))
 		}
 	}
 }
 
-type roundErr struct{ extra, probe error }
+// noAnswer is the error of a round that did not answer by the deadline.
+func (r *Runner) noAnswer(e roundErr) error {
+	err := ErrNoAnswer
+	if e.extra != nil {
+		err = errors.Join(e.extra, ErrNoAnswer)
+	}
+	r.lastErr = err
+	return err
+}
+
+// ended judges a round whose probe answered (or failed, or timed out) at
+// e.at, in time.
+func (r *Runner) ended(e roundErr, due, began, late time.Duration, judge Judge, excusedHere time.Duration) Result {
+	err := e.err()
+	r.lastErr = err
+	if err == nil {
+		r.succeeded(e.at)
+		return Result{At: due}
+	}
+	r.failed(began, err)
+	if !e.timedOut() {
+		// A refused connection, a wrong answer or a full accept
+		// queue is an answer: no starvation makes it.
+	} else if why, ok := r.starved(judge, e.at-began, late); ok {
+		r.excuse(max(r.check.Interval, e.at-due)-excusedHere, why, e.at)
+	}
+	// A round due by the deadline is still to run: it is judged first.
+	if dl, _ := r.tr.Deadline(); r.tr.Stalled(e.at) && r.nextDue(due, began) > dl {
+		return r.stall(r.o.Clock.Now(), err)
+	}
+	return r.result(due, err)
+}
+
+// roundErr is a round's outcome; at is the clock time its probe returned.
+type roundErr struct {
+	extra, probe error
+	at           time.Duration
+}
 
 func (e roundErr) err() error { return errors.Join(e.extra, e.probe) }
 
@@ -321,6 +399,7 @@ func (r *Runner) probeOnce(ctx context.Context, extraErr chan<- error) roundErr 
 	}
 	extraErr <- e.extra
 	e.probe = r.o.Probe(ctx)
+	e.at = r.o.Clock.Now()
 	return e
 }
 
@@ -368,17 +447,17 @@ func (r *Runner) succeeded(now time.Duration) {
 	r.tr.Succeed()
 }
 
-func (r *Runner) failed(slot time.Duration, err error) {
+func (r *Runner) failed(began time.Duration, err error) {
 	since, open := r.tr.FailingSince()
 	switch {
 	case r.tr.Starting():
-		r.o.Logger.Debug("stall check waiting for the first answer", "waited", slot-since, "err", err)
+		r.o.Logger.Debug("stall check waiting for the first answer", "waited", began-since, "err", err)
 	case !open:
 		r.o.Logger.Info("stall check failing", "err", err)
 	default:
-		r.o.Logger.Debug("stall check still failing", "failing_for", slot-since, "err", err)
+		r.o.Logger.Debug("stall check still failing", "failing_for", began-since, "err", err)
 	}
-	r.tr.Fail(slot)
+	r.tr.Fail(began)
 }
 
 func (r *Runner) result(at time.Duration, err error) Result {
@@ -404,16 +483,6 @@ func (r *Runner) report(res Result) bool {
 		r.o.OnResult(res)
 	}
 	return res.Stalled && r.check.StopAfterDetect
-}
-
-// slot is the time of this round on the runner's interval grid. A tick
-// wakes the runner a little late by a varying amount; measured as read,
-// the round that completes a duration that is a multiple of the interval
-// would fall a hair short of it half the time, and the stall would be
-// declared one interval late.
-func (r *Runner) slot(start, now time.Duration) time.Duration {
-	i := r.check.Interval
-	return start + (now-start+i/2)/i*i
 }
 
 type monotonic struct{ start time.Time }

@@ -42,15 +42,49 @@ func (r Result) Fullest() (Listener, bool) {
 
 // Check looks for the LISTEN sockets on port, and checks that one belongs to
 // the processes pids (its inode among their descriptors in /proc) and that
-// none of theirs has a full accept queue. The Result is filled in whenever
-// the kernel answered, also with ErrNotOwned or ErrAcceptQueueFull. The
-// listeners' addresses are not compared with the probe's host: the port is
-// what the service owns.
+// none of theirs has a full accept queue. The sockets are looked for in
+// each network namespace of the processes (see netns.go). The Result is
+// filled in whenever the kernel answered, also with ErrNotOwned or
+// ErrAcceptQueueFull. When no listener of the service was found and a
+// namespace of theirs could not be entered, the error wraps ErrSkipped.
+// The listeners' addresses are not compared with the probe's host: the
+// port is what the service owns.
 func Check(port int, pids []int) (Result, error) {
-	ls, err := Listeners(port)
-	if err != nil {
-		return Result{}, err
+	own, others, unreadable := namespaces("/proc", pids)
+	var ls []Listener
+	if own {
+		l, err := Listeners(port)
+		if err != nil {
+			return Result{}, err
+		}
+		ls = l
+	} else if port < 1 || port > 65535 {
+		return Result{}, fmt.Errorf("sockdiag: port %d out of range", port)
 	}
+	var skipped error
+	for pid, err := range unreadable {
+		skipped = fmt.Errorf("the network namespace of pid %d: %w", pid, err)
+	}
+	for _, pid := range others {
+		l, err := ListenersIn(pid, port)
+		if err != nil {
+			if _, gone := netnsOf("/proc", pid); vanished(gone) {
+				continue
+			}
+			skipped = err
+			continue
+		}
+		ls = append(ls, l...)
+	}
+	r, err := match(port, pids, ls)
+	if err != nil && len(r.Owned) == 0 && skipped != nil {
+		return r, fmt.Errorf("port %d: %w: %v", port, ErrSkipped, skipped)
+	}
+	return r, err
+}
+
+// match checks the listeners ls on port against the processes pids.
+func match(port int, pids []int, ls []Listener) (Result, error) {
 	if len(ls) == 0 {
 		return Result{}, fmt.Errorf("port %d: %w", port, ErrNoListener)
 	}

@@ -83,11 +83,33 @@ func dump(port uint16, states uint32) ([]Listener, error) {
 	return out, nil
 }
 
+// dumpWith is dump through s, a socket opened in another network
+// namespace.
+func dumpWith(s *nl.NetlinkSocket, port uint16, states uint32) ([]Listener, error) {
+	var out []Listener
+	for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
+		ls, err := dumpFamilyWith(s, family, port, states)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ls...)
+	}
+	return out, nil
+}
+
 func dumpFamily(family uint8, port uint16, states uint32) ([]Listener, error) {
+	return dumpFamilyWith(nil, family, port, states)
+}
+
+// dumpFamilyWith dumps through s, or a socket of its own when s is nil.
+func dumpFamilyWith(s *nl.NetlinkSocket, family uint8, port uint16, states uint32) ([]Listener, error) {
 	for attempt := 1; ; attempt++ {
 		var out []Listener
 		var perr error
 		req := nl.NewNetlinkRequest(nl.SOCK_DIAG_BY_FAMILY, unix.NLM_F_DUMP)
+		if s != nil {
+			req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_INET_DIAG: {Socket: s}}
+		}
 		req.AddRawData(request(family, port, states))
 		err := req.ExecuteIter(unix.NETLINK_INET_DIAG, nl.SOCK_DIAG_BY_FAMILY, func(m []byte) bool {
 			l, err := parse(m)

@@ -12,8 +12,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pwatch/pwatch/internal/testpriv"
+	"github.com/vishvananda/netlink/nl"
 
 	"golang.org/x/sys/unix"
 )
@@ -35,6 +39,15 @@ func TestMain(m *testing.M) {
 		fmt.Println(ln.Addr().(*net.TCPAddr).Port)
 		io.Copy(io.Discard, os.Stdin)
 		os.Exit(0)
+	case "listen-any": // in a network namespace of its own, lo down
+		ln, err := net.Listen("tcp", ":0")
+		if err != nil {
+			fmt.Println("error", err)
+			os.Exit(1)
+		}
+		fmt.Println(ln.Addr().(*net.TCPAddr).Port)
+		io.Copy(io.Discard, os.Stdin)
+		os.Exit(0)
 	case "connect":
 		os.Exit(connectChild())
 	}
@@ -45,7 +58,13 @@ func TestMain(m *testing.M) {
 // when the test does. It returns the child's first line of output.
 func startChild(tb testing.TB, mode string, files ...*os.File) (*exec.Cmd, string) {
 	tb.Helper()
+	return startChildWith(tb, mode, nil, files...)
+}
+
+func startChildWith(tb testing.TB, mode string, attr *syscall.SysProcAttr, files ...*os.File) (*exec.Cmd, string) {
+	tb.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
+	cmd.SysProcAttr = attr
 	cmd.Env = append(os.Environ(), childEnv+"="+mode)
 	cmd.ExtraFiles = files
 	cmd.Stderr = os.Stderr
@@ -363,4 +382,55 @@ func somaxconn(t *testing.T) uint32 {
 		t.Fatal(err)
 	}
 	return uint32(n)
+}
+
+// A server in a network namespace of its own binds its port there: it is
+// found, and owned, by asking sock_diag inside that namespace; pcheck's
+// own namespace has no such listener (the old check failed it).
+func TestCheckListenerInAnotherNetworkNamespace(t *testing.T) {
+	testpriv.Root(t)
+	cmd, line := startChildWith(t, "listen-any", &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET})
+	port, err := strconv.Atoi(line)
+	if err != nil {
+		t.Fatalf("child said %q", line)
+	}
+	pid := cmd.Process.Pid
+	here, err := Listeners(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range here {
+		if l.Addr.Port() == uint16(port) && l.Addr.Addr().IsUnspecified() {
+			t.Skipf("port %d happens to be taken here too: %+v", port, l)
+		}
+	}
+	r, err := Check(port, []int{pid})
+	if err != nil || len(r.Owned) != 1 || r.Owned[0].Addr.Port() != uint16(port) {
+		t.Fatalf("Check in the child's namespace: %+v, %v; want its listener, owned", r, err)
+	}
+	// Another pid's listener in that namespace is not the service's.
+	if _, err := Check(port, []int{pid, os.Getpid()}); err != nil {
+		t.Fatalf("the child with us beside it: %v", err)
+	}
+}
+
+// Where the namespace cannot be entered, the check is skipped, never
+// failed: the error wraps ErrSkipped (the caller passes the round).
+func TestCheckSkippedWhenTheNamespaceCannotBeEntered(t *testing.T) {
+	testpriv.Root(t)
+	cmd, line := startChildWith(t, "listen-any", &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET})
+	port, err := strconv.Atoi(line)
+	if err != nil {
+		t.Fatalf("child said %q", line)
+	}
+	real := openIn
+	openIn = func(int) (*nl.NetlinkSocket, error) { return nil, syscall.EPERM }
+	t.Cleanup(func() { openIn = real })
+	_, err = Check(port, []int{cmd.Process.Pid})
+	if !errors.Is(err, ErrSkipped) {
+		t.Fatalf("err %v, want ErrSkipped", err)
+	}
+	if !strings.Contains(err.Error(), fmt.Sprintf("pid %d", cmd.Process.Pid)) {
+		t.Fatalf("err %q does not name the pid", err)
+	}
 }

@@ -2,7 +2,9 @@ package supervise
 
 import (
 	"context"
+	"errors"
 	"slices"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	"github.com/pwatch/pwatch/pkg/pfile"
 	"github.com/pwatch/pwatch/pkg/probe"
 	"github.com/pwatch/pwatch/pkg/proc"
+	"github.com/pwatch/pwatch/pkg/sockdiag"
 )
 
 // ListenStatus is what the last listen check of a block saw.
@@ -153,8 +156,17 @@ func (s *Service) listenCheck(i int) func(context.Context) error {
 	if !c.ListenCheck || s.d.ListenCheck == nil {
 		return nil
 	}
+	var skipped atomic.Bool // said once per Up spell
 	return func(context.Context) error {
 		queue, backlog, err := s.d.ListenCheck(c.Port, s.treePIDs())
+		if errors.Is(err, sockdiag.ErrSkipped) {
+			// The service's network namespace could not be entered: a
+			// check that cannot look passes, never kills.
+			if !skipped.Swap(true) {
+				s.d.Slog.Warn("listen check skipped", "service", s.cfg.Name, "check", c.Block, "why", err)
+			}
+			err = nil
+		}
 		s.mu.Lock()
 		s.checks[i].Listen = ListenStatus{AcceptQueue: queue, Backlog: backlog}
 		s.mu.Unlock()

@@ -4,16 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/pwatch/pwatch/pkg/pfile"
 	"github.com/pwatch/pwatch/pkg/probe"
 	"github.com/pwatch/pwatch/pkg/proc"
+	"github.com/pwatch/pwatch/pkg/sockdiag"
 )
 
 // fakeProbes answers each block's probes: failing ports fail. It counts
@@ -320,3 +323,50 @@ func waitFor[T any](t *testing.T, ch <-chan T, what string) T {
 		panic("unreachable")
 	}
 }
+
+// A listen check that cannot look where the service listens (its network
+// namespace could not be entered) passes the round and says so once: the
+// service is never killed for it.
+func TestListenCheckSkippedNeverKills(t *testing.T) {
+	c := fastCheck(pfile.KindHTTP, 8080, false, false)
+	c.ListenCheck = true
+	probes := newFakeProbes()
+	h := newHarness(t, "ok", func(s *pfile.Service) { s.Checks = []pfile.Check{c} })
+	h.svc.d.Probe = probes.probe
+	h.svc.d.Clock = realClock{time.Now()}
+	var calls, skippedLines atomic.Int32
+	h.svc.d.ListenCheck = func(int, []int) (int, int, error) {
+		calls.Add(1)
+		return -1, -1, fmt.Errorf("port 8080: %w: entering the network namespace of pid 1001: permission denied", sockdiag.ErrSkipped)
+	}
+	h.svc.d.Slog = slog.New(countHandler{msg: "listen check skipped", n: &skippedLines})
+	h.running(t)
+	h.run(t)
+	h.waitState(t, Up)
+	probes.waitProbes(t, 8080, 20) // 20 rounds, ten durations
+	if calls.Load() < 10 {
+		t.Fatalf("listen check ran %d times in 20 rounds", calls.Load())
+	}
+	if got := h.log.all(); len(got) != 1 {
+		t.Fatalf("logged %q: a skipped listen check must not stall the service", got)
+	}
+	if n := skippedLines.Load(); n != 1 {
+		t.Fatalf("%d 'listen check skipped' lines, want 1", n)
+	}
+}
+
+// countHandler counts the records with message msg.
+type countHandler struct {
+	msg string
+	n   *atomic.Int32
+}
+
+func (h countHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h countHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.n.Add(1)
+	}
+	return nil
+}
+func (h countHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h countHandler) WithGroup(string) slog.Handler      { return h }
