@@ -30,6 +30,7 @@ type daemon struct {
 	rules      ruleSource
 	log        *msg.Logger
 	table      *proc.Table
+	snaps      *proc.Snapshots // every service's reads of /proc, shared
 	mux        *exitwatch.Mux
 	guard      *reboot.Guard
 	runs       *runstate.Store // what a successor learns of this pcheck's processes
@@ -63,7 +64,7 @@ func (d *daemon) startLocked(cfg *pfile.Service, m proc.Matcher, carried *superv
 		runs = d.runs
 	}
 	svc := supervise.New(cfg, supervise.Deps{
-		Processes: serviceProcesses{table: d.table, matcher: m, perPID: m.PerPID()},
+		Processes: serviceProcesses{table: d.table, snaps: d.snaps, matcher: m, perPID: m.PerPID()},
 		Watcher:   view,
 		Log:       d.log,
 		Slog:      d.log.Slog(),

@@ -19,8 +19,17 @@ import (
 // to its service's matcher.
 type Processes interface {
 	// Find returns the service's top-level processes now, each with the
-	// processes below it: a scan of all of /proc.
+	// processes below it: from a read of all of /proc begun after the
+	// call (shared with the other services asking at the same time).
 	Find() ([]proc.Match, error)
+	// FindRecent is Find from a read begun at most maxAge ago: for
+	// periodic looks, which all services then share.
+	FindRecent(maxAge time.Duration) ([]proc.Match, error)
+	// Read is the process that has pid now.
+	Read(pid int) (proc.Process, error)
+	// Group lists the processes now in the process group or session that
+	// leader led, started no earlier than it (what a restart script left).
+	Group(leader proc.ID) ([]proc.ID, error)
 	// Among returns the service's top-level processes among cands (and
 	// the processes below them among cands), reading /proc only for those
 	// pids and their ancestors. ok is false when the matcher cannot decide
@@ -49,6 +58,9 @@ type Watcher interface {
 	Tree(root proc.ID) ([]proc.Process, bool)
 	// KeepsTrees says whether Tree can answer at all.
 	KeepsTrees() bool
+	// Follow keeps root's tree from now on without watching its exit
+	// (a restart script), where the backend keeps trees.
+	Follow(root proc.ID, ppid int)
 }
 
 // Logger writes catalogue messages (syslog and stderr).

@@ -94,15 +94,17 @@ func (s *Service) waitPause(ctx context.Context) []proc.Match {
 	look := time.NewTicker(s.d.IdleScanInterval)
 	defer look.Stop()
 	for {
+		how := lookIdle
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-due:
 			return nil
 		case <-s.appeared:
+			how = lookNow
 		case <-look.C:
 		}
-		if found, _, err := s.look(false); err == nil && s.settled(found) {
+		if found, _, err := s.look(how); err == nil && s.settled(found) {
 			return found
 		}
 	}

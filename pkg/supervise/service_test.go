@@ -51,6 +51,16 @@ func (f *fakeProcs) Find() ([]proc.Match, error) {
 	return f.currentLocked(), nil
 }
 
+func (f *fakeProcs) FindRecent(time.Duration) ([]proc.Match, error) { return f.Find() }
+
+// Read gives a script's pid an identity of its own.
+func (f *fakeProcs) Read(pid int) (proc.Process, error) {
+	return proc.Process{ID: proc.ID{PID: pid, StartTime: 1}}, nil
+}
+
+// Group is empty: the fake's processes are the marker's.
+func (f *fakeProcs) Group(proc.ID) ([]proc.ID, error) { return nil, nil }
+
 func (f *fakeProcs) currentLocked() []proc.Match {
 	if _, err := os.Stat(f.marker); err != nil {
 		f.cur = nil
@@ -133,6 +143,8 @@ func (w *fakeWatcher) Watch(m proc.Match) {
 	defer w.mu.Unlock()
 	w.watched[m.ID] = true
 }
+
+func (w *fakeWatcher) Follow(proc.ID, int) {}
 
 func (w *fakeWatcher) Unwatch(id proc.ID) {
 	w.mu.Lock()
