@@ -53,6 +53,9 @@ func (p serviceProcesses) WaitExited(ctx context.Context, id proc.ID) error {
 	return p.table.WaitExited(ctx, id)
 }
 
+// Grant sets the matcher's Granted, which every look shares.
+func (p serviceProcesses) Grant(ids []proc.ID) { p.matcher.Granted.Set(ids) }
+
 func (p serviceProcesses) Among(cands []proc.Process) ([]proc.Match, bool, error) {
 	if !p.perPID {
 		return nil, false, nil

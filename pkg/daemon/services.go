@@ -58,6 +58,8 @@ type running struct {
 // supervisor a reload replaces; else as the state store left it. d.mu is
 // held.
 func (d *daemon) startLocked(cfg *pfile.Service, m proc.Matcher, carried *supervise.History) {
+	// Granted: what its own restart script starts (Processes.Grant).
+	m.Granted = new(proc.Grants)
 	view := d.mux.NewView()
 	var runs supervise.RunState // never a nil *Store in the interface
 	if d.runs != nil {

@@ -60,7 +60,7 @@ func (t *Table) matches(c *matcher, n *node) bool {
 	if !ok || !c.matchesArgv(exe, argv) {
 		return false
 	}
-	if uid, ok := n.uid(); !ok || !c.ownedBy(uid) {
+	if uid, ok := n.uid(); !ok || !c.ownedBy(uid) && !c.Granted.Has(n.ID) {
 		return false
 	}
 	// The pid may have been reused between the stat read and the others.

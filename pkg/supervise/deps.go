@@ -40,6 +40,10 @@ type Processes interface {
 	Kill(ctx context.Context, ids []proc.ID, o proc.KillOptions) ([]proc.ID, error)
 	// Alive says whether id still runs (not a zombie, its pid not reused).
 	Alive(id proc.ID) (bool, error)
+	// Grant replaces the identities taken for the service whatever their
+	// real uid (they must still match its executable and args): what
+	// pcheck's own restart script started as another user.
+	Grant(ids []proc.ID)
 	// WaitExited returns once id is a zombie or gone (its files closed, so
 	// its port is free), or when ctx ends.
 	WaitExited(ctx context.Context, id proc.ID) error

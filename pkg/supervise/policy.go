@@ -229,6 +229,7 @@ type History struct {
 	retryOver        bool
 	reason           string // the recovery under way, if any
 	pid              int
+	scriptOwned      []proc.ID // scriptowned.go's kept masters
 }
 
 // History is the supervisor's history, to Carry over; take it once Run
@@ -239,7 +240,7 @@ func (s *Service) History() History {
 	return History{
 		attempts: s.attempts, streak: s.streak, nextAt: s.nextAt, rearmAt: s.rearmAt,
 		rearming: s.rearming, paused: s.paused, retryOver: s.state == RetryOver,
-		reason: s.recReason, pid: s.recPID,
+		reason: s.recReason, pid: s.recPID, scriptOwned: s.keptScriptOwned(),
 	}
 }
 
@@ -251,6 +252,7 @@ func (s *Service) Carry(h History) {
 	defer s.mu.Unlock()
 	s.attempts, s.streak, s.nextAt = h.attempts, h.streak, h.nextAt
 	s.recReason, s.recPID = h.reason, h.pid
+	s.carryScriptOwned(h.scriptOwned)
 	s.rearming, s.rearmAt = h.rearming && s.cfg.RearmAfter > 0, h.rearmAt
 	switch {
 	case h.paused:

@@ -164,6 +164,7 @@ func (s *Service) recover(ctx context.Context, reason string, oldPID int, first 
 		s.log(msg.TryRestart(s.cfg.Name, reason, attempt))
 		s.d.Observer.Restart(s.cfg.Name, reason)
 		found, err := s.restartOnce(rctx, reason, oldPID, attempt, left)
+		s.scriptDone(found)
 		if rctx.Err() != nil {
 			s.recoveryEnded(ctx, rctx)
 			return
@@ -264,6 +265,7 @@ func (s *Service) restartOnce(ctx context.Context, reason string, oldPID, attemp
 	var script proc.ID
 	started := func(pid int) {
 		script = s.followScript(pid)
+		s.followedScript(script)
 		// Recorded while it runs: a pcheck started meanwhile waits for it.
 		s.scriptStarted(pid)
 	}
@@ -307,6 +309,7 @@ func (s *Service) settleFailed(ctx context.Context, script proc.ID, failure erro
 	if ctx.Err() != nil {
 		return nil, failure // stopped, or the recovery's time is up
 	}
+	s.grantScriptTree()
 	found, err := s.d.Processes.Find()
 	if err == nil && len(found) >= s.cfg.MinCount {
 		s.d.Slog.Info("the service came up once its attempt had failed: adopted",
@@ -352,6 +355,7 @@ func (s *Service) awaitProcesses(ctx context.Context) ([]proc.Match, error) {
 	how := lookNow // the script has just run
 	for {
 		s.progress()
+		s.grantScriptTree()
 		found, _, err := s.look(how)
 		how = lookPeriodic
 		if err == nil && len(found) >= s.cfg.MinCount {

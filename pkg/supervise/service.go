@@ -106,6 +106,9 @@ type Service struct {
 	// lastDeath is why a top-level process last died (nil before any).
 	lastDeath   *msg.Ending
 	lastDeathAt time.Time
+	// owned is what its restart script started as another user
+	// (scriptowned.go).
+	owned scriptOwned
 	// busy is set while the loop handles an input; progressAt is when it
 	// last moved on (Clock time), for the watchdog.
 	busy       bool
@@ -308,6 +311,7 @@ func (s *Service) Run(ctx context.Context) {
 	s.mu.Lock()
 	s.runCtx = ctx
 	s.mu.Unlock()
+	s.restoreScriptOwned()
 	s.awaitRestartInFlight(ctx)
 	s.begin(ctx, beginLoad)
 	// A service Down and not being recovered (start_on_load no) or in

@@ -34,6 +34,8 @@ type fakeProcs struct {
 	amongs int // looks among the events' processes
 	cur    *proc.Match
 	killed []proc.ID
+	// granted is the last Grant.
+	granted []proc.ID
 	// unkillable processes survive SIGKILL; onDeath hears of a kill.
 	unkillable bool
 	onDeath    func(exitwatch.Event)
@@ -108,6 +110,12 @@ func (f *fakeProcs) Kill(ctx context.Context, ids []proc.ID, o proc.KillOptions)
 	id := f.die()
 	onDeath(exitwatch.Event{Kind: exitwatch.Exit, ID: id, Known: true, Signal: 9})
 	return nil, nil
+}
+
+func (f *fakeProcs) Grant(ids []proc.ID) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.granted = slices.Clone(ids)
 }
 
 func (f *fakeProcs) WaitExited(context.Context, proc.ID) error { return nil }

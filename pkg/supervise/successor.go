@@ -51,7 +51,7 @@ func (s *Service) recordTrees(found []proc.Match) {
 	}
 	trees := make([]runstate.Tree, 0, len(found))
 	for _, m := range found {
-		t := runstate.Tree{Master: m.ID}
+		t := runstate.Tree{Master: m.ID, ScriptOwned: s.scriptGave(m.ID)}
 		for _, d := range m.Descendants {
 			t.Members = append(t.Members, d.ID)
 		}
