@@ -35,7 +35,7 @@ type scriptOwned struct {
 	// process group, followed on their own.
 	early []proc.ID
 	tree  []proc.ID // the script's trees at the last look
-	kept   []proc.ID // adopted masters it started as another user
+	kept  []proc.ID // adopted masters it started as another user
 }
 
 // all is kept and the script's tree, as one list. o.mu is held.
