@@ -34,8 +34,10 @@ type fakeProcs struct {
 	amongs int // looks among the events' processes
 	cur    *proc.Match
 	killed []proc.ID
-	// granted is the last Grant.
-	granted []proc.ID
+	// granted is the last Grant; with grantOnly the running process is
+	// the service's only when granted (it runs as another user).
+	granted   []proc.ID
+	grantOnly bool
 	// unkillable processes survive SIGKILL; onDeath hears of a kill.
 	unkillable bool
 	onDeath    func(exitwatch.Event)
@@ -71,6 +73,9 @@ func (f *fakeProcs) currentLocked() []proc.Match {
 	if f.cur == nil {
 		f.next++
 		f.cur = &proc.Match{Process: proc.Process{ID: proc.ID{PID: 1000 + f.next, StartTime: uint64(f.next)}}}
+	}
+	if f.grantOnly && !slices.Contains(f.granted, f.cur.ID) {
+		return nil
 	}
 	return []proc.Match{*f.cur}
 }
@@ -144,6 +149,8 @@ type fakeWatcher struct {
 	mu      sync.Mutex
 	watched map[proc.ID]bool
 	trees   bool
+	// tree, if set, answers Tree.
+	tree func(root proc.ID) []proc.Process
 }
 
 func (w *fakeWatcher) Watch(m proc.Match) {
@@ -160,7 +167,12 @@ func (w *fakeWatcher) Unwatch(id proc.ID) {
 	delete(w.watched, id)
 }
 
-func (w *fakeWatcher) Tree(proc.ID) ([]proc.Process, bool) { return nil, w.trees }
+func (w *fakeWatcher) Tree(root proc.ID) ([]proc.Process, bool) {
+	if w.tree != nil && w.trees {
+		return w.tree(root), true
+	}
+	return nil, w.trees
+}
 func (w *fakeWatcher) KeepsTrees() bool                    { return w.trees }
 
 func (w *fakeWatcher) is(id proc.ID) bool {
