@@ -173,7 +173,7 @@ func (w *fakeWatcher) Tree(root proc.ID) ([]proc.Process, bool) {
 	}
 	return nil, w.trees
 }
-func (w *fakeWatcher) KeepsTrees() bool                    { return w.trees }
+func (w *fakeWatcher) KeepsTrees() bool { return w.trees }
 
 func (w *fakeWatcher) is(id proc.ID) bool {
 	w.mu.Lock()
