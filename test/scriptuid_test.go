@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/pwatch/pwatch/internal/testpriv"
@@ -117,4 +118,54 @@ func expectNobodyUp(t *testing.T, p *pcheckRun, first int, name string, impostor
 		t.Fatalf("pcheck took pid %d (uid %d) for %s, want the script's daemon of uid %d", pid, uid, name, nobody)
 	}
 	return pid
+}
+
+// TestScriptStartedAsAnotherUserInFlight: pcheck dies (SIGKILL) while its
+// restart script, having started the daemon as uid 65534, still runs. The
+// successor waits for the script and then adopts what it left in its
+// process group; uid 65534's impostor is still not the service.
+func TestScriptStartedAsAnotherUserInFlight(t *testing.T) {
+	testpriv.Root(t)
+	t.Parallel()
+	const name = "scriptuid-inflight"
+	r := newImpostorRig(t, name)
+	script := filepath.Join(r.sc.dir, name+".as-nobody")
+	writeFile(t, script, fmt.Sprintf("#!/bin/sh\nsetpriv --reuid %d --regid %d --clear-groups %s 100000 </dev/null >/dev/null 2>&1 &\nwhile [ ! -e %s ]; do sleep 0.05; done\n",
+		nobody, nobody, r.s.exe, r.gate), 0o755)
+	r.pf = r.s.writePfile(t, r.sc.dir, script, "restart_timeout 60", "kill_timeout 1")
+	impostor := startAs(t, nobody, r.s.exe, "100000")
+
+	p := startPcheck(t, r.sc.syslog, r.sc.dir, "ebpf", r.pf)
+	if got, err := p.lines(waitCtx(t), 1); err != nil || got[0] != tryRestart(name) {
+		t.Fatalf("pcheck logged %q (%v), want %q", got, err, tryRestart(name))
+	}
+	var daemon int
+	pollUntil(t, "saw the script start the daemon", func() bool {
+		for _, pid := range r.s.pids() {
+			if pid != impostor.Process.Pid && realUID(pid) == nobody {
+				daemon = pid
+				return true
+			}
+		}
+		return false
+	})
+	_ = p.cmd.Process.Kill()
+	<-p.exited
+
+	next := startPcheck(t, r.sc.syslog, r.sc.dir, "ebpf", r.pf)
+	pollUntil(t, "the successor waits for the script", func() bool {
+		return strings.Contains(next.stderr.String(), "a restart script of the previous pcheck is still running")
+	})
+	r.open(t) // the script returns
+	waitLineFrom(t, r.sc.syslog, "pcheck", next.logPID, adopted(name, daemon))
+	st := next.waitState(t, name, "Up")
+	if !slices.Equal(st.PIDs, []int{daemon}) {
+		t.Fatalf("the successor watches %v, want the script's %d alone (the impostor is %d)", st.PIDs, daemon, impostor.Process.Pid)
+	}
+	if !alive(impostor.Process.Pid) {
+		t.Fatalf("the impostor %d was signalled", impostor.Process.Pid)
+	}
+	if got := next.allLines(); len(got) != 0 {
+		t.Errorf("the successor logged %q, want the adoption alone", got)
+	}
 }

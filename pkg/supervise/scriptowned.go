@@ -21,7 +21,9 @@ import (
 //     again. It is dropped at the next attempt that adopts without it.
 //   - A reload's supervisor carries them. A successor pcheck cannot know
 //     how a uid came to be: it grants only the exact identities the
-//     runstate trees record (the state directory) marks script-owned.
+//     runstate trees record (the state directory) marks script-owned,
+//     and, when it waited for a restart script its predecessor left
+//     running, what that script left in its process group.
 //
 // A process of the same executable and uid started by anyone else is in
 // no such tree and no record: it is never taken for the service.
@@ -151,6 +153,21 @@ func (s *Service) restoreScriptOwned() {
 		s.owned.kept = kept
 		s.d.Processes.Grant(kept)
 	}
+}
+
+// keepGroupOf grants what the restart script a previous pcheck left
+// running started in its process group (its own, which only processes of
+// that pcheck's session could join): the successor has no tree of it.
+// What left the group (su -c makes a session of its own) is not known.
+func (s *Service) keepGroupOf(script proc.ID) {
+	group, err := s.d.Processes.Group(script)
+	if err != nil || len(group) == 0 {
+		return
+	}
+	s.owned.mu.Lock()
+	defer s.owned.mu.Unlock()
+	s.owned.kept = append(s.owned.kept, group...)
+	s.d.Processes.Grant(s.owned.allLocked())
 }
 
 // keptScriptOwned are the granted masters, for a reload's supervisor.

@@ -99,6 +99,7 @@ func (s *Service) awaitRestartInFlight(ctx context.Context) {
 		return
 	}
 	// The script has returned: its service may take a moment to show.
+	s.keepGroupOf(id)
 	for wctx.Err() == nil {
 		if found, err := s.d.Processes.Find(); err == nil && len(found) >= s.cfg.MinCount {
 			return
