@@ -28,8 +28,9 @@ import (
 // A process of the same executable and uid started by anyone else is in
 // no such tree and no record: it is never taken for the service.
 
-// scriptOwned is what a Service grants (guarded by its own lock: Status
-// reads it from padmin's goroutine).
+// scriptOwned is what a Service grants, under a lock of its own (History
+// reads it from another goroutine); Processes.Grant hands it to the
+// matcher that every look uses.
 type scriptOwned struct {
 	mu     sync.Mutex
 	script proc.ID // the attempt's restart script; zero between attempts
@@ -40,7 +41,7 @@ type scriptOwned struct {
 	kept  []proc.ID // adopted masters it started as another user
 }
 
-// all is kept and the script's tree, as one list. o.mu is held.
+// allLocked is kept and the script's trees, as one list. o.mu is held.
 func (o *scriptOwned) allLocked() []proc.ID {
 	return append(slices.Clone(o.kept), o.tree...)
 }
