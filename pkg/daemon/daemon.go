@@ -92,7 +92,7 @@ func newDaemon(ctx context.Context, cfg Config, log *msg.Logger) (*daemon, []*pf
 		slog.Info("death-detection backend", "watcher", mux.Backend().Name(), "process_trees_from_events", mux.KeepsTrees())
 	}
 	d := &daemon{
-		rules: rules, log: log, table: table, mux: mux, guard: guard, runs: runs, store: store,
+		rules: rules, log: log, table: table, snaps: proc.NewSnapshots(table, snapshotRetention), mux: mux, guard: guard, runs: runs, store: store,
 		clock: supervise.NewMonotonicClock(), ctx: ctx,
 		ending:   make(chan struct{}, 1),
 		services: map[string]*running{},
@@ -106,6 +106,11 @@ func newDaemon(ctx context.Context, cfg Config, log *msg.Logger) (*daemon, []*pf
 	}
 	return d, svcs, matchers, nil
 }
+
+// snapshotRetention is how long a read of /proc is kept for the periodic
+// looks of other services (FindRecent): longer than their periods, short
+// enough that an idle pcheck soon holds no copy of the host's table.
+const snapshotRetention = 2 * time.Second
 
 // serve starts the endpoints and the supervisors and runs until ctx ends,
 // a retry-over action ends pcheck, or the death watch breaks.

@@ -30,6 +30,7 @@ type daemon struct {
 	rules      ruleSource
 	log        *msg.Logger
 	table      *proc.Table
+	snaps      *proc.Snapshots // every service's reads of /proc, shared
 	mux        *exitwatch.Mux
 	guard      *reboot.Guard
 	runs       *runstate.Store // what a successor learns of this pcheck's processes
@@ -57,13 +58,15 @@ type running struct {
 // supervisor a reload replaces; else as the state store left it. d.mu is
 // held.
 func (d *daemon) startLocked(cfg *pfile.Service, m proc.Matcher, carried *supervise.History) {
+	// Granted: what its own restart script starts (Processes.Grant).
+	m.Granted = new(proc.Grants)
 	view := d.mux.NewView()
 	var runs supervise.RunState // never a nil *Store in the interface
 	if d.runs != nil {
 		runs = d.runs
 	}
 	svc := supervise.New(cfg, supervise.Deps{
-		Processes: serviceProcesses{table: d.table, matcher: m, perPID: m.PerPID()},
+		Processes: serviceProcesses{table: d.table, snaps: d.snaps, matcher: m, perPID: m.PerPID()},
 		Watcher:   view,
 		Log:       d.log,
 		Slog:      d.log.Slog(),

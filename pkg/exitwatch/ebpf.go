@@ -337,6 +337,25 @@ func (w *ebpfWatcher) Track(root proc.ID, descendants []proc.Process) error {
 	return errors.Join(errs...)
 }
 
+// Follow puts root in the kernel's map as the root of an unwatched tree,
+// unless a tree holds it already: the kernel then adds what it forks.
+func (w *ebpfWatcher) Follow(root proc.ID, ppid int) error {
+	if root.PID <= 0 || root.PID > math.MaxInt32 {
+		return fmt.Errorf("follow %v: invalid pid", root)
+	}
+	entry := ebpfTracked{StartTime: root.StartTime, RootStart: root.StartTime, Root: uint32(root.PID), Ppid: uint32(ppid)}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return ErrNoTree
+	}
+	err := w.objs.Procs.Update(uint32(root.PID), entry, ebpf.UpdateNoExist)
+	if err != nil && !errors.Is(err, ebpf.ErrKeyExist) {
+		return fmt.Errorf("follow %v: %w", root, err)
+	}
+	return nil
+}
+
 // Tree reads root's tree from the kernel's map.
 func (w *ebpfWatcher) Tree(root proc.ID) ([]proc.Process, error) {
 	w.mu.Lock()

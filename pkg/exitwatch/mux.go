@@ -197,6 +197,19 @@ func (v *View) Tree(root proc.ID) ([]proc.Process, bool) {
 	return tree, true
 }
 
+// Follow keeps root's tree from now on without watching root's exit,
+// where the backend keeps trees: Tree(root) then lists what it started.
+// It is best effort (nothing happens on pidfd and proc).
+func (v *View) Follow(root proc.ID, ppid int) {
+	tk, ok := v.m.w.(treeKeeper)
+	if !ok {
+		return
+	}
+	if err := tk.Follow(root, ppid); err != nil {
+		v.m.log.Warn("cannot keep a process's tree", "pid", root.PID, "error", err)
+	}
+}
+
 // KeepsTrees is the Mux's.
 func (v *View) KeepsTrees() bool { return v.m.KeepsTrees() }
 

@@ -271,6 +271,18 @@ func (w *netlinkWatcher) Track(root proc.ID, descendants []proc.Process) error {
 	return nil
 }
 
+// Follow starts an unwatched tree at root; fork events fill it.
+func (w *netlinkWatcher) Follow(root proc.ID, ppid int) error {
+	if err := validID(root); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.trees.execed(root, ppid)
+	w.trackedAt[root] = w.losses
+	return nil
+}
+
 // Tree is root's tree as fork and exit events left it; after lost events,
 // only once a scan tracked root again.
 func (w *netlinkWatcher) Tree(root proc.ID) ([]proc.Process, error) {

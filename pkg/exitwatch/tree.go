@@ -29,6 +29,10 @@ type treeKeeper interface {
 	// processes that have exited are not in it, though an identity may
 	// have ended since; every signal must still check it.
 	Tree(root proc.ID) ([]proc.Process, error)
+	// Follow starts a tree at root, unwatched (its exit is not reported),
+	// unless root is in a tree already: what it forks from now on is
+	// known (a restart script's daemon, to kill after a failed attempt).
+	Follow(root proc.ID, ppid int) error
 }
 
 // trackedProc is one process of a tree.

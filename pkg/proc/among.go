@@ -56,11 +56,11 @@ func (t *Table) Among(m Matcher, cands []Process) ([]Match, error) {
 		var below []Process
 		for _, d := range nodes {
 			if d != n && descends(d, n, nodes) {
-				below = append(below, d.Process)
+				below = append(below, d.process())
 			}
 		}
 		slices.SortFunc(below, func(a, b Process) int { return a.ID.PID - b.ID.PID })
-		out = append(out, Match{Process: n.Process, Descendants: below})
+		out = append(out, Match{Process: n.process(), Descendants: below})
 	}
 	slices.SortFunc(out, func(a, b Match) int { return a.ID.PID - b.ID.PID })
 	return out, nil

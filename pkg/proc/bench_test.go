@@ -15,7 +15,7 @@ func BenchmarkScan(b *testing.B) {
 		b.Fatal(err)
 	}
 	m := Matcher{Exe: exe, Args: helperArgs}
-	snap, err := table.snap()
+	snap, err := table.Snapshot()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -26,12 +26,12 @@ func BenchmarkScan(b *testing.B) {
 			b.Fatalf("Scan = %s, %v", render(ms), err)
 		}
 	}
-	after, err := table.snap()
+	after, err := table.Snapshot()
 	if err != nil {
 		b.Fatal(err)
 	}
 	// The host's process count can change during the run: take the mean.
-	procs := float64(len(snap)+len(after)) / 2
+	procs := float64(snap.Len()+after.Len()) / 2
 	b.ReportMetric(procs, "procs")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/procs, "ns/proc")
 }

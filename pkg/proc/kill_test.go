@@ -319,6 +319,23 @@ func TestKillOtherUserLive(t *testing.T) {
 	if found, err := table.Among(Matcher{Exe: sleep, UID: intp(nobody)}, cands); err != nil || len(found) != 1 {
 		t.Errorf("Among(uid %d) = %s, %v; want %d", nobody, render(found), err, theirs.Process.Pid)
 	}
+	// Granted (what pcheck's own restart script started) takes nobody's
+	// by its identity alone: a Grants naming another identity takes none.
+	granted := &Grants{}
+	granted.Set([]ID{{PID: ms[0].ID.PID, StartTime: ms[0].ID.StartTime + 1}})
+	if found, err := table.Among(Matcher{Exe: sleep, Granted: granted}, cands); err != nil || len(found) != 0 {
+		t.Errorf("Among(granted another identity) = %s, %v; want none", render(found), err)
+	}
+	granted.Set([]ID{ms[0].ID})
+	if found, err := table.Among(Matcher{Exe: sleep, Granted: granted}, cands); err != nil || len(found) != 1 || found[0].ID != ms[0].ID {
+		t.Errorf("Among(granted %v) = %s, %v; want it", ms[0].ID, render(found), err)
+	}
+	if found, err := table.Scan(Matcher{Exe: sleep, Granted: granted}); err != nil || len(found) != 2 {
+		t.Errorf("Scan(granted %v) = %s, %v; want it and root's %d", ms[0].ID, render(found), err, ours.Process.Pid)
+	}
+	if found, err := table.Scan(Matcher{Exe: "/usr/bin/true", Granted: granted}); err != nil || len(found) != 0 {
+		t.Errorf("Scan(another executable, granted %v) = %s, %v; a grant must not stand for exe and args", ms[0].ID, render(found), err)
+	}
 	left, err := table.Kill(context.Background(), ms[0].IDs(), KillOptions{Timeout: 30 * time.Second})
 	if err != nil || len(left) != 0 {
 		t.Fatalf("Kill = %v, %v", left, err)

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -36,6 +37,9 @@ import (
 //     /usr/sbin/nginx with its own config) is never taken for the
 //     service, so its exit counts for nothing and pcheck never signals
 //     it as the service's.
+//   - Granted: identities taken for the service whatever their real uid,
+//     when they match Exe and Args: what pcheck's own restart script
+//     started as another user (pkg/supervise, scriptowned.go). nil: none.
 //   - PIDFile: the only candidate is the pid written there, and it counts
 //     only when it also matches the fields above and was started no later
 //     than the file was last written (a stale file whose pid now belongs to
@@ -44,6 +48,7 @@ type Matcher struct {
 	Exe     string
 	Args    *regexp.Regexp
 	UID     *int
+	Granted *Grants
 	PIDFile string
 }
 
@@ -95,6 +100,30 @@ func owners(uid *int) []uint64 {
 // ownedBy reports whether a process whose real uid is uid may be the
 // service's.
 func (c *matcher) ownedBy(uid uint64) bool { return slices.Contains(c.owners, uid) }
+
+// Grants is a set of process identities a Matcher takes whatever their
+// uid; it is safe for concurrent use. Its zero value is empty.
+type Grants struct {
+	mu  sync.Mutex
+	ids []ID
+}
+
+// Set replaces the set with ids.
+func (g *Grants) Set(ids []ID) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.ids = slices.Clone(ids)
+}
+
+// Has reports whether id is in the set; a nil set holds none.
+func (g *Grants) Has(id ID) bool {
+	if g == nil {
+		return false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Contains(g.ids, id)
+}
 
 // readShebang returns the interpreter of the script at path, or nil when
 // path is not a readable #! script.

@@ -7,12 +7,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
-
-	"github.com/prometheus/procfs"
 )
 
 // Match is a top-level matching process (no ancestor of it matches) with
@@ -35,151 +32,39 @@ func (m Match) IDs() []ID {
 	return ids
 }
 
-// node is one process of a snapshot of the table.
-type node struct {
-	Process
-	proc     procfs.Proc
-	matched  bool
-	children []*node
-}
-
-// snapshot is every user-space process, indexed by pid.
-type snapshot map[int]*node
-
-// snap reads stat of every process; kernel threads and processes that
-// vanish while being read are left out.
-func (t *Table) snap() (snapshot, error) {
-	procs, err := t.fs.AllProcs()
-	if err != nil {
-		return nil, fmt.Errorf("list processes in %s: %w", t.root, err)
-	}
-	s := make(snapshot, len(procs))
-	for _, p := range procs {
-		st, err := p.Stat()
-		if err != nil {
-			if !gone(err) {
-				t.log.Debug("skip unreadable process", "pid", p.PID, "err", err)
-			}
-			continue
-		}
-		if st.Flags&pfKthread != 0 {
-			continue
-		}
-		s[p.PID] = &node{
-			Process: Process{
-				ID:    ID{PID: p.PID, StartTime: st.Starttime},
-				PPID:  st.PPID,
-				State: stateOf(st),
-				Comm:  st.Comm,
-				PGID:  st.PGRP,
-				SID:   st.Session,
-			},
-			proc: p,
-		}
-	}
-	for _, n := range s {
-		if parent := s[n.PPID]; parent != nil && parent != n {
-			parent.children = append(parent.children, n)
-		}
-	}
-	for _, n := range s {
-		slices.SortFunc(n.children, func(a, b *node) int { return a.ID.PID - b.ID.PID })
-	}
-	return s, nil
-}
-
-// below lists every process under n, parents before children. It reads
-// their argv on the way, best effort.
-func (t *Table) below(n *node) []Process {
-	var out []Process
-	queue := slices.Clone(n.children)
-	seen := map[int]bool{n.ID.PID: true}
-	for len(queue) > 0 {
-		c := queue[0]
-		queue = queue[1:]
-		if seen[c.ID.PID] { // a loop only a torn read could make
-			continue
-		}
-		seen[c.ID.PID] = true
-		if c.Argv == nil {
-			c.Argv, _ = c.proc.CmdLine()
-		}
-		out = append(out, c.Process)
-		queue = append(queue, c.children...)
-	}
-	return out
-}
-
 // Scan returns the top-level processes that match m, each with its
-// descendants, ordered by pid. Processes vanishing during the scan are
-// left out; an error means the table itself could not be read.
+// descendants, ordered by pid, from a read of /proc of its own. Processes
+// vanishing during the scan are left out; an error means the table itself
+// could not be read. Many matchers share one read through Snapshots.
 func (t *Table) Scan(m Matcher) ([]Match, error) {
-	c := compile(m)
-	s, err := t.snap()
+	s, err := t.Snapshot()
 	if err != nil {
 		return nil, err
 	}
-	if m.PIDFile != "" {
-		n, err := t.pidfileCandidate(c, s)
-		if n == nil || err != nil {
-			return nil, err
-		}
-		n.matched = true
-	} else {
-		for _, n := range s {
-			n.matched = t.matches(c, n)
-		}
-	}
-
-	var out []Match
-	for _, n := range s {
-		if n.matched && !s.ancestorMatched(n) {
-			out = append(out, Match{Process: n.Process, Descendants: t.below(n)})
-		}
-	}
-	slices.SortFunc(out, func(a, b Match) int { return a.ID.PID - b.ID.PID })
-	return out, nil
+	return s.Scan(m)
 }
 
-// ancestorMatched reports whether a process above n matched.
-func (s snapshot) ancestorMatched(n *node) bool {
-	for steps, p := 0, s[n.PPID]; p != nil && p != n && steps < len(s); steps, p = steps+1, s[p.PPID] {
-		if p.matched {
-			return true
-		}
-	}
-	return false
-}
-
-// matches reads what c needs of n, cheapest first, and decides. A process
-// that changed identity while being read does not match.
+// matches reads what c needs of n, cheapest first, and decides; what it
+// reads stays with n for the next matcher. A process that changed identity
+// while being read does not match.
 func (t *Table) matches(c *matcher, n *node) bool {
 	if n.State.Dead() {
 		return false // a zombie has no exe nor argv left to match
 	}
-	exe, err := n.proc.Executable()
-	if err != nil {
-		// Not root, or vanished: without exe only a script match could hold.
-		exe = ""
-	}
+	// Not root, or vanished: without exe only a script match could hold.
+	exe := n.exe()
 	if !c.needsArgv(exe) {
 		return false
 	}
-	argv, err := n.proc.CmdLine()
-	if err != nil {
+	argv, ok := n.argv()
+	if !ok || !c.matchesArgv(exe, argv) {
 		return false
 	}
-	if !c.matchesArgv(exe, argv) {
-		return false
-	}
-	n.Argv = argv
-	status, err := n.proc.NewStatus()
-	if err != nil || !c.ownedBy(status.UIDs[0]) {
+	if uid, ok := n.uid(); !ok || !c.ownedBy(uid) && !c.Granted.Has(n.ID) {
 		return false
 	}
 	// The pid may have been reused between the stat read and the others.
-	id, _, err := t.Identity(n.ID.PID)
-	return err == nil && id == n.ID
+	return n.sameIdentity(t)
 }
 
 // pidfileCandidate returns the process named by c's pidfile when it matches
@@ -193,7 +78,7 @@ func (t *Table) matches(c *matcher, n *node) bool {
 // modification stamp and content). A pid that a newer process took over
 // after the file was seen is stale. The first look at a file (pcheck's
 // start) can only check the content and the matcher.
-func (t *Table) pidfileCandidate(c *matcher, s snapshot) (*node, error) {
+func (t *Table) pidfileCandidate(c *matcher, s *Snapshot) (*node, error) {
 	path := c.PIDFile
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -225,7 +110,7 @@ func (t *Table) pidfileCandidate(c *matcher, s snapshot) (*node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read pidfile %s: %w", path, err)
 	}
-	n := s[pid]
+	n := s.nodes[pid]
 	if n == nil || !t.matches(c, n) {
 		t.log.Debug("pidfile names no matching process", "pidfile", path, "pid", pid)
 		return nil, nil
@@ -317,13 +202,13 @@ func (t *Table) uptimeTicks() (uint64, error) {
 // its children belong to init or a subreaper, so a caller cleaning up after
 // a death should kill the descendants it remembered from an earlier scan.
 func (t *Table) Descendants(id ID) ([]Process, error) {
-	s, err := t.snap()
+	s, err := t.Snapshot()
 	if err != nil {
 		return nil, err
 	}
-	n := s[id.PID]
+	n := s.nodes[id.PID]
 	if n == nil || n.ID != id {
 		return nil, fmt.Errorf("%v: %w", id, ErrGone)
 	}
-	return t.below(n), nil
+	return s.below(n), nil
 }

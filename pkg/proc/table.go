@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/prometheus/procfs"
@@ -51,6 +52,8 @@ type Table struct {
 	pidfdOnce sync.Once
 	pidfdOK   bool
 	noPidfd   bool // tests force the kill(2) path
+
+	reads atomic.Uint64 // reads of all of /proc (Reads)
 
 	pidfileMu sync.Mutex
 	pidfiles  map[string]pidfileSighting // by path: when each was first seen

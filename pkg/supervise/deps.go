@@ -19,8 +19,17 @@ import (
 // to its service's matcher.
 type Processes interface {
 	// Find returns the service's top-level processes now, each with the
-	// processes below it: a scan of all of /proc.
+	// processes below it: from a read of all of /proc begun after the
+	// call (shared with the other services asking at the same time).
 	Find() ([]proc.Match, error)
+	// FindRecent is Find from a read begun at most maxAge ago: for
+	// periodic looks, which all services then share.
+	FindRecent(maxAge time.Duration) ([]proc.Match, error)
+	// Read is the process that has pid now.
+	Read(pid int) (proc.Process, error)
+	// Group lists the processes now in the process group or session that
+	// leader led, started no earlier than it (what a restart script left).
+	Group(leader proc.ID) ([]proc.ID, error)
 	// Among returns the service's top-level processes among cands (and
 	// the processes below them among cands), reading /proc only for those
 	// pids and their ancestors. ok is false when the matcher cannot decide
@@ -31,6 +40,10 @@ type Processes interface {
 	Kill(ctx context.Context, ids []proc.ID, o proc.KillOptions) ([]proc.ID, error)
 	// Alive says whether id still runs (not a zombie, its pid not reused).
 	Alive(id proc.ID) (bool, error)
+	// Grant replaces the identities taken for the service whatever their
+	// real uid (they must still match its executable and args): what
+	// pcheck's own restart script started as another user.
+	Grant(ids []proc.ID)
 	// WaitExited returns once id is a zombie or gone (its files closed, so
 	// its port is free), or when ctx ends.
 	WaitExited(ctx context.Context, id proc.ID) error
@@ -49,6 +62,9 @@ type Watcher interface {
 	Tree(root proc.ID) ([]proc.Process, bool)
 	// KeepsTrees says whether Tree can answer at all.
 	KeepsTrees() bool
+	// Follow keeps root's tree from now on without watching its exit
+	// (a restart script), where the backend keeps trees.
+	Follow(root proc.ID, ppid int)
 }
 
 // Logger writes catalogue messages (syslog and stderr).

@@ -94,15 +94,17 @@ func (s *Service) waitPause(ctx context.Context) []proc.Match {
 	look := time.NewTicker(s.d.IdleScanInterval)
 	defer look.Stop()
 	for {
+		how := lookIdle
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-due:
 			return nil
 		case <-s.appeared:
+			how = lookNow
 		case <-look.C:
 		}
-		if found, _, err := s.look(false); err == nil && s.settled(found) {
+		if found, _, err := s.look(how); err == nil && s.settled(found) {
 			return found
 		}
 	}
@@ -227,6 +229,7 @@ type History struct {
 	retryOver        bool
 	reason           string // the recovery under way, if any
 	pid              int
+	scriptOwned      []proc.ID // scriptowned.go's kept masters
 }
 
 // History is the supervisor's history, to Carry over; take it once Run
@@ -237,7 +240,7 @@ func (s *Service) History() History {
 	return History{
 		attempts: s.attempts, streak: s.streak, nextAt: s.nextAt, rearmAt: s.rearmAt,
 		rearming: s.rearming, paused: s.paused, retryOver: s.state == RetryOver,
-		reason: s.recReason, pid: s.recPID,
+		reason: s.recReason, pid: s.recPID, scriptOwned: s.keptScriptOwned(),
 	}
 }
 
@@ -249,6 +252,7 @@ func (s *Service) Carry(h History) {
 	defer s.mu.Unlock()
 	s.attempts, s.streak, s.nextAt = h.attempts, h.streak, h.nextAt
 	s.recReason, s.recPID = h.reason, h.pid
+	s.carryScriptOwned(h.scriptOwned)
 	s.rearming, s.rearmAt = h.rearming && s.cfg.RearmAfter > 0, h.rearmAt
 	switch {
 	case h.paused:

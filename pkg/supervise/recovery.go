@@ -132,7 +132,7 @@ func (s *Service) recover(ctx context.Context, reason string, oldPID int, first 
 		s.mu.Unlock()
 	}()
 
-	for {
+	for again := false; ; again = true {
 		s.progress()
 		if found := s.waitPause(rctx); found != nil {
 			s.adoptByHand(found, Down)
@@ -141,6 +141,14 @@ func (s *Service) recover(ctx context.Context, reason string, oldPID int, first 
 		if rctx.Err() != nil {
 			s.recoveryEnded(ctx, rctx)
 			return
+		}
+		// After a failed attempt, the service may have come up all the
+		// same (late, or by hand): a new attempt would start a second copy.
+		if again {
+			if found, err := s.d.Processes.Find(); err == nil && len(found) >= s.cfg.MinCount {
+				s.adoptByHand(found, Down)
+				return
+			}
 		}
 		attempt, left, ok := s.takeAttempt(first)
 		if !ok {
@@ -156,6 +164,7 @@ func (s *Service) recover(ctx context.Context, reason string, oldPID int, first 
 		s.log(msg.TryRestart(s.cfg.Name, reason, attempt))
 		s.d.Observer.Restart(s.cfg.Name, reason)
 		found, err := s.restartOnce(rctx, reason, oldPID, attempt, left)
+		s.scriptDone(found)
 		if rctx.Err() != nil {
 			s.recoveryEnded(ctx, rctx)
 			return
@@ -237,9 +246,11 @@ func (s *Service) recentAttempts(now time.Duration) []time.Duration {
 }
 
 // restartOnce runs the restart script and waits for min_count top-level
-// processes, all within restart_timeout.
+// processes, all within restart_timeout. An attempt that fails leaves
+// nothing of its own running (settleFailed): the next one must not make a
+// second copy.
 func (s *Service) restartOnce(ctx context.Context, reason string, oldPID, attempt, left int) ([]proc.Match, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.RestartTimeout)
+	actx, cancel := context.WithTimeout(ctx, s.cfg.RestartTimeout)
 	defer cancel()
 	env := []string{
 		"PWATCH_SERVICE=" + s.cfg.Name,
@@ -251,13 +262,87 @@ func (s *Service) restartOnce(ctx context.Context, reason string, oldPID, attemp
 	if oldPID != 0 {
 		env = append(env, causeEnv(s.lastDeathEnding())...)
 	}
-	// Recorded while it runs: a pcheck started meanwhile waits for it.
-	err := s.runScript(ctx, s.cfg.RestartScript, env, s.scriptLogger("restart_script"), s.scriptStarted)
+	var script proc.ID
+	started := func(pid int) {
+		script = s.followScript(pid)
+		s.followedScript(script)
+		// Recorded while it runs: a pcheck started meanwhile waits for it.
+		s.scriptStarted(pid)
+	}
+	err := s.runScript(actx, s.cfg.RestartScript, env, s.scriptLogger("restart_script"), started)
 	s.scriptEnded()
 	if err != nil {
-		return nil, fmt.Errorf("restart script: %w", err)
+		err = fmt.Errorf("restart script: %w", err)
+	} else {
+		var found []proc.Match
+		if found, err = s.awaitProcesses(actx); err == nil {
+			return found, nil
+		}
 	}
-	return s.awaitProcesses(ctx)
+	return s.settleFailed(ctx, script, err)
+}
+
+// followScript is the restart script's identity, read while it is still
+// unreaped (so its pid is its own); where the backend keeps trees, what
+// it forks from now on is kept as its tree. A script that forks before
+// this is done (microseconds after its exec) leaves that child out of its
+// tree, but not out of its process group.
+func (s *Service) followScript(pid int) proc.ID {
+	p, err := s.d.Processes.Read(pid)
+	if err != nil {
+		s.d.Slog.Warn("cannot read the restart script's identity: what it starts cannot be told apart if the attempt fails",
+			"service", s.cfg.Name, "pid", pid, "error", err)
+		return proc.ID{}
+	}
+	s.d.Watcher.Follow(p.ID, p.PPID)
+	return p.ID
+}
+
+// settleFailed ends a failed attempt (the script failed or restart_timeout
+// passed) without leaving a copy behind. It looks once more for the
+// service: processes that came up late but match are adopted (the attempt
+// succeeded after all). Otherwise what the script started is killed: its
+// tree from fork events where the backend keeps them, its process group
+// and session, and any process of the service that is not min_count
+// strong. ctx is the recovery's: the attempt's own has ended.
+func (s *Service) settleFailed(ctx context.Context, script proc.ID, failure error) ([]proc.Match, error) {
+	if ctx.Err() != nil {
+		return nil, failure // stopped, or the recovery's time is up
+	}
+	s.grantScriptTree()
+	found, err := s.d.Processes.Find()
+	if err == nil && len(found) >= s.cfg.MinCount {
+		s.d.Slog.Info("the service came up once its attempt had failed: adopted",
+			"service", s.cfg.Name, "failure", failure.Error(), "pids", pidsOf(found))
+		return found, nil
+	}
+	var ids []proc.ID
+	for _, m := range found {
+		ids = append(ids, m.IDs()...)
+		if tree, ok := s.d.Watcher.Tree(m.ID); ok {
+			for _, p := range tree {
+				ids = append(ids, p.ID)
+			}
+		}
+	}
+	if script.PID != 0 {
+		if tree, ok := s.d.Watcher.Tree(script); ok {
+			for _, p := range tree {
+				ids = append(ids, p.ID)
+			}
+		}
+		group, err := s.d.Processes.Group(script)
+		if err != nil {
+			s.d.Slog.Warn("cannot list the restart script's process group", "service", s.cfg.Name, "error", err)
+		}
+		ids = append(ids, group...)
+	}
+	if len(ids) > 0 {
+		s.d.Slog.Info("killing what the failed attempt started, so that the next one makes no second copy",
+			"service", s.cfg.Name, "processes", len(ids))
+		s.kill(ctx, ids)
+	}
+	return nil, failure
 }
 
 // awaitProcesses looks for min_count top-level processes after every exec of
@@ -267,11 +352,12 @@ func (s *Service) restartOnce(ctx context.Context, reason string, oldPID, attemp
 func (s *Service) awaitProcesses(ctx context.Context) ([]proc.Match, error) {
 	tick := time.NewTicker(s.d.ScanInterval)
 	defer tick.Stop()
-	full := false
+	how := lookNow // the script has just run
 	for {
 		s.progress()
-		found, _, err := s.look(full)
-		full = false
+		s.grantScriptTree()
+		found, _, err := s.look(how)
+		how = lookPeriodic
 		if err == nil && len(found) >= s.cfg.MinCount {
 			return found, nil
 		}
@@ -282,8 +368,9 @@ func (s *Service) awaitProcesses(ctx context.Context) ([]proc.Match, error) {
 			}
 			return nil, fmt.Errorf("%d of %d processes running after %s", len(found), s.cfg.MinCount, s.cfg.RestartTimeout)
 		case <-s.appeared:
+			how = lookNow
 		case <-s.resync:
-			full = true
+			how = lookFull
 		case <-tick.C:
 		}
 	}

@@ -107,6 +107,9 @@ type Service struct {
 	// lastDeath is why a top-level process last died (nil before any).
 	lastDeath   *msg.Ending
 	lastDeathAt time.Time
+	// owned is what its restart script started as another user
+	// (scriptowned.go).
+	owned scriptOwned
 	// busy is set while the loop handles an input; progressAt is when it
 	// last moved on (Clock time), for the watchdog.
 	busy       bool
@@ -329,17 +332,34 @@ func (s *Service) Run(ctx context.Context) {
 	s.mu.Lock()
 	s.runCtx = ctx
 	s.mu.Unlock()
+	s.restoreScriptOwned()
 	s.awaitRestartInFlight(ctx)
 	s.begin(ctx, beginLoad)
 	// A service Down and not being recovered (start_on_load no) or in
 	// RetryOver is looked for now and then: it is adopted once someone
 	// starts it.
-	idle := time.NewTicker(s.d.IdleScanInterval)
-	defer idle.Stop()
+	// Only such a service ticks: an Up one sleeps until an event.
+	var idle *time.Ticker
+	defer func() {
+		if idle != nil {
+			idle.Stop()
+		}
+	}()
 	defer s.refusePending()
 	var rearmC <-chan time.Time
 	var rearmFor time.Duration
 	for {
+		var idleC <-chan time.Time
+		switch looks := s.idleLooks(); {
+		case looks && idle == nil:
+			idle = time.NewTicker(s.d.IdleScanInterval)
+			idleC = idle.C
+		case looks:
+			idleC = idle.C
+		case idle != nil:
+			idle.Stop()
+			idle = nil
+		}
 		if at, ok := s.rearmDue(); !ok {
 			rearmC = nil
 		} else if rearmC == nil || at != rearmFor {
@@ -355,13 +375,13 @@ func (s *Service) Run(ctx context.Context) {
 			s.setBusy(false)
 		case <-s.wake:
 		case <-s.appeared:
-			s.lookForUnstarted(false)
-		case <-idle.C:
-			s.lookForUnstarted(false)
+			s.lookForUnstarted(lookNow)
+		case <-idleC:
+			s.lookForUnstarted(lookIdle)
 		case <-s.resync:
 			// Lost events: a service that came back unseen is found, and
 			// the trees of a running one are scanned anew.
-			s.lookForUnstarted(true)
+			s.lookForUnstarted(lookFull)
 			if s.State() == Up {
 				s.retrack()
 			}
@@ -552,19 +572,23 @@ func (s *Service) retrack() {
 
 // lookForUnstarted adopts the processes of a service that is down and not
 // being recovered (start_on_load no), or whose retries are over, once they
-// appear (someone started it by hand); full asks for a scan of /proc rather
-// than a look among the events' processes.
-func (s *Service) lookForUnstarted(full bool) {
-	s.mu.Lock()
-	from := s.state
-	idle := (from == Down || from == RetryOver) && !s.paused && s.cancel == nil
-	s.mu.Unlock()
-	if !idle {
+// appear (someone started it by hand).
+func (s *Service) lookForUnstarted(how lookFor) {
+	if !s.idleLooks() {
 		return
 	}
-	if found, _, err := s.look(full); err == nil && s.settled(found) {
+	from := s.State()
+	if found, _, err := s.look(how); err == nil && s.settled(found) {
 		s.adoptByHand(found, from)
 	}
+}
+
+// idleLooks says whether the service is down and not being recovered, or
+// retried over: looked for now and then, to be adopted.
+func (s *Service) idleLooks() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return (s.state == Down || s.state == RetryOver) && !s.paused && s.cancel == nil
 }
 
 // takeStallReason is the reason for the recovery of a death: the stall
@@ -619,18 +643,43 @@ func (s *Service) unwatchAll() {
 	}
 }
 
+// How fresh a look's scan of /proc must be.
+type lookFor int
+
+const (
+	// lookPeriodic: a read begun within ScanInterval will do; every
+	// service looking periodically shares it.
+	lookPeriodic lookFor = iota
+	// lookIdle: a read begun within IdleScanInterval will do (the looks
+	// for a service that is down and not being recovered).
+	lookIdle
+	// lookNow: a read begun after the look (an exec was just seen).
+	lookNow
+	// lookFull: a read begun after the look, even where events could
+	// answer (events were lost).
+	lookFull
+)
+
 // look finds the service's top-level processes. Where the backend keeps
 // trees and the matcher decides pid by pid, it looks among the processes
 // events told of (those that started the executable, the survivors of a
 // death, and their trees) and reads /proc only for them; otherwise, or
-// with full, it scans all of /proc. fromEvents says which it did.
-func (s *Service) look(full bool) (found []proc.Match, fromEvents bool, err error) {
-	if !full && s.d.Watcher.KeepsTrees() {
+// with lookFull, it scans all of /proc, in a read shared with the other
+// services. fromEvents says which it did.
+func (s *Service) look(how lookFor) (found []proc.Match, fromEvents bool, err error) {
+	if how != lookFull && s.d.Watcher.KeepsTrees() {
 		if found, ok, err := s.lookAmongEvents(); ok {
 			return found, true, err
 		}
 	}
-	found, err = s.d.Processes.Find()
+	switch how {
+	case lookPeriodic:
+		found, err = s.d.Processes.FindRecent(s.d.ScanInterval)
+	case lookIdle:
+		found, err = s.d.Processes.FindRecent(s.d.IdleScanInterval)
+	default:
+		found, err = s.d.Processes.Find()
+	}
 	return found, false, err
 }
 

@@ -34,6 +34,10 @@ type fakeProcs struct {
 	amongs int // looks among the events' processes
 	cur    *proc.Match
 	killed []proc.ID
+	// granted is the last Grant; with grantOnly the running process is
+	// the service's only when granted (it runs as another user).
+	granted   []proc.ID
+	grantOnly bool
 	// unkillable processes survive SIGKILL; onDeath hears of a kill.
 	unkillable bool
 	onDeath    func(exitwatch.Event)
@@ -51,6 +55,16 @@ func (f *fakeProcs) Find() ([]proc.Match, error) {
 	return f.currentLocked(), nil
 }
 
+func (f *fakeProcs) FindRecent(time.Duration) ([]proc.Match, error) { return f.Find() }
+
+// Read gives a script's pid an identity of its own.
+func (f *fakeProcs) Read(pid int) (proc.Process, error) {
+	return proc.Process{ID: proc.ID{PID: pid, StartTime: 1}}, nil
+}
+
+// Group is empty: the fake's processes are the marker's.
+func (f *fakeProcs) Group(proc.ID) ([]proc.ID, error) { return nil, nil }
+
 func (f *fakeProcs) currentLocked() []proc.Match {
 	if _, err := os.Stat(f.marker); err != nil {
 		f.cur = nil
@@ -59,6 +73,9 @@ func (f *fakeProcs) currentLocked() []proc.Match {
 	if f.cur == nil {
 		f.next++
 		f.cur = &proc.Match{Process: proc.Process{ID: proc.ID{PID: 1000 + f.next, StartTime: uint64(f.next)}}}
+	}
+	if f.grantOnly && !slices.Contains(f.granted, f.cur.ID) {
+		return nil
 	}
 	return []proc.Match{*f.cur}
 }
@@ -100,6 +117,12 @@ func (f *fakeProcs) Kill(ctx context.Context, ids []proc.ID, o proc.KillOptions)
 	return nil, nil
 }
 
+func (f *fakeProcs) Grant(ids []proc.ID) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.granted = slices.Clone(ids)
+}
+
 func (f *fakeProcs) WaitExited(context.Context, proc.ID) error { return nil }
 
 func (f *fakeProcs) Alive(id proc.ID) (bool, error) {
@@ -126,6 +149,8 @@ type fakeWatcher struct {
 	mu      sync.Mutex
 	watched map[proc.ID]bool
 	trees   bool
+	// tree, if set, answers Tree.
+	tree func(root proc.ID) []proc.Process
 }
 
 func (w *fakeWatcher) Watch(m proc.Match) {
@@ -134,14 +159,21 @@ func (w *fakeWatcher) Watch(m proc.Match) {
 	w.watched[m.ID] = true
 }
 
+func (w *fakeWatcher) Follow(proc.ID, int) {}
+
 func (w *fakeWatcher) Unwatch(id proc.ID) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	delete(w.watched, id)
 }
 
-func (w *fakeWatcher) Tree(proc.ID) ([]proc.Process, bool) { return nil, w.trees }
-func (w *fakeWatcher) KeepsTrees() bool                    { return w.trees }
+func (w *fakeWatcher) Tree(root proc.ID) ([]proc.Process, bool) {
+	if w.tree != nil && w.trees {
+		return w.tree(root), true
+	}
+	return nil, w.trees
+}
+func (w *fakeWatcher) KeepsTrees() bool { return w.trees }
 
 func (w *fakeWatcher) is(id proc.ID) bool {
 	w.mu.Lock()

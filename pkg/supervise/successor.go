@@ -51,7 +51,7 @@ func (s *Service) recordTrees(found []proc.Match) {
 	}
 	trees := make([]runstate.Tree, 0, len(found))
 	for _, m := range found {
-		t := runstate.Tree{Master: m.ID}
+		t := runstate.Tree{Master: m.ID, ScriptOwned: s.scriptGave(m.ID)}
 		for _, d := range m.Descendants {
 			t.Members = append(t.Members, d.ID)
 		}
@@ -99,6 +99,7 @@ func (s *Service) awaitRestartInFlight(ctx context.Context) {
 		return
 	}
 	// The script has returned: its service may take a moment to show.
+	s.keepGroupOf(id)
 	for wctx.Err() == nil {
 		if found, err := s.d.Processes.Find(); err == nil && len(found) >= s.cfg.MinCount {
 			return
