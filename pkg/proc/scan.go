@@ -195,7 +195,7 @@ func (t *Table) matches(c *matcher, n *node) bool {
 // start) can only check the content and the matcher.
 func (t *Table) pidfileCandidate(c *matcher, s snapshot) (*node, error) {
 	path := c.PIDFile
-	f, err := os.Open(path)
+	f, err := openIfRegular(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -359,5 +360,47 @@ func TestPIDFileOfAnotherOwnerIsRefused(t *testing.T) {
 	}
 	if got := scan(apache); got != "" {
 		t.Errorf("a pidfile owned by uid 65534 named %q for a root service", got)
+	}
+}
+
+// A pidfile or an executable that is a FIFO (the service's user can make
+// one in a directory of theirs) is refused by what it is, never opened for
+// reading: that open would block the scan, and every look at the service,
+// forever.
+func TestScanNeverOpensAFIFO(t *testing.T) {
+	table, err := NewTable(buildFixture(t, nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// Unblocks an open that did block (the old code): O_RDWR never waits.
+		if f, err := os.OpenFile(fifo, os.O_RDWR, 0); err == nil {
+			f.Close()
+		}
+	})
+	for _, c := range []struct {
+		name string
+		m    Matcher
+	}{
+		{"pidfile", Matcher{Exe: "/usr/sbin/apache2", PIDFile: fifo}},
+		{"executable", Matcher{Exe: fifo}},
+	} {
+		done := make(chan string, 1)
+		go func() {
+			got, err := table.Scan(c.m)
+			done <- fmt.Sprintf("%q, %v", render(got), err)
+		}()
+		select {
+		case got := <-done:
+			if got != `"", <nil>` {
+				t.Errorf("%s: Scan = %s, want no match and no error", c.name, got)
+			}
+		case <-time.After(20 * time.Second):
+			t.Errorf("%s: Scan of a FIFO %s blocked for 20s: it was opened for reading", c.name, fifo)
+		}
 	}
 }
