@@ -3,6 +3,7 @@ package proc
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -402,5 +403,32 @@ func TestScanNeverOpensAFIFO(t *testing.T) {
 		case <-time.After(20 * time.Second):
 			t.Errorf("%s: Scan of a FIFO %s blocked for 20s: it was opened for reading", c.name, fifo)
 		}
+	}
+}
+
+// The service's user may own the pidfile's directory, so the pidfile may
+// be their symlink to any file of root's (which passes the owner check):
+// what a file that holds no pid says is never logged.
+func TestPIDFileTextIsNotLogged(t *testing.T) {
+	var logged strings.Builder
+	log := slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	table, err := NewTable(buildFixture(t, nil), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := writePIDFile(t, "root:$6$secrethash:20000:0:99999:7:::\n", time.Hour)
+	link := filepath.Join(t.TempDir(), "svc.pid")
+	if err := os.Symlink(secret, link); err != nil {
+		t.Fatal(err)
+	}
+	got, err := table.Scan(Matcher{Exe: "/usr/sbin/apache2", PIDFile: link})
+	if err != nil || len(got) != 0 {
+		t.Fatalf("Scan = %s, %v; want no match", render(got), err)
+	}
+	if !strings.Contains(logged.String(), "pidfile holds no pid") {
+		t.Fatalf("no warning of the pidfile without a pid in %q", logged.String())
+	}
+	if strings.Contains(logged.String(), "secrethash") {
+		t.Errorf("the text of the file the pidfile names was logged: %q", logged.String())
 	}
 }
