@@ -54,6 +54,9 @@ func Call(ctx context.Context, path string, req Request) (Response, error) {
 		return Response{}, &UnreachableError{Path: path, Err: err}
 	}
 	defer conn.Close()
+	if err := checkServer(conn.(*net.UnixConn), path); err != nil {
+		return Response{}, err
+	}
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
 	defer stop()
 
@@ -74,6 +77,22 @@ func Call(ctx context.Context, path string, req Request) (Response, error) {
 		return resp, errors.New(resp.Error)
 	}
 	return resp, nil
+}
+
+// checkServer refuses a server that is not pcheck: the one listening must
+// be root (or this padmin's own uid, as pcheck run by hand in tests). A
+// socket path in a directory others can create names in (a sticky /tmp
+// passes the trust rule) could be bound first by anyone, who would then
+// hear root's commands and answer them.
+func checkServer(conn *net.UnixConn, path string) error {
+	uid, pid, err := peer(conn)
+	if err != nil {
+		return fmt.Errorf("control socket %s: cannot check who serves it: %w", path, err)
+	}
+	if uid != 0 && int(uid) != os.Geteuid() {
+		return fmt.Errorf("control socket %s is served by uid %d (pid %d), not root: not pcheck; padmin does not talk to it", path, uid, pid)
+	}
+	return nil
 }
 
 func callError(ctx context.Context, path string, err error) error {

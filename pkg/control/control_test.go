@@ -1,6 +1,7 @@
 package control_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -29,7 +30,28 @@ import (
 // clientEnv set, it calls status on that socket and prints the outcome.
 const clientEnv = "PWATCH_CONTROL_TEST_CLIENT"
 
+// With impostorEnv set, it listens on that socket as whoever runs it and
+// answers every request with an empty success, as a user's socket bound
+// first at pcheck's path would.
+const impostorEnv = "PWATCH_CONTROL_TEST_IMPOSTOR"
+
 func TestMain(m *testing.M) {
+	if path := os.Getenv(impostorEnv); path != "" {
+		ln, err := net.Listen("unix", path)
+		if err != nil {
+			fmt.Println(err)
+			os.Exit(1)
+		}
+		fmt.Println("ready")
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				os.Exit(1)
+			}
+			io.WriteString(conn, "{}\n")
+			conn.Close()
+		}
+	}
 	if path := os.Getenv(clientEnv); path != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -437,6 +459,55 @@ func TestNonRootRefused(t *testing.T) {
 	}
 	if calls := h.Calls(); len(calls) != 0 {
 		t.Errorf("a non-root client reached the handler: %q", calls)
+	}
+}
+
+// padmin talks only to a root server: a socket another user bound at the
+// path (a sticky directory lets anyone create the name first) would hear
+// root's commands and answer for pcheck.
+func TestClientRefusesAServerNotRoot(t *testing.T) {
+	testpriv.Root(t)
+	dir, err := os.MkdirTemp("", "pwatch-control-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "control.test")
+	copyFile(t, os.Args[0], bin)
+	theirs := filepath.Join(dir, "nobody")
+	if err := os.Mkdir(theirs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(theirs, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(theirs, "pcheck.sock")
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), impostorEnv+"="+path)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if line != "ready\n" {
+		t.Fatalf("impostor server as nobody: %q, %v", line, err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err = control.Client{Path: path}.Status(ctx, "")
+	want := fmt.Sprintf("control socket %s is served by uid 65534 (pid %d), not root", path, cmd.Process.Pid)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Status through nobody's socket = %v, want an error containing %q", err, want)
 	}
 }
 

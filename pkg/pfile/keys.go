@@ -93,7 +93,7 @@ var processKeys = []keySpec{
 	},
 	{
 		name: "restart_script", value: command, required: "the absolute path of the script that brings the service back",
-		doc:     "run to bring the service back, without a shell; need not exist when the pfile is checked, but must pass the trust rule when it does ([behaviour.md](behaviour.md#trust))",
+		doc:     "run to bring the service back, without a shell; need not exist when the pfile is checked (unless anyone could create it there: missing from a sticky `/tmp` fails), but must pass the trust rule when it does, at load and again before each run ([behaviour.md](behaviour.md#trust)); it runs in a fixed environment ([behaviour.md](behaviour.md#the-environment-of-what-pcheck-runs))",
 		example: "/etc/pwatch/scripts/x --fast", json: "restart_script",
 		set:  func(s *Service, v any) { s.RestartScript = v.([]string) },
 		rule: func(s *Service, r *Rules) { r.RestartScript = s.RestartScript },

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,6 +24,14 @@ const (
 	helperMarker = "pwatch-proc-helper"
 )
 
+// A helper's main goroutine keeps the main thread (the thread group's
+// leader), so the leader-exits role can end that thread alone.
+func init() {
+	if os.Getenv(helperEnv) == "1" {
+		runtime.LockOSThread()
+	}
+}
+
 func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) == "1" {
 		os.Exit(runHelper(os.Args[1:]))
@@ -32,7 +41,9 @@ func TestMain(m *testing.M) {
 
 // runHelper: master starts two workers and a sleep (a descendant that does
 // not match), prints "ready PID..." and blocks; worker blocks; graceful
-// exits 7 on SIGTERM. With ignore-term the process (and its workers)
+// exits 7 on SIGTERM; leader-exits ends its main thread (the leader) with
+// exit(2), not exit_group, so the leader is a zombie while its other
+// threads run on. With ignore-term the process (and its workers)
 // ignore SIGTERM.
 func runHelper(args []string) int {
 	if len(args) < 2 || args[0] != helperMarker {
@@ -77,6 +88,11 @@ func runHelper(args []string) int {
 		fmt.Println("ready " + strconv.Itoa(os.Getpid()))
 		<-c
 		return 7
+	case "leader-exits":
+		fmt.Println("ready " + strconv.Itoa(os.Getpid()))
+		// The other threads of the runtime run on; SIGTERM still ends
+		// the group (Go's default for an unhandled SIGTERM).
+		syscall.RawSyscall(syscall.SYS_EXIT, 0, 0, 0)
 	default:
 		fmt.Println("ready " + strconv.Itoa(os.Getpid()))
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"syscall"
 	"time"
@@ -154,17 +155,21 @@ func (t *Table) open(id ID) *target {
 }
 
 // verify marks tg done unless its pid still holds the live process tg.id.
+// Done is CheckAlive's rule, not the leader's state: a leader that exited
+// first (pthread_exit, or a fatal signal whose other threads are still
+// exiting) shows Z while its thread group lives on, and must still be
+// signalled and waited for.
 func (t *Table) verify(tg *target) {
-	got, state, err := t.Identity(tg.id.PID)
+	st, err := ReadStat(t.root, tg.id.PID)
 	switch {
-	case errors.Is(err, ErrGone):
+	case errors.Is(err, fs.ErrNotExist):
 		tg.done = true
 	case err != nil:
 		tg.err = fmt.Errorf("verify %v: %w", tg.id, err)
-	case got != tg.id:
-		t.log.Debug("pid holds another process now; not signalling", "id", tg.id, "now", got)
+	case st.StartTime != tg.id.StartTime:
+		t.log.Debug("pid holds another process now; not signalling", "id", tg.id, "now_start", st.StartTime)
 		tg.done = true
-	case state.Dead():
+	case st.GroupGone():
 		tg.done = true
 	}
 }

@@ -114,6 +114,31 @@ func TestKillTree(t *testing.T) {
 	})
 }
 
+// A process whose leader thread has exited shows Z while its other threads
+// run: it is alive, so Kill must signal it and wait for the whole group
+// (CheckAlive's rule), not count it dead at the leader's state. A worker
+// ended by SIGTERM passes through the same state while its threads exit.
+func TestKillWaitsForTheThreadGroup(t *testing.T) {
+	killPaths(t, func(t *testing.T, table *Table) {
+		h := startHelper(t, "leader-exits")
+		id := h.ids[0]
+		waitState(t, table, id, 'Z')
+		if alive, err := table.Alive(id); !alive || err != nil {
+			t.Fatalf("Alive(%v) = %v, %v with its leader exited and its threads running; want alive", id, alive, err)
+		}
+		left, err := table.Kill(context.Background(), h.ids, KillOptions{Timeout: 30 * time.Second})
+		if err != nil || len(left) != 0 {
+			t.Fatalf("Kill = %v, %v; want killed", left, err)
+		}
+		if alive, err := table.Alive(id); alive || err != nil {
+			t.Fatalf("%v alive=%v err=%v after Kill", id, alive, err)
+		}
+		if sig := signalOf(h.waitExit(t)); sig != syscall.SIGTERM {
+			t.Errorf("ended by %v, want SIGTERM", sig)
+		}
+	})
+}
+
 func TestKillEscalatesToSIGKILL(t *testing.T) {
 	killPaths(t, func(t *testing.T, table *Table) {
 		h := startHelper(t, "master", "ignore-term")

@@ -128,11 +128,14 @@ func (g *Grants) Has(id ID) bool {
 // readShebang returns the interpreter of the script at path, or nil when
 // path is not a readable #! script.
 func readShebang(path string) *script {
-	f, err := os.Open(path)
+	f, err := openIfRegular(path)
 	if err != nil {
 		return nil
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil
+	}
 	line, err := bufio.NewReaderSize(f, 256).ReadSlice('\n')
 	if err != nil && len(line) == 0 {
 		return nil

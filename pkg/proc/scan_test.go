@@ -3,10 +3,12 @@ package proc
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -359,5 +361,74 @@ func TestPIDFileOfAnotherOwnerIsRefused(t *testing.T) {
 	}
 	if got := scan(apache); got != "" {
 		t.Errorf("a pidfile owned by uid 65534 named %q for a root service", got)
+	}
+}
+
+// A pidfile or an executable that is a FIFO (the service's user can make
+// one in a directory of theirs) is refused by what it is, never opened for
+// reading: that open would block the scan, and every look at the service,
+// forever.
+func TestScanNeverOpensAFIFO(t *testing.T) {
+	table, err := NewTable(buildFixture(t, nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// Unblocks an open that did block (the old code): O_RDWR never waits.
+		if f, err := os.OpenFile(fifo, os.O_RDWR, 0); err == nil {
+			f.Close()
+		}
+	})
+	for _, c := range []struct {
+		name string
+		m    Matcher
+	}{
+		{"pidfile", Matcher{Exe: "/usr/sbin/apache2", PIDFile: fifo}},
+		{"executable", Matcher{Exe: fifo}},
+	} {
+		done := make(chan string, 1)
+		go func() {
+			got, err := table.Scan(c.m)
+			done <- fmt.Sprintf("%q, %v", render(got), err)
+		}()
+		select {
+		case got := <-done:
+			if got != `"", <nil>` {
+				t.Errorf("%s: Scan = %s, want no match and no error", c.name, got)
+			}
+		case <-time.After(20 * time.Second):
+			t.Errorf("%s: Scan of a FIFO %s blocked for 20s: it was opened for reading", c.name, fifo)
+		}
+	}
+}
+
+// The service's user may own the pidfile's directory, so the pidfile may
+// be their symlink to any file of root's (which passes the owner check):
+// what a file that holds no pid says is never logged.
+func TestPIDFileTextIsNotLogged(t *testing.T) {
+	var logged strings.Builder
+	log := slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	table, err := NewTable(buildFixture(t, nil), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := writePIDFile(t, "root:$6$secrethash:20000:0:99999:7:::\n", time.Hour)
+	link := filepath.Join(t.TempDir(), "svc.pid")
+	if err := os.Symlink(secret, link); err != nil {
+		t.Fatal(err)
+	}
+	got, err := table.Scan(Matcher{Exe: "/usr/sbin/apache2", PIDFile: link})
+	if err != nil || len(got) != 0 {
+		t.Fatalf("Scan = %s, %v; want no match", render(got), err)
+	}
+	if !strings.Contains(logged.String(), "pidfile holds no pid") {
+		t.Fatalf("no warning of the pidfile without a pid in %q", logged.String())
+	}
+	if strings.Contains(logged.String(), "secrethash") {
+		t.Errorf("the text of the file the pidfile names was logged: %q", logged.String())
 	}
 }

@@ -227,17 +227,31 @@ func (m *memory) all() []string {
 	return slices.Clone(m.ops)
 }
 
+// waitOps waits (bounded) until n operations were kept or dropped.
+func (m *memory) waitOps(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for len(m.all()) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("kept %q after 30s, want %d operations", m.all(), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func TestPausedAndRetryOverAreKept(t *testing.T) {
 	mem := &memory{}
 	h := policyHarness(t, "fail", func(c *pfile.Service) { c.RetryCount = 1 })
 	h.svc.d.Memory = mem
 	h.run(t)
 	h.waitState(t, RetryOver)
+	mem.waitOps(t, 1) // the state is set before the loop keeps it
 	if err := h.svc.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	h.log.waitLines(t, 0, "Retry over ('web') action=continue", "Retry over ('web') action=continue")
 	h.waitState(t, RetryOver)
+	mem.waitOps(t, 4)
 	if err := h.svc.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
