@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # pwatch — see README.md. `make help` lists the targets.
 
 GO       ?= $(shell command -v go || echo /usr/local/go/bin/go)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 //go:build ignore
 
 // exitwatch.bpf.c: tell user space, and only user space that asked, when a

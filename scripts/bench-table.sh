@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Reads `go test -bench` output on stdin and prints one row per benchmark
 # with its reported metrics, for `make bench`.
 awk '

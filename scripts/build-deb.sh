@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # `make deb`: builds bin/pwatch_VERSION_amd64.deb with nfpm (pinned in
 # go.mod). It stages bin/deb/root: static, stripped binaries installed by
 # scripts/install.sh with Debian's paths, the man pages (generated from the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Tests the shell completions of scripts/completion/ with the built
 # binaries (make build): bash, zsh and fish each complete padmin's and
 # pcheck's commands and flags, and fall back to files where the programs

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Tests the Debian package on this machine (CI, as root): lintian finds
 # nothing to say, dpkg -i installs it, the installed programs, man pages,
 # completions and templates work, the operator's files survive a

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # `make demo`: run pcheck on pfile/demo.pfile, watching a demo web server.
 # Installs the demo under /run/pwatch-demo; pcheck starts the server itself
 # (start_on_load). Ctrl-C stops pcheck; then this script stops the server

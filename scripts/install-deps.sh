@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs what building and testing pwatch needs on a Debian machine:
 # clang/llvm for the BPF objects, the real servers the end-to-end tests
 # drive, stress-ng to load the CPUs in the starvation tests, lintian and man-db for the package (make deb), promtool (in the

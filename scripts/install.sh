@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs pwatch from a built tree (make build): the binaries, the systemd
 # unit, /etc/pwatch with its pfile.d and scripts directories, and the sample
 # pfiles and restart scripts as templates (nothing is enabled). It starts

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Tests scripts/install.sh in temporary roots (DESTDIR): it never touches
 # the system it runs on. Run: scripts/install_test.sh (no root needed).
 # Exits 1 on the first failure, printing it.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Prints pfile(5), the man page of the pfile language, rendered from
 # docs/pfile.md by go-md2man (pinned in go.mod): the document's title
 # becomes the NAME line and its sections the page's.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Checks that every source file git tracks carries its SPDX licence line;
 # with --fix, adds the line where it is missing. pwatch is Apache-2.0; the
 # BPF program in bpf/ is GPL-2.0-only OR BSD-2-Clause (its license section

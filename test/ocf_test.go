@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package e2e
 
 // Tests of the OCF resource agent scripts/ocf/pwatch: its meta-data against

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // demoserver is a small HTTP (or HTTPS) server for pwatch's demo and tests
 // that can be told to misbehave the ways real servers do:
 //

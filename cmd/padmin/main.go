@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command padmin is the operator's tool for pwatch: it checks pfiles and
 // talks to the running pcheck daemon.
 package main

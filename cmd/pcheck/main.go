@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command pcheck is pwatch's daemon: `pcheck run PFILE|DIR...` watches the
 // services its pfiles describe and brings them back when they die or stall.
 // All the work is in pkg/daemon; this file only maps flags into its config.

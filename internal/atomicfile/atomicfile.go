@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package atomicfile replaces small state files so that a crash at any
 // moment leaves the old content or the new, never a mix (the reboot guard's
 // count, the operator state).

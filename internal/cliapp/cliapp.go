@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package cliapp gives pcheck and padmin the same command-line manners:
 // help and --version on stdout, a usage error as one plain line on stderr
 // with exit status 2 (never a page of help), shell completion, and their

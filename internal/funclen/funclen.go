@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package funclen measures the functions of a Go source tree, so that a
 // test can hold every hand-written function under a length limit.
 package funclen

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package pgroup runs a command as the leader of a process group of its own
 // and kills that group safely: through a pidfd, so the signal reaches the
 // group the command made even once the command itself is reaped, and never

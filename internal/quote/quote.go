@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package quote is pwatch's one rule for text that comes from outside
 // pcheck (a signal sender's comm, a process's name or command line, names
 // in kernel-log lines, a script's output) on its way into a syslog line, a

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package syncbuf is a bytes.Buffer safe for concurrent use: what tests
 // hand a logger or a subprocess as its output while they read it.
 package syncbuf

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package testpriv decides what a test that needs root (or BPF) does on a
 // host where it cannot run: skip with the reason, or, when
 // PWATCH_REQUIRE_PRIVILEGED=1 (as in CI), fail, so that a missing capability

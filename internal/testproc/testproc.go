@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package testproc starts real processes for tests that watch processes
 // die: exits with a chosen status, a real segmentation fault, multi-threaded
 // processes, and unreaped zombies. Each process acts only when the test says

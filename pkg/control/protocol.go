@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package control is padmin's way into a running pcheck: one JSON request
 // and one JSON response per connection over a Unix stream socket that only
 // root may use. The server side lives in pcheck (which implements Handler),

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package daemon wires pcheck: it loads the pfiles, opens one death watch
 // for the host, runs one supervisor per service, routes the kernel's events
 // to them, and answers padmin on the control socket.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package exitwatch
 
 // The BPF objects are committed; `make generate` rebuilds them (needs clang).

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package exitwatch tells, as soon as the kernel knows, that a watched
 // process has exited (or become a zombie), and that a watched executable has
 // been started anew. Several backends implement one Watcher interface.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package metrics serves pcheck's Prometheus metrics and its health
 // endpoint. It knows nothing of the daemon: what already lives there
 // (service states, the watcher's counters, the reboot count) is read through

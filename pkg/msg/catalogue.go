@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package msg is pwatch's catalogue of log messages and their output. Four
 // texts are the WebEdition guide's section 4.2, word for word, because
 // existing log watchers match them: WebStall, SocketStall, Killed and

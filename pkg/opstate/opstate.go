@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package opstate keeps, across pcheck restarts, what must not be
 // forgotten when systemd, an upgrade or the watchdog restarts pcheck: the
 // services an operator stopped (padmin stop) and those whose retries are

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package pfile reads pfiles, pwatch's configuration language: one file per
 // watched service, holding its process entry (which processes, how to
 // restart them, what a retry over does) and its _bi_ stall-check blocks,

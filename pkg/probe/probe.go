@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package probe runs the stall checks of a pfile's _bi_ blocks: the http,
 // https and tcp probes, the tracker that turns failed probes into a stall
 // after the block's duration, and the runner that probes on the block's own

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package proc is pwatch's view of the process table: scanning and matching
 // /proc, process identities that survive PID reuse, and killing trees safely.
 package proc

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package reboot is pcheck's automatic reboot: a guard that counts the
 // reboots it allowed in a state file, so that a node whose service never
 // comes back does not reboot forever, and the command that reboots.

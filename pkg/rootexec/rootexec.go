@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package rootexec prepares the programs pcheck runs as root (restart and
 // retry-over scripts, the reboot command): each is checked against the
 // trust rule just before it runs, through the very file that is then

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package runstate is what a pcheck leaves in its state directory for the
 // next one about the processes of this boot:
 //

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package sdnotify tells systemd how pcheck is doing (Type=notify):
 // READY=1 once it watches its services, RELOADING=1 and READY=1 around a
 // reload, STOPPING=1 on the way out, and WATCHDOG=1 while its main loop is

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package sockdiag asks the kernel, through netlink sock_diag, for the
 // LISTEN TCP sockets on a port, and checks that one of them belongs to a
 // service's processes and that its accept queue is not full.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package starve tells a starved process from a stalled one: it reads how
 // long threads waited on a run queue for a CPU (schedstat's run_delay) and
 // the host's CPU pressure (PSI). A stopped, deadlocked or sleeping server

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package supervise keeps one service alive: one state machine per service
 // that notices its death, kills what is left of it, runs its restart script
 // within its retry budget, and takes its retry-over action.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package trust decides whether pcheck, a root daemon, may read a file as
 // rules or run it: only if no one but root (or pcheck's own uid) could have
 // written it. A file passes when it is owned by root or that uid and not

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # fish completion of pcheck and padmin (pwatch). Each program completes
 # itself: given the words so far and --generate-bash-completion, it prints
 # the candidates (commands, flags; padmin asks the running pcheck for its

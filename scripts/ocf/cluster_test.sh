@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # A live single-node Pacemaker cluster runs the pwatch resource agent, and
 # recovers the resource when pcheck hands a service over (retry over with
 # action exit, pcheck status 3). test/cluster_test.go runs it as

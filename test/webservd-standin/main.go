@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command webservd-standin stands in for Oracle iPlanet (Sun ONE) Web
 // Server 7's processes in the e2e tests of pfile/sunone.pfile, which
 // cannot run the real server (there is no package of it). It copies the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // helper is the real process behind package testproc. Every mode (but
 // sleep) waits for stdin to close before it acts, so a test can start
 // watching first and then decide the exact moment of the exit.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package syslogtest is a syslog daemon for tests: a unixgram socket that
 // collects and parses what is sent to it, so that a test can wait for an
 // exact syslog line.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command keydoc rewrites the key reference of docs/pfile.md (the file
 // named by its argument) from pkg/pfile's key table.
 package main
