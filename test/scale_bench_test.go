@@ -216,7 +216,7 @@ func BenchmarkReload(b *testing.B) {
 					began := time.Now()
 					p.padminOK(b, "reload")
 					b.ReportMetric(float64(time.Since(began).Milliseconds()), "wall-ms")
-					b.ReportMetric(float64((cpuTime(b, p.pid())-before).Milliseconds()), "cpu-ms")
+					b.ReportMetric(float64((cpuTime(b, p.pid()) - before).Milliseconds()), "cpu-ms")
 					b.ReportMetric(load1(b), "load1")
 					p.stop()
 				}
