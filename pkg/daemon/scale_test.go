@@ -195,4 +195,3 @@ func runningPIDs(t *testing.T, exe string) []int {
 	slices.Sort(out)
 	return out
 }
-

@@ -120,6 +120,9 @@ type ebpfWatcher struct {
 	exes    map[ebpfExeKey][]string // watched paths by executable
 	exeKeys map[string]ebpfExeKey   // and back
 	closed  bool                    // the kernel objects are gone
+	// victimsSeen: mark_victim is attached, so an exit event says itself
+	// whether the OOM killer chose it (set before the reader starts).
+	victimsSeen bool
 
 	// tables shares reads of the procs map among Tree's callers; objsMu
 	// keeps the maps open while one is read (Close waits for it).
@@ -220,6 +223,9 @@ func (w *ebpfWatcher) attach() error {
 			w.log.Warn("a tracepoint for the cause of deaths is missing: "+tp.detail, "tracepoint", tp.name, "err", err)
 			continue
 		}
+		if tp.name == "mark_victim" {
+			w.victimsSeen = true
+		}
 		w.links = append(w.links, l)
 	}
 	return nil
@@ -242,6 +248,9 @@ func (w *ebpfWatcher) start() {
 }
 
 func (w *ebpfWatcher) Name() string { return "ebpf" }
+
+// tellsOOM says whether the kernel's own exit events say OOM or not.
+func (w *ebpfWatcher) tellsOOM() bool { return w.victimsSeen }
 
 func (w *ebpfWatcher) Events() <-chan Event { return w.out.out }
 

@@ -328,8 +328,13 @@ func (m *Mux) deliver(ev Event) {
 
 // withOOM names a SIGKILL death the kernel log reports as an OOM kill (or
 // a death whose status polling missed), with its memory cgroup and rss.
+// Where the backend's own event said "not OOM" (ebpf with mark_victim),
+// the log is not read: a SIGKILL costs the reader nothing more.
 func (m *Mux) withOOM(ev Event) Event {
 	if m.oom == nil || (ev.Known && ev.Signal != int(syscall.SIGKILL)) {
+		return ev
+	}
+	if t, ok := m.w.(interface{ tellsOOM() bool }); ok && t.tellsOOM() && ev.Known && ev.OOM == nil {
 		return ev
 	}
 	kill, ok := m.oom.lookup(ev.ID)
