@@ -35,6 +35,8 @@ func (p serviceProcesses) FindRecent(maxAge time.Duration) ([]proc.Match, error)
 	return s.Scan(p.matcher)
 }
 
+func (p serviceProcesses) Admits(argv []string) bool { return proc.ArgsMatch(p.matcher.Args, argv) }
+
 func (p serviceProcesses) Read(pid int) (proc.Process, error) { return p.table.Read(pid) }
 
 func (p serviceProcesses) Group(leader proc.ID) ([]proc.ID, error) {

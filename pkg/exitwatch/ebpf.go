@@ -23,6 +23,7 @@ import (
 	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
 
+	"github.com/pwatch/pwatch/internal/coalesce"
 	"github.com/pwatch/pwatch/pkg/proc"
 )
 
@@ -121,6 +122,15 @@ type ebpfWatcher struct {
 	exes    map[ebpfExeKey][]string // watched paths by executable
 	exeKeys map[string]ebpfExeKey   // and back
 	closed  bool                    // the kernel objects are gone
+	// victimsSeen: mark_victim is attached, so an exit event says itself
+	// whether the OOM killer chose it (set before the reader starts).
+	victimsSeen bool
+
+	// tables shares reads of the procs map among Tree's callers; objsMu
+	// keeps the maps open while one is read (Close waits for it).
+	tables     *coalesce.Reads[*treeIndex]
+	objsMu     sync.RWMutex
+	objsClosed bool
 
 	received, rescans atomic.Uint64
 	started           atomic.Bool
@@ -163,6 +173,7 @@ func loadEBPF(opt Options, ringBytes uint32) (_ *ebpfWatcher, err error) {
 		exes:     map[ebpfExeKey][]string{},
 		exeKeys:  map[string]ebpfExeKey{},
 	}
+	w.tables = coalesce.New(w.readTable, 0)
 	if err := spec.LoadAndAssign(&w.objs, nil); err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
@@ -214,6 +225,9 @@ func (w *ebpfWatcher) attach() error {
 			w.log.Warn("a tracepoint for the cause of deaths is missing: "+tp.detail, "tracepoint", tp.name, "err", err)
 			continue
 		}
+		if tp.name == "mark_victim" {
+			w.victimsSeen = true
+		}
 		w.links = append(w.links, l)
 	}
 	return nil
@@ -236,6 +250,9 @@ func (w *ebpfWatcher) start() {
 }
 
 func (w *ebpfWatcher) Name() string { return "ebpf" }
+
+// tellsOOM says whether the kernel's own exit events say OOM or not.
+func (w *ebpfWatcher) tellsOOM() bool { return w.victimsSeen }
 
 func (w *ebpfWatcher) Events() <-chan Event { return w.out.out }
 
@@ -358,21 +375,35 @@ func (w *ebpfWatcher) Follow(root proc.ID, ppid int) error {
 	return nil
 }
 
-// Tree reads root's tree from the kernel's map.
+// Tree is root's tree from a read of the kernel's map begun after the
+// call. The reads are shared by every caller asking meanwhile (each
+// supervisor awaiting its restart asks every ScanInterval) and made in
+// batches outside w.mu: a tree costs a share of one read, never the
+// reader's time.
 func (w *ebpfWatcher) Tree(root proc.ID) ([]proc.Process, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
+	index, err := w.tables.Fresh()
+	if err != nil {
+		return nil, err
+	}
+	return index.tree(root), nil
+}
+
+// treeBatch is how many entries one syscall reads.
+const treeBatch = 4096
+
+// readTable reads the kernel's map of tracked processes, in batches, and
+// indexes it.
+func (w *ebpfWatcher) readTable() (*treeIndex, error) {
+	w.objsMu.RLock()
+	defer w.objsMu.RUnlock()
+	if w.objsClosed {
 		return nil, ErrNoTree
 	}
 	if n := w.untrackedForks(); n != 0 {
 		return nil, fmt.Errorf("%w: the kernel's table was full for %d forks", ErrNoTree, n)
 	}
-	table := map[int]trackedProc{}
-	var pid uint32
-	var e ebpfTracked
-	it := w.objs.Procs.Iterate()
-	for it.Next(&pid, &e) {
+	table := treeTable{}
+	add := func(pid uint32, e ebpfTracked) {
 		table[int(pid)] = trackedProc{
 			id:      proc.ID{PID: int(pid), StartTime: e.StartTime},
 			ppid:    int(e.Ppid),
@@ -380,10 +411,42 @@ func (w *ebpfWatcher) Tree(root proc.ID) ([]proc.Process, error) {
 			watched: e.Flags&uint32(ebpfProcFlagPROC_WATCHED) != 0,
 		}
 	}
-	if err := it.Err(); err != nil {
-		return nil, fmt.Errorf("%w: reading the kernel's table: %w", ErrNoTree, err)
+	keys := make([]uint32, treeBatch)
+	vals := make([]ebpfTracked, treeBatch)
+	var cursor ebpf.MapBatchCursor
+	for {
+		n, err := w.objs.Procs.BatchLookup(&cursor, keys, vals, nil)
+		for i := range n {
+			add(keys[i], vals[i])
+		}
+		switch {
+		case errors.Is(err, ebpf.ErrKeyNotExist):
+			return indexTrees(table), nil // read to the end
+		case errors.Is(err, ebpf.ErrNotSupported):
+			clear(table)
+			if err := w.iterateTable(add); err != nil {
+				return nil, err
+			}
+			return indexTrees(table), nil
+		case err != nil:
+			return nil, fmt.Errorf("%w: reading the kernel's table: %w", ErrNoTree, err)
+		}
 	}
-	return treeOf(table, root), nil
+}
+
+// iterateTable reads the map entry by entry: kernels without batch
+// lookups of hash maps (before 5.6).
+func (w *ebpfWatcher) iterateTable(add func(uint32, ebpfTracked)) error {
+	var pid uint32
+	var e ebpfTracked
+	it := w.objs.Procs.Iterate()
+	for it.Next(&pid, &e) {
+		add(pid, e)
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("%w: reading the kernel's table: %w", ErrNoTree, err)
+	}
+	return nil
 }
 
 // untrackedForks reads how many forks the full map could not hold.
@@ -397,10 +460,16 @@ func (w *ebpfWatcher) untrackedForks() uint64 {
 
 // report sends an Exit event if its process is still watched, so each watch
 // reports once whichever path (kernel event, re-check, rescan) sees it first.
-func (w *ebpfWatcher) report(ev Event) {
+func (w *ebpfWatcher) report(ev Event) { w.reportFrom(ev, false) }
+
+// reportFrom is report; byKernel says the kernel reported the exit, and
+// deleted the map's entry itself: nothing to clean up there.
+func (w *ebpfWatcher) reportFrom(ev Event, byKernel bool) {
 	w.mu.Lock()
 	watched := w.watched[ev.ID.PID] == ev.ID
-	if watched {
+	if watched && byKernel {
+		delete(w.watched, ev.ID.PID)
+	} else if watched {
 		delete(w.watched, ev.ID.PID)
 		// Found dead here rather than by the kernel (it died before the
 		// map held it, or its event was lost): its entry must go too.
@@ -532,7 +601,7 @@ func (w *ebpfWatcher) handle(raw []byte) {
 		case e.SignalSent != 0 && int(e.SignalSent) == ev.Signal:
 			ev.Sender = &Sender{PID: int(e.SenderPid), UID: int(e.SenderUid), Comm: cString(e.SenderComm[:])}
 		}
-		w.report(ev)
+		w.reportFrom(ev, true)
 	case ebpfEventKindEVENT_EXEC:
 		w.mu.Lock()
 		paths := w.exes[e.Exe]
@@ -605,6 +674,9 @@ func (w *ebpfWatcher) Close() error {
 		w.mu.Lock()
 		w.closed = true
 		w.mu.Unlock()
+		w.objsMu.Lock() // no read of the maps under way
+		w.objsClosed = true
+		w.objsMu.Unlock()
 		w.closeKernelSide()
 		w.out.close()
 	})

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -138,7 +139,7 @@ func TestEBPFReportsExecOfWatchedExecutable(t *testing.T) {
 	_, id := startProcess(t, watched, "1000")
 	ev := nextEvent(t, w)
 	want := Event{Kind: Exec, ID: id, Exe: watched, PPID: os.Getpid(), At: ev.At}
-	if ev != want {
+	if !reflect.DeepEqual(ev, want) {
 		t.Fatalf("got %+v, want %+v (the start time must be /proc's)", ev, want)
 	}
 

@@ -50,6 +50,9 @@ type Event struct {
 	// parent of the process that started it.
 	Exe  string
 	PPID int
+	// Exec only: the command line it runs, read once for every view at
+	// the event (nil when it could not be read).
+	Argv []string
 	// At is the CLOCK_MONOTONIC time at which the backend saw the event.
 	At time.Duration
 }

@@ -5,7 +5,10 @@ package exitwatch
 import (
 	"errors"
 	"log/slog"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -311,6 +314,11 @@ func (m *Mux) deliver(ev Event) {
 		to = slices.Clone(m.execs[ev.Exe])
 	}
 	m.mu.Unlock()
+	if ev.Kind == Exec && len(to) > 1 {
+		// Read once here rather than once per view: many services may
+		// run one executable, told apart by their arguments.
+		ev.Argv = readArgv(m.procRoot, ev.ID)
+	}
 	for _, v := range to {
 		if ev.Kind == Exit {
 			v.sink.Exited(ev)
@@ -322,8 +330,13 @@ func (m *Mux) deliver(ev Event) {
 
 // withOOM names a SIGKILL death the kernel log reports as an OOM kill (or
 // a death whose status polling missed), with its memory cgroup and rss.
+// Where the backend's own event said "not OOM" (ebpf with mark_victim),
+// the log is not read: a SIGKILL costs the reader nothing more.
 func (m *Mux) withOOM(ev Event) Event {
 	if m.oom == nil || (ev.Known && ev.Signal != int(syscall.SIGKILL)) {
+		return ev
+	}
+	if t, ok := m.w.(interface{ tellsOOM() bool }); ok && t.tellsOOM() && ev.Known && ev.OOM == nil {
 		return ev
 	}
 	kill, ok := m.oom.lookup(ev.ID)
@@ -391,4 +404,17 @@ func (m *Mux) pollOnce() {
 			}
 		}
 	}
+}
+
+// readArgv is id's command line, nil when it cannot be read or id's pid
+// holds another process by now.
+func readArgv(procRoot string, id proc.ID) []string {
+	raw, err := os.ReadFile(procRoot + "/" + strconv.Itoa(id.PID) + "/cmdline")
+	if err != nil || len(raw) == 0 {
+		return nil
+	}
+	if st, err := proc.ReadStat(procRoot, id.PID); err != nil || st.StartTime != id.StartTime {
+		return nil
+	}
+	return strings.Split(strings.TrimSuffix(string(raw), "\x00"), "\x00")
 }

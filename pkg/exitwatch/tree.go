@@ -53,33 +53,71 @@ const maxTreeDepth = 64
 // to root (one forked before a scan re-rooted its parent). A process is
 // never older than its parent, which keeps a child of an earlier holder of
 // root's pid out.
-func treeOf(table map[int]trackedProc, root proc.ID) []proc.Process {
-	var out []proc.Process
+func treeOf(table treeTable, root proc.ID) []proc.Process {
+	return indexTrees(table).tree(root)
+}
+
+// treeIndex is a table of tracked processes indexed by tree and by
+// parent: one tree is read in O(its size), not the table's.
+type treeIndex struct {
+	table    treeTable
+	children map[int][]trackedProc     // by recorded parent
+	byRoot   map[proc.ID][]trackedProc // by the tree they are tagged with
+}
+
+func indexTrees(table treeTable) *treeIndex {
+	x := &treeIndex{table: table, children: map[int][]trackedProc{}, byRoot: map[proc.ID][]trackedProc{}}
 	for _, p := range table {
-		if p.id == root || p.id.StartTime < root.StartTime {
-			continue
+		x.children[p.ppid] = append(x.children[p.ppid], p)
+		x.byRoot[p.root] = append(x.byRoot[p.root], p)
+	}
+	return x
+}
+
+// tree is treeOf on the index: the processes tagged with root, and those
+// reached from root down recorded parents, each no older than its parent.
+func (x *treeIndex) tree(root proc.ID) []proc.Process {
+	in := map[int]trackedProc{}
+	for _, p := range x.byRoot[root] {
+		if p.id != root && p.id.StartTime >= root.StartTime {
+			in[p.id.PID] = p
 		}
-		if p.root == root || descendsFrom(table, p, root) {
-			out = append(out, proc.Process{ID: p.id, PPID: p.ppid})
+	}
+	// root's pid now holding another process: its children are not root's.
+	if cur, tracked := x.table[root.PID]; !tracked || cur.id == root {
+		type step struct {
+			p     trackedProc
+			depth int
 		}
+		var queue []step
+		visited := map[int]bool{}
+		for _, c := range x.children[root.PID] {
+			queue = append(queue, step{c, 1})
+		}
+		for len(queue) > 0 {
+			c := queue[0]
+			queue = queue[1:]
+			if c.p.id == root || c.p.id.StartTime < root.StartTime || c.depth > maxTreeDepth {
+				continue
+			}
+			if visited[c.p.id.PID] {
+				continue // reached twice: a loop only a torn table could make
+			}
+			visited[c.p.id.PID] = true
+			in[c.p.id.PID] = c.p
+			for _, g := range x.children[c.p.id.PID] {
+				if g.id.StartTime >= c.p.id.StartTime {
+					queue = append(queue, step{g, c.depth + 1})
+				}
+			}
+		}
+	}
+	out := make([]proc.Process, 0, len(in))
+	for _, p := range in {
+		out = append(out, proc.Process{ID: p.id, PPID: p.ppid})
 	}
 	slices.SortFunc(out, func(a, b proc.Process) int { return a.ID.PID - b.ID.PID })
 	return out
-}
-
-func descendsFrom(table map[int]trackedProc, p trackedProc, root proc.ID) bool {
-	for range maxTreeDepth {
-		if p.ppid == root.PID {
-			parent, tracked := table[root.PID]
-			return !tracked || parent.id == root // root may have exited
-		}
-		parent, ok := table[p.ppid]
-		if !ok || parent.id.StartTime > p.id.StartTime {
-			return false
-		}
-		p = parent
-	}
-	return false
 }
 
 // treeTable is the trees kept in user space (netlink). Its owner locks it.

@@ -4,13 +4,15 @@ package proc
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/procfs"
+
+	"github.com/pwatch/pwatch/internal/coalesce"
 )
 
 // A snapshot is the process table as one read of /proc saw it. Every
@@ -257,104 +259,23 @@ func (s *Snapshot) Group(leader ID) []ID {
 // reload of any number of services reads /proc a few times, not once per
 // service.
 type Snapshots struct {
-	t *Table
-	// retain is how long the last read is kept for Recent.
-	retain time.Duration
-
-	mu      sync.Mutex
-	last    *Snapshot // the newest finished read, while retained
-	running *flight   // the read under way
-	next    *flight   // the read that begins once running is done
-	gen     atomic.Uint64
+	reads *coalesce.Reads[*Snapshot]
 }
 
-type flight struct {
-	done  chan struct{}
-	began time.Time
-	snap  *Snapshot
-	err   error
-}
-
-// NewSnapshots shares t's reads; a read is kept for Recent for retain.
+// NewSnapshots shares t's reads; a read serves Recent for at most retain,
+// and is let go then, so that a quiet pcheck keeps no copy of the table.
 func NewSnapshots(t *Table, retain time.Duration) *Snapshots {
-	return &Snapshots{t: t, retain: retain}
+	return &Snapshots{reads: coalesce.New(t.Snapshot, retain)}
 }
 
 // Fresh returns a snapshot whose read began after the call: what a caller
 // that must not miss a process started before it asked (a start, a
-// reload, the look after a failed attempt) needs. Callers that ask while a
-// read is under way share the one that begins after it.
-func (s *Snapshots) Fresh() (*Snapshot, error) {
-	s.mu.Lock()
-	if s.next == nil {
-		s.next = &flight{done: make(chan struct{})}
-		if s.running == nil {
-			s.launchLocked()
-		}
-	}
-	f := s.next
-	if f == nil { // launched just now
-		f = s.running
-	}
-	s.mu.Unlock()
-	<-f.done
-	return f.snap, f.err
-}
+// reload, the look after a failed attempt) needs.
+func (s *Snapshots) Fresh() (*Snapshot, error) { return s.reads.Fresh() }
 
 // Recent returns a snapshot whose read began at most maxAge ago: what
-// periodic looks need (every service looking each ScanInterval shares one
-// read per interval).
-func (s *Snapshots) Recent(maxAge time.Duration) (*Snapshot, error) {
-	s.mu.Lock()
-	now := time.Now()
-	if s.last != nil && now.Sub(s.last.began) <= maxAge {
-		snap := s.last
-		s.mu.Unlock()
-		return snap, nil
-	}
-	if f := s.running; f != nil && now.Sub(f.began) <= maxAge {
-		s.mu.Unlock()
-		<-f.done
-		return f.snap, f.err
-	}
-	s.mu.Unlock()
-	return s.Fresh()
-}
-
-// launchLocked begins the next read. s.mu is held.
-func (s *Snapshots) launchLocked() {
-	f := s.next
-	s.next = nil
-	f.began = time.Now()
-	s.running = f
-	go func() {
-		f.snap, f.err = s.t.Snapshot()
-		s.mu.Lock()
-		s.running = nil
-		if f.err == nil {
-			s.keepLocked(f.snap)
-		}
-		if s.next != nil {
-			s.launchLocked()
-		}
-		s.mu.Unlock()
-		close(f.done)
-	}()
-}
-
-// keepLocked keeps snap for Recent, and lets it go after retain so that a
-// quiet pcheck holds no copy of the host's table. s.mu is held.
-func (s *Snapshots) keepLocked(snap *Snapshot) {
-	s.last = snap
-	gen := s.gen.Add(1)
-	time.AfterFunc(s.retain, func() {
-		s.mu.Lock()
-		if s.gen.Load() == gen {
-			s.last = nil
-		}
-		s.mu.Unlock()
-	})
-}
+// periodic looks need (every service looking each period shares one read).
+func (s *Snapshots) Recent(maxAge time.Duration) (*Snapshot, error) { return s.reads.Recent(maxAge) }
 
 // Read is the process that has pid now, from its stat alone (no argv).
 func (t *Table) Read(pid int) (Process, error) {
@@ -366,4 +287,17 @@ func (t *Table) Read(pid int) (Process, error) {
 		ID: ID{PID: pid, StartTime: st.Starttime}, PPID: st.PPID, State: stateOf(st),
 		Comm: st.Comm, PGID: st.PGRP, SID: st.Session,
 	}, nil
+}
+
+// ArgsMatch is the Args rule of a Matcher alone (nil matches anything):
+// re searched in argv[1:] joined by one space.
+func ArgsMatch(re *regexp.Regexp, argv []string) bool {
+	if re == nil {
+		return true
+	}
+	var args string
+	if len(argv) > 1 {
+		args = strings.Join(argv[1:], " ")
+	}
+	return re.MatchString(args)
 }

@@ -27,6 +27,10 @@ type Processes interface {
 	// FindRecent is Find from a read begun at most maxAge ago: for
 	// periodic looks, which all services then share.
 	FindRecent(maxAge time.Duration) ([]proc.Match, error)
+	// Admits says whether a process running argv could be the service's
+	// by its arguments (an exec of its executable by another service
+	// is not worth a look).
+	Admits(argv []string) bool
 	// Read is the process that has pid now.
 	Read(pid int) (proc.Process, error)
 	// Group lists the processes now in the process group or session that

@@ -350,16 +350,18 @@ func (s *Service) settleFailed(ctx context.Context, script proc.ID, failure erro
 // awaitProcesses looks for min_count top-level processes after every exec of
 // the service's executable and every ScanInterval, until ctx ends. Where the
 // backend keeps trees each look reads /proc only for the processes events
-// named; after lost events it scans once.
+// named; after lost events, and every IdleScanInterval (a process that
+// changed its argv after its exec, a start events did not name), it scans,
+// in a read shared with every other service.
 func (s *Service) awaitProcesses(ctx context.Context) ([]proc.Match, error) {
 	tick := time.NewTicker(s.d.ScanInterval)
 	defer tick.Stop()
+	scanEvery := max(int(s.d.IdleScanInterval/s.d.ScanInterval), 1)
 	how := lookNow // the script has just run
-	for {
+	for ticks := 0; ; {
 		s.progress()
 		s.grantScriptTree()
 		found, _, err := s.look(how)
-		how = lookPeriodic
 		if err == nil && len(found) >= s.cfg.MinCount {
 			return found, nil
 		}
@@ -374,6 +376,11 @@ func (s *Service) awaitProcesses(ctx context.Context) ([]proc.Match, error) {
 		case <-s.resync:
 			how = lookFull
 		case <-tick.C:
+			if ticks++; ticks%scanEvery == 0 {
+				how = lookIdleFull
+			} else {
+				how = lookPeriodic
+			}
 		}
 	}
 }

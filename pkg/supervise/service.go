@@ -180,6 +180,11 @@ const maxSpawned = 32
 // Execed says a process started the service's executable: a restarted
 // service is looked for now, among it and its tree. Never blocks.
 func (s *Service) Execed(ev exitwatch.Event) {
+	if ev.Argv != nil && !s.d.Processes.Admits(ev.Argv) {
+		// Another service's start (one executable, other arguments): a
+		// thousand such services must not each look at every start.
+		return
+	}
 	s.mu.Lock()
 	s.spawned = append(s.spawned, ev.ID)
 	if len(s.spawned) > maxSpawned {
@@ -655,6 +660,8 @@ const (
 	// lookIdle: a read begun within IdleScanInterval will do (the looks
 	// for a service that is down and not being recovered).
 	lookIdle
+	// lookIdleFull: lookIdle's read, even where events could answer.
+	lookIdleFull
 	// lookNow: a read begun after the look (an exec was just seen).
 	lookNow
 	// lookFull: a read begun after the look, even where events could
@@ -669,7 +676,7 @@ const (
 // with lookFull, it scans all of /proc, in a read shared with the other
 // services. fromEvents says which it did.
 func (s *Service) look(how lookFor) (found []proc.Match, fromEvents bool, err error) {
-	if how != lookFull && s.d.Watcher.KeepsTrees() {
+	if how != lookFull && how != lookIdleFull && s.d.Watcher.KeepsTrees() {
 		if found, ok, err := s.lookAmongEvents(); ok {
 			return found, true, err
 		}
@@ -677,7 +684,7 @@ func (s *Service) look(how lookFor) (found []proc.Match, fromEvents bool, err er
 	switch how {
 	case lookPeriodic:
 		found, err = s.d.Processes.FindRecent(s.d.ScanInterval)
-	case lookIdle:
+	case lookIdle, lookIdleFull:
 		found, err = s.d.Processes.FindRecent(s.d.IdleScanInterval)
 	default:
 		found, err = s.d.Processes.Find()
