@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package coalesce shares an expensive read (all of /proc, a whole BPF
 // map) among the callers that want it at the same time: each gets a read
 // begun after it asked (Fresh), or one begun recently enough (Recent),

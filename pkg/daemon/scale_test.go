@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package daemon
 
 import (
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pwatch/pwatch/internal/syncbuf"
 	"github.com/pwatch/pwatch/internal/testpriv"
 	"github.com/pwatch/pwatch/pkg/control"
 	"github.com/pwatch/pwatch/pkg/proc"
@@ -34,30 +37,59 @@ func TestThousandServicesFromOneDirectory(t *testing.T) {
 }
 
 func thousandServices(t *testing.T, watcher string) {
-	work, pfiles := t.TempDir(), t.TempDir()
-	exe := filepath.Join(work, "svc")
+	f := writeThousand(t)
+	r := startThousand(t, watcher, f.pfiles)
+	status := r.checkAllUpOnce(t, f)
+	r.checkReloadOfOne(t, f, status)
+}
+
+// thousandFiles are the test's executable (a copy of sleep), its restart
+// script and the directory of a thousand pfiles.
+type thousandFiles struct {
+	exe, script, pfiles string
+}
+
+// name is service i's name.
+func (thousandFiles) name(i int) string { return fmt.Sprintf("s%04d", i) }
+
+// write writes service i's pfile, with extra keys.
+func (f thousandFiles) write(t *testing.T, i int, extra string) {
+	body := fmt.Sprintf("process %s\nargs ^1000000 %d$\nrestart_script %s %d\nrestart_timeout 300\n%s", f.exe, i, f.script, i, extra)
+	if err := os.WriteFile(filepath.Join(f.pfiles, f.name(i)+".pfile"), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func writeThousand(t *testing.T) thousandFiles {
+	work := t.TempDir()
+	f := thousandFiles{exe: filepath.Join(work, "svc"), script: filepath.Join(work, "start"), pfiles: t.TempDir()}
 	b, err := os.ReadFile("/usr/bin/sleep")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(exe, b, 0o755); err != nil {
+	if err := os.WriteFile(f.exe, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { killAll(exe) })
-	script := filepath.Join(work, "start")
+	t.Cleanup(func() { killAll(f.exe) })
 	// sleep adds its arguments up: "1000000 i" is a name of its own.
-	os.WriteFile(script, []byte("#!/bin/sh\nsetsid "+exe+" 1000000 \"$1\" </dev/null >/dev/null 2>&1 &\n"), 0o755)
-	name := func(i int) string { return fmt.Sprintf("s%04d", i) }
-	write := func(i int, extra string) {
-		body := fmt.Sprintf("process %s\nargs ^1000000 %d$\nrestart_script %s %d\nrestart_timeout 300\n%s", exe, i, script, i, extra)
-		if err := os.WriteFile(filepath.Join(pfiles, name(i)+".pfile"), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	os.WriteFile(f.script, []byte("#!/bin/sh\nsetsid "+f.exe+" 1000000 \"$1\" </dev/null >/dev/null 2>&1 &\n"), 0o755)
 	for i := range thousand {
-		write(i, "")
+		f.write(t, i, "")
 	}
+	return f
+}
 
+// thousandRun is a daemon serving the thousand services.
+type thousandRun struct {
+	watcher string
+	d       *daemon
+	client  control.Client
+	done    <-chan error
+	stderr  *syncbuf.Buffer
+}
+
+// startThousand runs a daemon on pfiles until the test ends.
+func startThousand(t *testing.T, watcher, pfiles string) thousandRun {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	log, stderr := testLogger(t)
@@ -75,10 +107,15 @@ func thousandServices(t *testing.T, watcher string) {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	client := control.Client{Path: cfg.ControlSocket}
+	return thousandRun{watcher: watcher, d: d, client: control.Client{Path: cfg.ControlSocket}, done: done, stderr: stderr}
+}
 
-	status := waitAll(t, client, done, func(st control.ServiceStatus) bool { return st.State == "Up" && len(st.PIDs) == 1 })
-	running := runningPIDs(t, exe)
+// checkAllUpOnce: each service is Up once with one instance, the watched
+// one, and the start read /proc a few times for all of them. It returns
+// the statuses by name.
+func (r thousandRun) checkAllUpOnce(t *testing.T, f thousandFiles) map[string]control.ServiceStatus {
+	status := waitAll(t, r.client, r.done, func(st control.ServiceStatus) bool { return st.State == "Up" && len(st.PIDs) == 1 })
+	running := runningPIDs(t, f.exe)
 	var watched []int
 	for _, st := range status {
 		watched = append(watched, st.PIDs[0])
@@ -87,44 +124,50 @@ func thousandServices(t *testing.T, watcher string) {
 	if len(running) != thousand || !slices.Equal(running, watched) {
 		t.Fatalf("%d instances run, %d watched: want one per service, each the watched one", len(running), len(watched))
 	}
-	ups := upLines.FindAllStringSubmatch(stderr.String(), -1)
 	perService := map[string]int{}
-	for _, u := range ups {
+	for _, u := range upLines.FindAllStringSubmatch(r.stderr.String(), -1) {
 		perService[u[1]]++
 	}
 	for i := range thousand {
-		if n := perService[name(i)]; n != 1 {
-			t.Fatalf("%s was Up %d times, want once", name(i), n)
+		if n := perService[f.name(i)]; n != 1 {
+			t.Fatalf("%s was Up %d times, want once", f.name(i), n)
 		}
 	}
 	// Each service scanned twice (its look, then the look closing the
 	// scan-to-watch window) would be 2,000 reads; shared, far fewer.
-	startReads := d.table.Reads()
-	t.Logf("%s: %d services Up, %d reads of /proc", watcher, thousand, startReads)
+	startReads := r.d.table.Reads()
+	t.Logf("%s: %d services Up, %d reads of /proc", r.watcher, thousand, startReads)
 	if startReads > thousand/10 {
 		t.Fatalf("the start read /proc %d times for %d services: reads are not shared", startReads, thousand)
 	}
+	return status
+}
 
-	supervisors := func() map[string]*supervise.Service {
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		out := map[string]*supervise.Service{}
-		for n, r := range d.services {
-			out[n] = r.svc
-		}
-		return out
+// supervisors are the daemon's supervisors by service name.
+func (r thousandRun) supervisors() map[string]*supervise.Service {
+	r.d.mu.Lock()
+	defer r.d.mu.Unlock()
+	out := map[string]*supervise.Service{}
+	for n, svc := range r.d.services {
+		out[n] = svc.svc
 	}
-	before := supervisors()
-	write(0, "kill_timeout 7\n")
-	readsBefore := d.table.Reads()
-	if errs := d.Reload(context.Background(), ""); len(errs) > 0 {
+	return out
+}
+
+// checkReloadOfOne changes service 0's pfile and reloads: only its
+// supervisor is replaced, every pid stays, and /proc is read a few times.
+func (r thousandRun) checkReloadOfOne(t *testing.T, f thousandFiles, status map[string]control.ServiceStatus) {
+	before := r.supervisors()
+	f.write(t, 0, "kill_timeout 7\n")
+	readsBefore := r.d.table.Reads()
+	if errs := r.d.Reload(context.Background(), ""); len(errs) > 0 {
 		t.Fatalf("reload: %v", errs)
 	}
-	after := waitAll(t, client, done, func(st control.ServiceStatus) bool { return st.State == "Up" && len(st.PIDs) == 1 })
-	reloadReads := d.table.Reads() - readsBefore
-	now := supervisors()
+	after := waitAll(t, r.client, r.done, func(st control.ServiceStatus) bool { return st.State == "Up" && len(st.PIDs) == 1 })
+	reloadReads := r.d.table.Reads() - readsBefore
+	now := r.supervisors()
 	for i := range thousand {
-		n := name(i)
+		n := f.name(i)
 		same := now[n] == before[n]
 		if i == 0 && same {
 			t.Fatalf("%s's pfile changed but its supervisor was kept", n)
@@ -136,7 +179,7 @@ func thousandServices(t *testing.T, watcher string) {
 			t.Fatalf("%s runs %v after the reload, %v before", n, after[n].PIDs, status[n].PIDs)
 		}
 	}
-	t.Logf("%s: the reload read /proc %d times", watcher, reloadReads)
+	t.Logf("%s: the reload read /proc %d times", r.watcher, reloadReads)
 	if reloadReads > 4 {
 		t.Fatalf("a reload of one changed pfile read /proc %d times", reloadReads)
 	}

@@ -292,21 +292,7 @@ func TestKillCancelledMidwayNamesNoSurvivor(t *testing.T) {
 func TestKillOtherUserLive(t *testing.T) {
 	testpriv.Root(t)
 	table := liveTable(t)
-	dir := t.TempDir()
-	for _, d := range []string{dir, filepath.Dir(dir)} { // let nobody reach the binary
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// A private copy of sleep so that no other process on the host matches.
-	sleep := filepath.Join(dir, "pwatch-test-sleep")
-	data, err := os.ReadFile("/usr/bin/sleep")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(sleep, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	sleep := privateSleep(t)
 	start := func(uid uint32) *exec.Cmd {
 		cmd := exec.Command(sleep, "1000")
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
@@ -346,23 +332,7 @@ func TestKillOtherUserLive(t *testing.T) {
 	if found, err := table.Among(Matcher{Exe: sleep, UID: intp(nobody)}, cands); err != nil || len(found) != 1 {
 		t.Errorf("Among(uid %d) = %s, %v; want %d", nobody, render(found), err, theirs.Process.Pid)
 	}
-	// Granted (what pcheck's own restart script started) takes nobody's
-	// by its identity alone: a Grants naming another identity takes none.
-	granted := &Grants{}
-	granted.Set([]ID{{PID: ms[0].ID.PID, StartTime: ms[0].ID.StartTime + 1}})
-	if found, err := table.Among(Matcher{Exe: sleep, Granted: granted}, cands); err != nil || len(found) != 0 {
-		t.Errorf("Among(granted another identity) = %s, %v; want none", render(found), err)
-	}
-	granted.Set([]ID{ms[0].ID})
-	if found, err := table.Among(Matcher{Exe: sleep, Granted: granted}, cands); err != nil || len(found) != 1 || found[0].ID != ms[0].ID {
-		t.Errorf("Among(granted %v) = %s, %v; want it", ms[0].ID, render(found), err)
-	}
-	if found, err := table.Scan(Matcher{Exe: sleep, Granted: granted}); err != nil || len(found) != 2 {
-		t.Errorf("Scan(granted %v) = %s, %v; want it and root's %d", ms[0].ID, render(found), err, ours.Process.Pid)
-	}
-	if found, err := table.Scan(Matcher{Exe: "/usr/bin/true", Granted: granted}); err != nil || len(found) != 0 {
-		t.Errorf("Scan(another executable, granted %v) = %s, %v; a grant must not stand for exe and args", ms[0].ID, render(found), err)
-	}
+	checkGrants(t, table, sleep, ms[0].ID, ours.Process.Pid)
 	left, err := table.Kill(context.Background(), ms[0].IDs(), KillOptions{Timeout: 30 * time.Second})
 	if err != nil || len(left) != 0 {
 		t.Fatalf("Kill = %v, %v", left, err)
@@ -373,5 +343,48 @@ func TestKillOtherUserLive(t *testing.T) {
 	}
 	if err := ours.Process.Signal(syscall.Signal(0)); err != nil {
 		t.Errorf("root's sleep was killed too: %v", err)
+	}
+}
+
+// privateSleep is a copy of sleep(1) in a directory of the test's own that
+// uid 65534 can reach, so that no other process on the host matches it.
+func privateSleep(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range []string{dir, filepath.Dir(dir)} { // let nobody reach the binary
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sleep := filepath.Join(dir, "pwatch-test-sleep")
+	data, err := os.ReadFile("/usr/bin/sleep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(sleep, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return sleep
+}
+
+// checkGrants: Granted (what pcheck's own restart script started) takes
+// another user's process id by its identity alone, never one of another
+// identity, executable or args; rootPID is root's own copy, matched as usual.
+func checkGrants(t *testing.T, table *Table, sleep string, id ID, rootPID int) {
+	t.Helper()
+	granted := &Grants{}
+	granted.Set([]ID{{PID: id.PID, StartTime: id.StartTime + 1}})
+	if found, err := table.Among(Matcher{Exe: sleep, Granted: granted}, []Process{{ID: id}}); err != nil || len(found) != 0 {
+		t.Errorf("Among(granted another identity) = %s, %v; want none", render(found), err)
+	}
+	granted.Set([]ID{id})
+	if found, err := table.Among(Matcher{Exe: sleep, Granted: granted}, []Process{{ID: id}}); err != nil || len(found) != 1 || found[0].ID != id {
+		t.Errorf("Among(granted %v) = %s, %v; want it", id, render(found), err)
+	}
+	if found, err := table.Scan(Matcher{Exe: sleep, Granted: granted}); err != nil || len(found) != 2 {
+		t.Errorf("Scan(granted %v) = %s, %v; want it and root's %d", id, render(found), err, rootPID)
+	}
+	if found, err := table.Scan(Matcher{Exe: "/usr/bin/true", Granted: granted}); err != nil || len(found) != 0 {
+		t.Errorf("Scan(another executable, granted %v) = %s, %v; a grant must not stand for exe and args", id, render(found), err)
 	}
 }
