@@ -68,6 +68,12 @@ func (s *Service) afterDeath(ctx context.Context, dead proc.ID) {
 }
 
 func (s *Service) killTrees(ctx context.Context, ms []proc.Match) []proc.ID {
+	return s.kill(ctx, s.treeIDs(ms))
+}
+
+// treeIDs are the identities of ms, their scanned descendants and, where
+// the backend keeps trees, what is in their trees now.
+func (s *Service) treeIDs(ms []proc.Match) []proc.ID {
 	var ids []proc.ID
 	for _, m := range ms {
 		ids = append(ids, m.IDs()...)
@@ -77,7 +83,7 @@ func (s *Service) killTrees(ctx context.Context, ms []proc.Match) []proc.ID {
 			}
 		}
 	}
-	return s.kill(ctx, ids)
+	return ids
 }
 
 // kill ends ids: SIGTERM, SIGKILL after kill_timeout. It returns those it
@@ -318,15 +324,7 @@ func (s *Service) settleFailed(ctx context.Context, script proc.ID, failure erro
 			"service", s.cfg.Name, "failure", failure.Error(), "pids", pidsOf(found))
 		return found, nil
 	}
-	var ids []proc.ID
-	for _, m := range found {
-		ids = append(ids, m.IDs()...)
-		if tree, ok := s.d.Watcher.Tree(m.ID); ok {
-			for _, p := range tree {
-				ids = append(ids, p.ID)
-			}
-		}
-	}
+	ids := s.treeIDs(found)
 	if script.PID != 0 {
 		if tree, ok := s.d.Watcher.Tree(script); ok {
 			for _, p := range tree {
