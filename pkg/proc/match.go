@@ -229,14 +229,7 @@ func (c *matcher) matchesArgv(exe string, argv []string) bool {
 	if c.Exe != "" && !c.exeMatches(exe) && !c.runsScript(exe, argv) {
 		return false
 	}
-	if c.Args == nil {
-		return true
-	}
-	var args string
-	if len(argv) > 1 {
-		args = strings.Join(argv[1:], " ")
-	}
-	return c.Args.MatchString(args)
+	return ArgsMatch(c.Args, argv)
 }
 
 // pidfileUnsafe says why a pidfile (as opened) cannot be believed: it must
