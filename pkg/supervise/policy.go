@@ -6,10 +6,8 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
-	"slices"
 	"time"
 
-	"github.com/pwatch/pwatch/pkg/msg"
 	"github.com/pwatch/pwatch/pkg/opstate"
 	"github.com/pwatch/pwatch/pkg/pfile"
 	"github.com/pwatch/pwatch/pkg/proc"
@@ -111,49 +109,6 @@ func (s *Service) waitPause(ctx context.Context) []proc.Match {
 		if found, _, err := s.look(how); err == nil && s.settled(found) {
 			return found
 		}
-	}
-}
-
-// settled says whether found, min_count processes of a service pcheck did
-// not start, were found by looks for at least IdleScanInterval (real time:
-// a debounce, not a policy): a start by hand is adopted once its processes
-// stay, not at the exec of a launcher that forks the daemon and exits
-// (nginx, apache2 through apache2ctl).
-func (s *Service) settled(found []proc.Match) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(found) < s.cfg.MinCount {
-		s.lastSeen = nil
-		return false
-	}
-	ids := make([]proc.ID, 0, len(found))
-	for _, m := range found {
-		ids = append(ids, m.ID)
-	}
-	slices.SortFunc(ids, func(a, b proc.ID) int { return a.PID - b.PID })
-	if !slices.Equal(ids, s.lastSeen) {
-		s.lastSeen, s.lastSeenAt = ids, time.Now()
-		return false
-	}
-	return time.Since(s.lastSeenAt) >= s.d.IdleScanInterval
-}
-
-// adoptByHand makes a service someone started by hand Up: from RetryOver
-// (or a pause between attempts, or start_on_load no's wait) it is watched
-// again, its attempts reset as by padmin start.
-func (s *Service) adoptByHand(found []proc.Match, from State) {
-	s.mu.Lock()
-	s.nextAt, s.rearming, s.lastSeen = 0, false, nil
-	if from == RetryOver {
-		s.attempts, s.streak = nil, 0
-	}
-	s.mu.Unlock()
-	s.watch(found)
-	s.forget()
-	s.d.Slog.Info("the service's processes appeared without pcheck starting them (a start by hand): adopted",
-		"service", s.cfg.Name, "from", from.String(), "pids", pidsOf(found))
-	for _, m := range found {
-		s.log(msg.Up(s.cfg.Name, m.ID.PID))
 	}
 }
 

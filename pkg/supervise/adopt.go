@@ -1,0 +1,195 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package supervise
+
+import (
+	"slices"
+	"time"
+
+	"github.com/pwatch/pwatch/pkg/msg"
+	"github.com/pwatch/pwatch/pkg/proc"
+)
+
+// Adoption: finding the service's processes (at start, after lost events,
+// and when someone starts it by hand) and watching them.
+
+// retrack closes the window between the scan that found the running
+// service and the moment the backend held its trees: what was forked in
+// between is found by a second scan (at start, reload and after lost
+// events only) and put in its tree.
+func (s *Service) retrack() {
+	if !s.d.Watcher.KeepsTrees() {
+		return
+	}
+	found, err := s.d.Processes.Find()
+	if err != nil {
+		return
+	}
+	for _, m := range found {
+		if s.owns(m.ID) {
+			s.d.Watcher.Watch(m)
+		}
+	}
+}
+
+// lookForUnstarted adopts the processes of a service that is down and not
+// being recovered (start_on_load no), or whose retries are over, once they
+// appear (someone started it by hand).
+func (s *Service) lookForUnstarted(how lookFor) {
+	if !s.idleLooks() {
+		return
+	}
+	from := s.State()
+	if found, _, err := s.look(how); err == nil && s.settled(found) {
+		s.adoptByHand(found, from)
+	}
+}
+
+// idleLooks says whether the service is down and not being recovered, or
+// retried over: looked for now and then, to be adopted.
+func (s *Service) idleLooks() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return (s.state == Down || s.state == RetryOver) && !s.paused && s.cancel == nil
+}
+
+func (s *Service) owns(id proc.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.ContainsFunc(s.top, func(m proc.Match) bool { return m.ID == id })
+}
+
+// watch makes found the watched top-level processes and the service Up.
+func (s *Service) watch(found []proc.Match) {
+	s.mu.Lock()
+	s.top = found
+	s.survivors = nil
+	s.moveLocked(Up)
+	s.upSince = s.d.Clock.Now()
+	s.fromRestart, s.recReason = false, ""
+	s.stallReason, s.requested = "", nil // a kill's reason belongs to its own death
+	s.mu.Unlock()
+	for _, m := range found {
+		s.d.Watcher.Watch(m)
+	}
+	s.recordTrees(found)
+}
+
+func (s *Service) unwatchAll() {
+	s.mu.Lock()
+	top := s.top
+	s.top = nil
+	s.mu.Unlock()
+	for _, m := range top {
+		s.d.Watcher.Unwatch(m.ID)
+	}
+}
+
+// How fresh a look's scan of /proc must be.
+type lookFor int
+
+const (
+	// lookPeriodic: a read begun within ScanInterval will do; every
+	// service looking periodically shares it.
+	lookPeriodic lookFor = iota
+	// lookIdle: a read begun within IdleScanInterval will do (the looks
+	// for a service that is down and not being recovered).
+	lookIdle
+	// lookIdleFull: lookIdle's read, even where events could answer.
+	lookIdleFull
+	// lookNow: a read begun after the look (an exec was just seen).
+	lookNow
+	// lookFull: a read begun after the look, even where events could
+	// answer (events were lost).
+	lookFull
+)
+
+// look finds the service's top-level processes. Where the backend keeps
+// trees and the matcher decides pid by pid, it looks among the processes
+// events told of (those that started the executable, the survivors of a
+// death, and their trees) and reads /proc only for them; otherwise, or
+// with lookFull, it scans all of /proc, in a read shared with the other
+// services. fromEvents says which it did.
+func (s *Service) look(how lookFor) (found []proc.Match, fromEvents bool, err error) {
+	if how != lookFull && how != lookIdleFull && s.d.Watcher.KeepsTrees() {
+		if found, ok, err := s.lookAmongEvents(); ok {
+			return found, true, err
+		}
+	}
+	switch how {
+	case lookPeriodic:
+		found, err = s.d.Processes.FindRecent(s.d.ScanInterval)
+	case lookIdle, lookIdleFull:
+		found, err = s.d.Processes.FindRecent(s.d.IdleScanInterval)
+	default:
+		found, err = s.d.Processes.Find()
+	}
+	return found, false, err
+}
+
+func (s *Service) lookAmongEvents() ([]proc.Match, bool, error) {
+	s.mu.Lock()
+	roots := append(slices.Clone(s.spawned), s.survivors...)
+	s.mu.Unlock()
+	var cands []proc.Process
+	var gone []proc.ID
+	for _, r := range roots {
+		tree, ok := s.d.Watcher.Tree(r)
+		if !ok {
+			return nil, false, nil
+		}
+		if alive, err := s.d.Processes.Alive(r); err == nil && !alive && len(tree) == 0 {
+			gone = append(gone, r)
+			continue
+		}
+		cands = append(cands, proc.Process{ID: r})
+		cands = append(cands, tree...)
+	}
+	s.mu.Lock()
+	s.spawned = slices.DeleteFunc(s.spawned, func(id proc.ID) bool { return slices.Contains(gone, id) })
+	s.mu.Unlock()
+	return s.d.Processes.Among(cands)
+}
+
+// settled says whether found, min_count processes of a service pcheck did
+// not start, were found by looks for at least IdleScanInterval (real time:
+// a debounce, not a policy): a start by hand is adopted once its processes
+// stay, not at the exec of a launcher that forks the daemon and exits
+// (nginx, apache2 through apache2ctl).
+func (s *Service) settled(found []proc.Match) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(found) < s.cfg.MinCount {
+		s.lastSeen = nil
+		return false
+	}
+	ids := make([]proc.ID, 0, len(found))
+	for _, m := range found {
+		ids = append(ids, m.ID)
+	}
+	slices.SortFunc(ids, func(a, b proc.ID) int { return a.PID - b.PID })
+	if !slices.Equal(ids, s.lastSeen) {
+		s.lastSeen, s.lastSeenAt = ids, time.Now()
+		return false
+	}
+	return time.Since(s.lastSeenAt) >= s.d.IdleScanInterval
+}
+
+// adoptByHand makes a service someone started by hand Up: from RetryOver
+// (or a pause between attempts, or start_on_load no's wait) it is watched
+// again, its attempts reset as by padmin start.
+func (s *Service) adoptByHand(found []proc.Match, from State) {
+	s.mu.Lock()
+	s.nextAt, s.rearming, s.lastSeen = 0, false, nil
+	if from == RetryOver {
+		s.attempts, s.streak = nil, 0
+	}
+	s.mu.Unlock()
+	s.watch(found)
+	s.forget()
+	s.d.Slog.Info("the service's processes appeared without pcheck starting them (a start by hand): adopted",
+		"service", s.cfg.Name, "from", from.String(), "pids", pidsOf(found))
+	for _, m := range found {
+		s.log(msg.Up(s.cfg.Name, m.ID.PID))
+	}
+}
