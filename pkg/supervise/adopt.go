@@ -3,6 +3,7 @@
 package supervise
 
 import (
+	"context"
 	"slices"
 	"time"
 
@@ -12,6 +13,92 @@ import (
 
 // Adoption: finding the service's processes (at start, after lost events,
 // and when someone starts it by hand) and watching them.
+
+// How begin came to be called.
+type beginHow int
+
+const (
+	beginLoad  beginHow = iota + 1 // Run starts; padmin start
+	beginRearm                     // rearm_after passed
+)
+
+// beginPlan is what begin found to do once the scan is in.
+type beginPlan struct {
+	how     beginHow
+	carried string // the recovery a reload interrupted
+	pid     int
+	starts  bool // the service is started if it is not running
+}
+
+// begin adopts a running service, or starts it: pcheck's first start of it
+// (start_on_load), which uses up no attempt; the recovery a reload
+// interrupted, counted; or the restart of a re-arm, counted. A service
+// left RetryOver (restored, carried) waits for its re-arm. The scan (and
+// the kill of what runs of a service not min_count strong) is a job:
+// stepStarting.
+func (s *Service) begin(ctx context.Context, how beginHow) {
+	s.mu.Lock()
+	waits := s.paused || s.stopping || s.state == RetryOver
+	p := beginPlan{how: how, carried: s.recReason, pid: s.recPID}
+	s.mu.Unlock()
+	if waits {
+		return
+	}
+	p.starts = how == beginRearm || p.carried != "" || s.cfg.StartOnLoad
+	s.plan = p
+	s.startJob(ctx, stepStarting, 0, func(jctx context.Context) jobResult {
+		found, err := s.d.Processes.Find()
+		for err != nil {
+			// Not knowing is not "not running": starting a running
+			// service again could break it. Look again.
+			s.d.Slog.Error("cannot scan for the service's processes; looking again", "service", s.cfg.Name, "error", err)
+			select {
+			case <-jctx.Done():
+				return jobResult{err: jctx.Err()}
+			case <-time.After(s.d.IdleScanInterval):
+			}
+			found, err = s.d.Processes.Find()
+		}
+		found = s.dropOrphans(ctx, found)
+		if len(found) < s.cfg.MinCount && p.starts {
+			s.killTrees(ctx, found)
+		}
+		return jobResult{found: found}
+	})
+}
+
+// started: the scan is in; the service is adopted, or started.
+func (s *Service) started(ctx context.Context, res jobResult) {
+	s.rest()
+	p := s.plan
+	if res.err != nil {
+		return // stopped, or pcheck ends
+	}
+	if found := res.found; len(found) >= s.cfg.MinCount {
+		s.watch(found, false, msg.Adopted(s.cfg.Name, pidsOf(found)))
+		s.retrack() // after the line, as before: what forked meanwhile joins its tree
+		return
+	}
+	switch {
+	case p.how == beginRearm:
+		s.startRecovery(ctx, ReasonRearm, 0, false)
+	case p.carried != "":
+		s.startRecovery(ctx, p.carried, p.pid, false)
+	case s.cfg.StartOnLoad:
+		s.startRecovery(ctx, ReasonStart, 0, true)
+	}
+	// start_on_load no: stays Down until its processes appear.
+}
+
+// restLook is a look at rest: a service down and not being recovered, or
+// retried over, is adopted once it appears; after lost events the trees
+// of a running one are scanned anew.
+func (s *Service) restLook(_ context.Context, how lookFor) {
+	s.lookForUnstarted(how)
+	if how == lookFull && s.State() == Up {
+		s.retrack()
+	}
+}
 
 // retrack closes the window between the scan that found the running
 // service and the moment the backend held its trees: what was forked in
@@ -50,7 +137,7 @@ func (s *Service) lookForUnstarted(how lookFor) {
 func (s *Service) idleLooks() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return (s.state == Down || s.state == RetryOver) && !s.paused && s.cancel == nil
+	return (s.state == Down || s.state == RetryOver) && !s.paused && s.rec == nil && s.step == stepRest
 }
 
 func (s *Service) owns(id proc.ID) bool {
@@ -59,20 +146,26 @@ func (s *Service) owns(id proc.ID) bool {
 	return slices.ContainsFunc(s.top, func(m proc.Match) bool { return m.ID == id })
 }
 
-// watch makes found the watched top-level processes and the service Up.
-func (s *Service) watch(found []proc.Match) {
+// watch makes found the watched top-level processes and the service Up
+// (fromRestart: pcheck restarted it), and then logs lines (the Up lines,
+// or the adoption's): every way to Up passes here, and logs its line once
+// the service is watched.
+func (s *Service) watch(found []proc.Match, fromRestart bool, lines ...msg.Message) {
 	s.mu.Lock()
 	s.top = found
 	s.survivors = nil
 	s.moveLocked(Up)
 	s.upSince = s.d.Clock.Now()
-	s.fromRestart, s.recReason = false, ""
+	s.fromRestart, s.recReason = fromRestart, ""
 	s.stallReason, s.requested = "", nil // a kill's reason belongs to its own death
 	s.mu.Unlock()
 	for _, m := range found {
 		s.d.Watcher.Watch(m)
 	}
 	s.recordTrees(found)
+	for _, m := range lines {
+		s.log(m)
+	}
 }
 
 func (s *Service) unwatchAll() {
@@ -102,6 +195,9 @@ const (
 	// lookFull: a read begun after the look, even where events could
 	// answer (events were lost).
 	lookFull
+	// lookTick: the step's look ticker fired; the step says which look
+	// that is.
+	lookTick
 )
 
 // look finds the service's top-level processes. Where the backend keeps
@@ -185,11 +281,17 @@ func (s *Service) adoptByHand(found []proc.Match, from State) {
 		s.attempts, s.streak = nil, 0
 	}
 	s.mu.Unlock()
-	s.watch(found)
-	s.forget()
 	s.d.Slog.Info("the service's processes appeared without pcheck starting them (a start by hand): adopted",
 		"service", s.cfg.Name, "from", from.String(), "pids", pidsOf(found))
-	for _, m := range found {
-		s.log(msg.Up(s.cfg.Name, m.ID.PID))
+	s.watch(found, false, upLines(s.cfg.Name, found)...)
+	s.forget()
+}
+
+// upLines are the catalogue's Up lines of found.
+func upLines(name string, found []proc.Match) []msg.Message {
+	lines := make([]msg.Message, len(found))
+	for i, m := range found {
+		lines[i] = msg.Up(name, m.ID.PID)
 	}
+	return lines
 }

@@ -225,8 +225,9 @@ func (s *Service) onStall(i int, gen uint64) func(probe.Stall) {
 }
 
 // killForStall logs the stall, kills the service's trees with SIGKILL and
-// says how that went. The deaths come back as exit events and are recovered
-// with reason stall (http, https) or socket (tcp).
+// says how that went (a job: stepStallKill). The deaths come back as exit
+// events and are recovered with reason stall (http, https) or socket
+// (tcp).
 //
 // A kill that failed stops the block's stall checks first (guide 3.2, until
 // padmin start), then runs retry_over_action when its PS_ACTION error is 1.
@@ -255,23 +256,32 @@ func (s *Service) killForStall(ctx context.Context, in input) {
 	} else {
 		s.log(msg.WebStall(s.cfg.Name, top[0].ID.PID, c.Port))
 	}
-	kctx := context.WithoutCancel(ctx)
-	failed := false
-	for _, m := range top {
-		left, err := s.d.Processes.Kill(kctx, m.IDs(), proc.KillOptions{Signal: syscall.SIGKILL})
-		if slices.Contains(left, m.ID) {
-			failed = true
-			s.log(msg.KillFailed(s.cfg.Name, m.ID.PID, err))
-		} else {
-			s.log(msg.Killed(s.cfg.Name, m.ID.PID))
+	s.stallCheck = in.check
+	s.startJob(context.WithoutCancel(ctx), stepStallKill, proc.DefaultKillWait, func(ctx context.Context) jobResult {
+		failed := false
+		for _, m := range top {
+			left, err := s.d.Processes.Kill(ctx, m.IDs(), proc.KillOptions{Signal: syscall.SIGKILL})
+			if slices.Contains(left, m.ID) {
+				failed = true
+				s.log(msg.KillFailed(s.cfg.Name, m.ID.PID, err))
+			} else {
+				s.log(msg.Killed(s.cfg.Name, m.ID.PID))
+			}
 		}
-	}
-	if !failed {
+		return jobResult{failed: failed}
+	})
+}
+
+// stallKilled: the stall kill is over; one that failed stops the block.
+func (s *Service) stallKilled(ctx context.Context, res jobResult) {
+	s.rest()
+	if !res.failed {
 		return
 	}
+	c := s.cfg.Checks[s.stallCheck]
 	s.mu.Lock()
 	s.stallReason = ""
-	s.checks[in.check].Stopped = true
+	s.checks[s.stallCheck].Stopped = true
 	if !c.ActionError {
 		s.moveLocked(Up) // still running, still watched for its death
 	}

@@ -7,9 +7,95 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pwatch/pwatch/pkg/exitwatch"
 	"github.com/pwatch/pwatch/pkg/msg"
 	"github.com/pwatch/pwatch/pkg/opstate"
+	"github.com/pwatch/pwatch/pkg/proc"
 )
+
+// The state machine. A service has a State (Up, Down, Restarting,
+// Stalled, Paused, RetryOver: state.go, what padmin shows) and, while
+// pcheck works on it, a step: a named wait of its Run loop with at most one
+// job (a kill, a script, a scan, run in a goroutine of its own) and one
+// timer. The loop never blocks on the work: it waits for the next input
+// and acts on it at once. Inputs are the mailbox's (exit events, Stop,
+// Start, stall kills, restart requests), a job's end, the step's timer,
+// the looks (an exec of the executable, a look tick, lost events) and the
+// end of the recovery's time (padmin stop, recovery_timeout).
+//
+//	           adopt                 exit (owned)               job done
+//	 starting ------> Up ------------------------------> leftovers ------+
+//	    |  \           ^ \ stall kill, restart request                    |
+//	    |   \ start    |  +----------> killing (Stalled) -- exit --^      v
+//	    |    +---------|------------------------------------------> pausing (Down)
+//	    |              |  processes found                     timer |  ^ attempt failed
+//	    |              +--------- awaiting <------ script <---------+  |
+//	    |              |        (Restarting)   (Restarting)            |
+//	    |              +--------- settling: late processes adopted ----+
+//	    |                          retries over: retry-over script -> RetryOver
+//	    +-- start_on_load no: rest (Down), looks until the service appears
+//
+// Stop ends every step (a script is killed, a pause or an await ends; a
+// kill in flight and the retry-over script run to their own bound) and
+// leaves the service Paused. Start, and any input that comes while a step
+// is under way, waits until the loop is at rest (no step) again, as the
+// queue of a call stack would have: a recovery runs to its end first.
+
+// step is the part of a recovery (or a kill) the loop waits in.
+type step int
+
+const (
+	stepRest            step = iota // no work under way: Up, Down waiting, RetryOver, Paused
+	stepInFlight                    // the previous pcheck's restart script still runs: waited for
+	stepStarting                    // job: looking for the running service (and killing a partial one)
+	stepLeftovers                   // job: killing what is left of a dead process, its files closing
+	stepPausing                     // timer: the pause between attempts; looks for a start by hand
+	stepScript                      // job: the restart script runs (restart_timeout)
+	stepAwaiting                    // timer: min_count processes awaited (restart_timeout); looks
+	stepSettling                    // job: killing what a failed attempt started
+	stepStallKill                   // job: killing the tree for a stall
+	stepRestartKill                 // job: killing the tree for a restart request
+	stepRetryOverScript             // job: retry_over_script runs
+)
+
+// stepDef is one step's row of the transition table: what each input does
+// in it. A nil entry: the input cannot happen in this step.
+type stepDef struct {
+	name string
+	// looks says the step hears execs and look ticks (appeared), resync
+	// lost events: elsewhere they wait.
+	looks, resync bool
+	// done: its job ended.
+	done func(s *Service, ctx context.Context, r jobResult)
+	// timer: its timer fired (or the attempt's restart_timeout passed).
+	timer func(s *Service, ctx context.Context)
+	// look: an exec was seen (lookNow), a look tick, lost events
+	// (lookFull).
+	look func(s *Service, ctx context.Context, how lookFor)
+	// recEnd: the recovery's time ended (padmin stop, recovery_timeout,
+	// pcheck's end); nil: the step's job runs on and its end decides.
+	recEnd func(s *Service, ctx context.Context)
+}
+
+// steps is the transition table: each step × each input, in one place.
+// Inputs not in it (exit events, Start, stall kills, restart requests)
+// wait while a step is under way and are handled at rest (handleAtRest);
+// Stop is taken in every step (stop).
+var steps = map[step]stepDef{
+	stepRest:      {name: "", looks: true, resync: true, look: (*Service).restLook},
+	stepInFlight:  {name: "waiting for the previous pcheck's restart script"},
+	stepStarting:  {name: "looking for its processes", done: (*Service).started},
+	stepLeftovers: {name: "killing leftovers", done: (*Service).leftoversKilled},
+	stepPausing: {name: "pausing", looks: true, timer: (*Service).pauseOver,
+		look: (*Service).pauseLook, recEnd: (*Service).endRecovery},
+	stepScript: {name: "script running", done: (*Service).scriptExited},
+	stepAwaiting: {name: "awaiting processes", looks: true, resync: true, timer: (*Service).awaitOver,
+		look: (*Service).awaitLook, recEnd: (*Service).awaitOver},
+	stepSettling:        {name: "killing what the failed attempt started", done: (*Service).settleDone},
+	stepStallKill:       {name: "killing the tree (stall)", done: (*Service).stallKilled},
+	stepRestartKill:     {name: "killing the tree (restart)", done: (*Service).restartKilled},
+	stepRetryOverScript: {name: "retry_over_script running", done: (*Service).retryOverScriptExited},
+}
 
 // Run supervises until ctx ends. Watched processes are left running.
 func (s *Service) Run(ctx context.Context) {
@@ -17,22 +103,25 @@ func (s *Service) Run(ctx context.Context) {
 	s.runCtx = ctx
 	s.mu.Unlock()
 	s.restoreScriptOwned()
+	s.setStep(stepInFlight, 0)
 	s.awaitRestartInFlight(ctx)
+	s.setStep(stepRest, 0)
 	s.begin(ctx, beginLoad)
-	// A service Down and not being recovered (start_on_load no) or in
-	// RetryOver is looked for now and then: it is adopted once someone
-	// starts it.
-	// Only such a service ticks: an Up one sleeps until an event.
+	defer s.refusePending()
+	defer s.drain(ctx)
 	var idle *time.Ticker
 	defer func() {
 		if idle != nil {
 			idle.Stop()
 		}
 	}()
-	defer s.refusePending()
 	var rearmC <-chan time.Time
 	var rearmFor time.Duration
 	for {
+		// A service Down and not being recovered (start_on_load no) or
+		// in RetryOver is looked for now and then: it is adopted once
+		// someone starts it. Only such a service ticks: an Up one sleeps
+		// until an event.
 		var idleC <-chan time.Time
 		switch looks := s.idleLooks(); {
 		case looks && idle == nil:
@@ -49,144 +138,190 @@ func (s *Service) Run(ctx context.Context) {
 		} else if rearmC == nil || at != rearmFor {
 			rearmFor, rearmC = at, s.after(at-s.d.Clock.Now())
 		}
-		select {
-		case <-ctx.Done():
+		if !s.wait(ctx, idleC, &rearmC) {
 			return
-		case <-rearmC:
-			rearmC = nil
-			s.setBusy(true)
-			s.rearm(ctx)
-			s.setBusy(false)
-		case <-s.wake:
-		case <-s.appeared:
-			s.lookForUnstarted(lookNow)
-		case <-idleC:
-			s.lookForUnstarted(lookIdle)
-		case <-s.resync:
-			// Lost events: a service that came back unseen is found, and
-			// the trees of a running one are scanned anew.
-			s.lookForUnstarted(lookFull)
-			if s.State() == Up {
-				s.retrack()
+		}
+		// ctx first: an input taken is an input handled (the drain
+		// handles a job's end that came after).
+		for ctx.Err() == nil {
+			in, waited, ok := s.nextInput()
+			if !ok {
+				break
 			}
-		}
-		for in, ok := s.next(); ok && ctx.Err() == nil; in, ok = s.next() {
 			s.setBusy(true)
-			s.handle(ctx, in)
+			if waited {
+				s.handleAtRest(ctx, in)
+			} else {
+				s.handle(ctx, in)
+			}
 			s.setBusy(false)
 		}
 	}
 }
 
-// How begin came to be called.
-type beginHow int
-
-const (
-	beginLoad  beginHow = iota + 1 // Run starts; padmin start
-	beginRearm                     // rearm_after passed
-)
-
-// begin adopts a running service, or starts it: pcheck's first start of it
-// (start_on_load), which uses up no attempt; the recovery a reload
-// interrupted, counted; or the restart of a re-arm, counted. A service
-// left RetryOver (restored, carried) waits for its re-arm.
-func (s *Service) begin(ctx context.Context, how beginHow) {
-	s.mu.Lock()
-	waits := s.paused || s.state == RetryOver
-	carried, carriedPID := s.recReason, s.recPID
-	s.mu.Unlock()
-	if waits {
-		return
+// wait waits for the next input that is not queued in the mailbox (an
+// exec, a tick, a timer, the recovery's end) and handles it; false once
+// ctx has ended.
+func (s *Service) wait(ctx context.Context, idleC <-chan time.Time, rearmC *<-chan time.Time) bool {
+	def := steps[s.step]
+	var appeared, resync <-chan struct{}
+	if def.looks {
+		appeared = s.appeared
 	}
-	found, err := s.d.Processes.Find()
-	for err != nil {
-		// Not knowing is not "not running": starting a running service
-		// again could break it. Look again.
-		s.d.Slog.Error("cannot scan for the service's processes; looking again", "service", s.cfg.Name, "error", err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(s.d.IdleScanInterval):
+	if def.resync {
+		resync = s.resync
+	}
+	var tickC <-chan time.Time
+	if s.ticker != nil {
+		tickC = s.ticker.C
+	}
+	var recDone <-chan struct{}
+	if s.rec != nil && !s.rec.ended {
+		recDone = s.rec.ctx.Done()
+	}
+	s.setBusy(false)
+	select {
+	case <-ctx.Done():
+		return false
+	case <-*rearmC:
+		*rearmC = nil
+		s.setBusy(true)
+		s.rearm(ctx)
+	case <-s.wake:
+	case <-appeared:
+		s.setBusy(true)
+		def.look(s, ctx, lookNow)
+	case <-idleC:
+		s.setBusy(true)
+		def.look(s, ctx, lookIdle)
+	case <-tickC:
+		s.setBusy(true)
+		def.look(s, ctx, lookTick)
+	case <-resync:
+		s.setBusy(true)
+		def.look(s, ctx, lookFull)
+	case <-s.timer:
+		s.setBusy(true)
+		s.timer = nil
+		def.timer(s, ctx)
+	case <-recDone:
+		s.setBusy(true)
+		s.rec.ended = true
+		if def.recEnd != nil {
+			def.recEnd(s, ctx)
 		}
-		if s.Paused() {
-			return
-		}
-		found, err = s.d.Processes.Find()
 	}
-	found = s.dropOrphans(ctx, found)
-	if len(found) >= s.cfg.MinCount {
-		s.watch(found)
-		s.retrack()
-		s.log(msg.Adopted(s.cfg.Name, pidsOf(found)))
-		return
-	}
-	switch {
-	case how == beginRearm:
-		s.killTrees(ctx, found)
-		s.recover(ctx, ReasonRearm, 0, false)
-	case carried != "":
-		s.killTrees(ctx, found)
-		s.recover(ctx, carried, carriedPID, false)
-	case s.cfg.StartOnLoad:
-		s.killTrees(ctx, found)
-		s.recover(ctx, ReasonStart, 0, true)
-	}
-	// start_on_load no: stays Down until its processes appear.
+	s.setBusy(false)
+	return true
 }
 
+// handle takes one input of the mailbox. Stop and a job's end are taken
+// in every step; the others wait until the loop is at rest.
 func (s *Service) handle(ctx context.Context, in input) {
+	switch {
+	case in.kind == inStop:
+		s.stop(in)
+	case in.kind == inDone && in.job != s.jobGen:
+		// a job whose step is over (it cannot be: one job at a time)
+	case in.kind == inDone:
+		s.mu.Lock()
+		s.job = nil
+		s.mu.Unlock()
+		steps[s.step].done(s, ctx, *in.result)
+	case s.step != stepRest || len(s.deferred) > 0:
+		s.deferred = append(s.deferred, in) // in order, behind those waiting
+	default:
+		s.handleAtRest(ctx, in)
+	}
+}
+
+// handleAtRest takes an input with no step under way.
+func (s *Service) handleAtRest(ctx context.Context, in input) {
 	switch in.kind {
 	case inExit:
 		if st := s.State(); (st != Up && st != Stalled) || !s.owns(in.ev.ID) {
 			return // an old identity's late news
 		}
-		reason, req := s.takeStallReason()
-		ending := endingOf(in.ev, reason)
-		s.log(msg.Down(s.cfg.Name, in.ev.ID.PID))
-		s.log(msg.Ended(s.cfg.Name, in.ev.ID.PID, ending))
-		s.recordDeath(ending, req)
-		s.mu.Lock()
-		uncounted := s.weighDeathLocked(req)
-		s.moveLocked(Down)
-		s.mu.Unlock()
-		s.afterDeath(ctx, in.ev.ID)
-		s.recover(ctx, reason, in.ev.ID.PID, uncounted)
-	case inStop:
-		s.unwatchAll()
-		s.mu.Lock()
-		s.moveLocked(Paused)
-		s.rearming, s.recReason = false, ""
-		s.mu.Unlock()
-		if err := s.keep(opstate.Paused); err != nil {
-			in.done <- fmt.Errorf("stopped, but a pcheck restart would not know: %w", err)
-			return
-		}
-		in.done <- nil
+		s.died(ctx, in.ev)
 	case inStart:
-		s.forget()
-		s.mu.Lock()
-		s.paused = false
-		s.attempts, s.streak, s.nextAt, s.rearming, s.recReason = nil, 0, 0, false, ""
-		for i := range s.checks {
-			s.checks[i].Stopped = false
-		}
-		resume := s.state == Paused || s.state == RetryOver
-		if resume {
-			s.moveLocked(Down)
-		}
-		if s.state == Up { // checks stopped by error 1 run again
-			s.stopChecksLocked()
-			s.startChecksLocked()
-		}
-		s.mu.Unlock()
-		if resume {
-			s.begin(ctx, beginLoad)
-		}
+		s.start(ctx)
 	case inKill:
 		s.killForStall(ctx, in)
 	case inRestart:
 		s.killForRestart(ctx, in)
+	case inStop:
+		s.pause(in)
 	}
+}
+
+// stop takes padmin stop in any step: nothing is started from now on, the
+// recovery's time ends (a script is killed, a pause or an await ends), and
+// once the loop is at rest the service is Paused. Inputs that came before
+// it are handled first.
+func (s *Service) stop(in input) {
+	s.stopping = true
+	if s.rec != nil {
+		s.rec.cancel()
+	}
+	if s.step == stepStarting && s.jobCancel != nil {
+		s.jobCancel()
+	}
+	s.deferred = append(s.deferred, in)
+}
+
+// pause makes the service Paused (the stop, at rest).
+func (s *Service) pause(in input) {
+	s.unwatchAll()
+	s.mu.Lock()
+	s.stopping = false
+	s.moveLocked(Paused)
+	s.paused, s.rearming, s.recReason = true, false, ""
+	s.mu.Unlock()
+	if err := s.keep(opstate.Paused); err != nil {
+		in.done <- fmt.Errorf("stopped, but a pcheck restart would not know: %w", err)
+		return
+	}
+	in.done <- nil
+}
+
+// start takes padmin start at rest.
+func (s *Service) start(ctx context.Context) {
+	s.forget()
+	s.mu.Lock()
+	s.paused = false
+	s.attempts, s.streak, s.nextAt, s.rearming, s.recReason = nil, 0, 0, false, ""
+	for i := range s.checks {
+		s.checks[i].Stopped = false
+	}
+	resume := s.state == Paused || s.state == RetryOver
+	if resume {
+		s.moveLocked(Down)
+	}
+	if s.state == Up { // checks stopped by error 1 run again
+		s.stopChecksLocked()
+		s.startChecksLocked()
+	}
+	s.mu.Unlock()
+	if resume {
+		s.begin(ctx, beginLoad)
+	}
+}
+
+// died takes the death of a watched top-level process: logged with its
+// ending, weighed by the policy, and what is left of it killed before the
+// recovery.
+func (s *Service) died(ctx context.Context, ev exitwatch.Event) {
+	reason, req := s.takeStallReason()
+	ending := endingOf(ev, reason)
+	s.log(msg.Down(s.cfg.Name, ev.ID.PID))
+	s.log(msg.Ended(s.cfg.Name, ev.ID.PID, ending))
+	s.recordDeath(ending, req)
+	s.mu.Lock()
+	uncounted := s.weighDeathLocked(req)
+	s.moveLocked(Down)
+	s.mu.Unlock()
+	s.dying = dying{reason: reason, pid: ev.ID.PID, first: uncounted}
+	s.killLeftovers(ctx, ev.ID)
 }
 
 // takeStallReason is the reason for the recovery of a death: the stall
@@ -241,5 +376,106 @@ func (s *Service) moveLocked(to State) {
 		s.startChecksLocked()
 	case from == Up:
 		s.stopChecksLocked()
+	}
+}
+
+// jobResult is what a step's job found.
+type jobResult struct {
+	found  []proc.Match
+	err    error
+	script proc.ID   // stepScript: the restart script's identity
+	failed bool      // stepStallKill, stepRestartKill: a top-level process outlived SIGKILL
+	left   []proc.ID // stepRestartKill: those that outlived it
+}
+
+// startJob enters st and runs job in a goroutine of its own under ctx;
+// its end comes back as an input (inDone). bound is how long the step may
+// take before the watchdog counts the service as stuck (0: the loop's
+// own bound).
+func (s *Service) startJob(ctx context.Context, st step, bound time.Duration, job func(context.Context) jobResult) {
+	jctx, cancel := context.WithCancel(ctx)
+	s.mu.Lock()
+	s.jobGen++
+	gen := s.jobGen
+	s.job, s.jobCancel = &gen, cancel
+	s.mu.Unlock()
+	s.setStep(st, bound)
+	s.jobs.Add(1)
+	go func() {
+		defer s.jobs.Done()
+		r := job(jctx)
+		cancel()
+		s.push(input{kind: inDone, job: gen, result: &r})
+	}()
+}
+
+// setStep enters st, with no timer; bound as for startJob.
+func (s *Service) setStep(st step, bound time.Duration) {
+	s.stopTimers()
+	s.mu.Lock()
+	s.step, s.stepAt, s.stepBound = st, s.d.Clock.Now(), bound
+	s.mu.Unlock()
+}
+
+// setTimer arms the step's timer.
+func (s *Service) setTimer(c <-chan time.Time) { s.timer = c }
+
+// setTicker makes the step look every d.
+func (s *Service) setTicker(d time.Duration) {
+	if s.ticker != nil {
+		s.ticker.Stop()
+	}
+	s.ticker = time.NewTicker(d)
+}
+
+func (s *Service) stopTimers() {
+	s.timer = nil
+	if s.ticker != nil {
+		s.ticker.Stop()
+		s.ticker = nil
+	}
+}
+
+// rest ends the step: the loop is at rest, and what waited is handled.
+func (s *Service) rest() { s.setStep(stepRest, 0) }
+
+// nextInput is the next input to handle: at rest, those that waited
+// first (waited), in their order, then the mailbox's.
+func (s *Service) nextInput() (in input, waited, ok bool) {
+	if s.step == stepRest && s.job == nil && len(s.deferred) > 0 {
+		in := s.deferred[0]
+		s.deferred = s.deferred[1:]
+		return in, true, true
+	}
+	in, ok = s.next()
+	return in, false, ok
+}
+
+// drain, once ctx has ended, ends the recovery and waits for the job under
+// way (a kill runs to its bound), handling its end: Run returns with
+// nothing of its own running.
+func (s *Service) drain(ctx context.Context) {
+	if s.rec != nil {
+		s.rec.cancel()
+	}
+	for {
+		for in, ok := s.next(); ok; in, ok = s.next() {
+			if in.kind == inDone {
+				s.handle(ctx, in)
+			} else {
+				s.deferred = append(s.deferred, in)
+			}
+		}
+		if s.job == nil {
+			break
+		}
+		<-s.wake
+	}
+	s.jobs.Wait()
+	s.stopTimers()
+	if s.rec != nil {
+		s.rec.cancelAttempt()
+		s.rec.cancel()
+		s.rec = nil
 	}
 }

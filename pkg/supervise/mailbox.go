@@ -24,6 +24,7 @@ const (
 	inStart
 	inKill    // a stall check wants the service's tree killed
 	inRestart // a restart request (padmin restart, a broken limit)
+	inDone    // the step's job ended
 )
 
 type input struct {
@@ -34,6 +35,9 @@ type input struct {
 	gen   uint64          // inKill: the Up spell it was found in
 	// inRestart: the request
 	restart *RestartRequest
+	// inDone: the job's generation and what it found
+	job    uint64
+	result *jobResult
 }
 
 // Exited hands the supervisor an exit event of one of its processes. It
@@ -72,9 +76,10 @@ func signal(c chan struct{}) {
 }
 
 // Stop pauses the service (padmin stop): its processes are left alone and
-// no longer watched. A recovery under way is abandoned. It takes effect at
-// once (nothing is restarted from then on) and returns once the loop has
-// let go of the processes; a ctx that has ended already refuses it.
+// no longer watched. A recovery under way is abandoned: the loop, which
+// never blocks on a recovery, takes the stop at once (nothing is started
+// from then on, a restart script is killed) and it returns once the loop
+// has let go of the processes; a ctx that has ended already refuses it.
 func (s *Service) Stop(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("stop not accepted: %w", err)
@@ -84,12 +89,6 @@ func (s *Service) Stop(ctx context.Context) error {
 	if err := s.keep(opstate.Paused); err != nil {
 		return fmt.Errorf("not stopped: a pcheck restart would not know it is: %w", err)
 	}
-	s.mu.Lock()
-	s.paused = true
-	if s.cancel != nil {
-		s.cancel()
-	}
-	s.mu.Unlock()
 	return s.command(ctx, inStop)
 }
 
@@ -157,8 +156,8 @@ func (s *Service) next() (input, bool) {
 // or a reload replacing this supervisor), so that no padmin waits for them.
 func (s *Service) refusePending() {
 	s.mu.Lock()
-	pending := s.pending
-	s.pending = nil
+	pending := append(s.deferred, s.pending...)
+	s.pending, s.deferred = nil, nil
 	s.ended = true
 	s.mu.Unlock()
 	for _, in := range pending {

@@ -82,36 +82,6 @@ func (s *Service) diedLocked() (soon bool) {
 	return true
 }
 
-// waitPause waits until the next attempt is due. A service started by hand
-// meanwhile is returned, to be adopted; nil when the pause is over or ctx
-// ended.
-func (s *Service) waitPause(ctx context.Context) []proc.Match {
-	s.mu.Lock()
-	wait := s.nextAt - s.d.Clock.Now()
-	s.mu.Unlock()
-	if wait <= 0 {
-		return nil
-	}
-	due := s.after(wait)
-	look := time.NewTicker(s.d.IdleScanInterval)
-	defer look.Stop()
-	for {
-		how := lookIdle
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-due:
-			return nil
-		case <-s.appeared:
-			how = lookNow
-		case <-look.C:
-		}
-		if found, _, err := s.look(how); err == nil && s.settled(found) {
-			return found
-		}
-	}
-}
-
 // afterRetryOver follows a retry over that leaves pcheck running
 // (continue, or a reboot that is not happening): with rearm_after a re-arm
 // is due; with keep (continue) the state is kept across pcheck restarts. A
@@ -198,7 +168,7 @@ func (s *Service) History() History {
 	defer s.mu.Unlock()
 	return History{
 		attempts: s.attempts, streak: s.streak, nextAt: s.nextAt, rearmAt: s.rearmAt,
-		rearming: s.rearming, paused: s.paused, retryOver: s.state == RetryOver,
+		rearming: s.rearming, paused: s.paused || s.stopping, retryOver: s.state == RetryOver,
 		reason: s.recReason, pid: s.recPID, scriptOwned: s.keptScriptOwned(),
 	}
 }

@@ -16,12 +16,50 @@ import (
 	"github.com/pwatch/pwatch/pkg/reboot"
 )
 
-// The recovery flow: what happens from a death to Up again, or to the
-// retry-over action.
+// The recovery: what happens from a death to Up again, or to the
+// retry-over action, as steps of the Run loop (machine.go): killing the
+// leftovers, the pause, the restart script, the await of the new
+// processes, the settling of a failed attempt, the retry-over script.
 
-// afterDeath kills what is left of a dead top-level process's tree, then
-// waits, bounded, until the dead process's files are closed, so that the
-// new server can bind its port.
+// recovery is the recovery under way: its reason, its time (cancelled by
+// padmin stop and pcheck's end, ended by recovery_timeout) and the attempt
+// it is making.
+type recovery struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	ended  bool // the loop has seen ctx end
+	reason string
+	pid    int
+	// first: the next attempt uses up none of retry_count; again: an
+	// attempt failed already.
+	first, again bool
+	// The attempt under way: its restart_timeout, its script, and what
+	// its looks last found.
+	actx    context.Context
+	acancel context.CancelFunc
+	script  proc.ID
+	found   []proc.Match
+	lookErr error
+	ticks   int
+}
+
+func (r *recovery) cancelAttempt() {
+	if r.acancel != nil {
+		r.acancel()
+	}
+}
+
+// dying is the death whose leftovers are being killed: the recovery to
+// start once they are.
+type dying struct {
+	reason string
+	pid    int
+	first  bool
+}
+
+// killLeftovers kills what is left of a dead top-level process's tree,
+// then waits, bounded, until the dead process's files are closed, so that
+// the new server can bind its port (a job: stepLeftovers).
 //
 // What is left: the descendants remembered from the last scan (by identity,
 // so a reused pid is never hit), and, where the backend keeps trees, every
@@ -31,7 +69,7 @@ import (
 // watched top-level processes and started after the dead one: the workers
 // a master started since the last scan (nginx and apache replace a worker
 // that dies), orphaned now, would hold the port against the restart.
-func (s *Service) afterDeath(ctx context.Context, dead proc.ID) {
+func (s *Service) killLeftovers(ctx context.Context, dead proc.ID) {
 	s.mu.Lock()
 	var leftovers []proc.ID
 	others := map[proc.ID]bool{}
@@ -61,10 +99,321 @@ func (s *Service) afterDeath(ctx context.Context, dead proc.ID) {
 			}
 		}
 	}
-	s.kill(ctx, leftovers)
-	wctx, cancel := context.WithTimeout(ctx, s.d.ExitWait)
-	defer cancel()
-	_ = s.d.Processes.WaitExited(wctx, dead)
+	bound := 2*s.cfg.KillTimeout + proc.DefaultKillWait + s.d.ExitWait
+	s.startJob(ctx, stepLeftovers, bound, func(ctx context.Context) jobResult {
+		s.kill(ctx, leftovers)
+		wctx, cancel := context.WithTimeout(ctx, s.d.ExitWait)
+		defer cancel()
+		_ = s.d.Processes.WaitExited(wctx, dead)
+		return jobResult{}
+	})
+}
+
+// leftoversKilled: the recovery of the death begins.
+func (s *Service) leftoversKilled(ctx context.Context, _ jobResult) {
+	d := s.dying
+	s.dying = dying{}
+	s.startRecovery(ctx, d.reason, d.pid, d.first)
+}
+
+// startRecovery begins restart attempts until the service is Up, its
+// retries are over, or it is stopped. first is an attempt that uses up
+// none of retry_count: pcheck's first start of the service, or a restart
+// pcheck was asked for (Restart). Each attempt waits out the pause the
+// policy set (policy.go). With recovery_timeout, a service not back in
+// time reboots the node, retries left or not.
+func (s *Service) startRecovery(ctx context.Context, reason string, oldPID int, first bool) {
+	if s.stopping {
+		s.rest()
+		return
+	}
+	s.mu.Lock()
+	s.recReason, s.recPID = reason, oldPID // for a reload's supervisor
+	s.mu.Unlock()
+	if ctx.Err() != nil {
+		s.rest()
+		return
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	if s.cfg.RecoveryTimeout > 0 {
+		var cancelTimeout context.CancelFunc
+		rctx, cancelTimeout = context.WithTimeoutCause(rctx, s.cfg.RecoveryTimeout, errRecoveryTimeout)
+		outer := cancel
+		cancel = func() { cancelTimeout(); outer() }
+	}
+	s.mu.Lock()
+	s.rec = &recovery{ctx: rctx, cancel: cancel, reason: reason, pid: oldPID, first: first}
+	s.mu.Unlock()
+	s.nextAttempt(ctx)
+}
+
+// nextAttempt waits out the pause the policy set (stepPausing), then makes
+// the attempt.
+func (s *Service) nextAttempt(ctx context.Context) {
+	s.mu.Lock()
+	wait := s.nextAt - s.d.Clock.Now()
+	s.mu.Unlock()
+	if wait <= 0 {
+		s.attempt(ctx)
+		return
+	}
+	s.setStep(stepPausing, wait)
+	s.setTimer(s.after(wait))
+	s.setTicker(s.d.IdleScanInterval)
+}
+
+// pauseOver: the pause is over.
+func (s *Service) pauseOver(ctx context.Context) { s.attempt(ctx) }
+
+// pauseLook looks, during a pause, for a service started by hand: it is
+// adopted once its processes stay.
+func (s *Service) pauseLook(_ context.Context, how lookFor) {
+	if how == lookTick {
+		how = lookIdle
+	}
+	if found, _, err := s.look(how); err == nil && s.settled(found) {
+		s.adoptByHand(found, Down)
+		s.finishRecovery()
+	}
+}
+
+// attempt makes a restart attempt: the restart script runs (stepScript),
+// within restart_timeout with the await of its processes.
+func (s *Service) attempt(ctx context.Context) {
+	r := s.rec
+	if r.ctx.Err() != nil {
+		s.endRecovery(ctx)
+		return
+	}
+	// After a failed attempt, the service may have come up all the same
+	// (late, or by hand): a new attempt would start a second copy.
+	if r.again {
+		if found, err := s.d.Processes.Find(); err == nil && len(found) >= s.cfg.MinCount {
+			s.adoptByHand(found, Down)
+			s.finishRecovery()
+			return
+		}
+	}
+	attempt, left, ok := s.takeAttempt(r.first)
+	if !ok {
+		s.retryOver(ctx)
+		return
+	}
+	s.setState(Restarting)
+	if r.first && r.reason == ReasonStart {
+		s.d.Slog.Info("first start of the service by pcheck: not a restart, retry_count is left whole",
+			"service", s.cfg.Name, "retry_count", s.cfg.RetryCount)
+	}
+	r.first = false
+	s.log(msg.TryRestart(s.cfg.Name, r.reason, attempt))
+	s.d.Observer.Restart(s.cfg.Name, r.reason)
+	env := []string{
+		"PWATCH_SERVICE=" + s.cfg.Name,
+		"PWATCH_REASON=" + r.reason,
+		"PWATCH_PID=" + strconv.Itoa(r.pid),
+		"PWATCH_ATTEMPT=" + strconv.Itoa(attempt),
+		"PWATCH_ATTEMPTS_LEFT=" + strconv.Itoa(left),
+	}
+	if r.pid != 0 {
+		env = append(env, s.deathEnv()...)
+	}
+	r.actx, r.acancel = context.WithTimeout(r.ctx, s.cfg.RestartTimeout)
+	r.script, r.found, r.lookErr, r.ticks = proc.ID{}, nil, nil, 0
+	s.startJob(r.actx, stepScript, s.cfg.RestartTimeout, s.scriptJob(env))
+}
+
+// scriptJob runs the restart script (killed, with its process group, when
+// restart_timeout passes or the recovery ends).
+func (s *Service) scriptJob(env []string) func(context.Context) jobResult {
+	return func(ctx context.Context) jobResult {
+		var script proc.ID
+		started := func(pid int) {
+			script = s.followScript(pid)
+			s.followedScript(script)
+			// Recorded while it runs: a pcheck started meanwhile waits for it.
+			s.scriptStarted(pid)
+		}
+		err := s.runScript(ctx, s.cfg.RestartScript, env, s.scriptLogger("restart_script"), started)
+		s.scriptEnded()
+		if err != nil {
+			err = fmt.Errorf("restart script: %w", err)
+		}
+		return jobResult{err: err, script: script}
+	}
+}
+
+// scriptExited: the script has returned; its processes are awaited
+// (stepAwaiting) for what is left of restart_timeout.
+func (s *Service) scriptExited(ctx context.Context, res jobResult) {
+	r := s.rec
+	r.script = res.script
+	if res.err != nil {
+		s.attemptFailed(ctx, res.err)
+		return
+	}
+	dl, _ := r.actx.Deadline()
+	s.setStep(stepAwaiting, s.cfg.RestartTimeout)
+	s.setTimer(time.After(time.Until(dl)))
+	s.setTicker(s.d.ScanInterval)
+	s.awaitLook(ctx, lookNow) // the script has just run
+}
+
+// awaitLook looks for min_count top-level processes, after every exec of
+// the service's executable and every ScanInterval. Where the backend
+// keeps trees each look reads /proc only for the processes events named;
+// after lost events, and every IdleScanInterval (a process that changed
+// its argv after its exec, a start events did not name), it scans, in a
+// read shared with every other service.
+func (s *Service) awaitLook(ctx context.Context, how lookFor) {
+	r := s.rec
+	if how == lookTick {
+		r.ticks++
+		if scanEvery := max(int(s.d.IdleScanInterval/s.d.ScanInterval), 1); r.ticks%scanEvery == 0 {
+			how = lookIdleFull
+		} else {
+			how = lookPeriodic
+		}
+	}
+	s.grantScriptTree()
+	r.found, _, r.lookErr = s.look(how)
+	if r.lookErr == nil && len(r.found) >= s.cfg.MinCount {
+		s.attemptEnded(ctx, r.found, nil)
+	}
+}
+
+// awaitOver: restart_timeout passed (or the recovery ended) before the
+// processes came.
+func (s *Service) awaitOver(ctx context.Context) {
+	r := s.rec
+	err := fmt.Errorf("%d of %d processes running after %s", len(r.found), s.cfg.MinCount, s.cfg.RestartTimeout)
+	if r.lookErr != nil {
+		err = fmt.Errorf("looking for its processes: %w", r.lookErr)
+	}
+	s.attemptFailed(ctx, err)
+}
+
+// attemptFailed ends a failed attempt (the script failed or restart_timeout
+// passed) without leaving a copy behind (stepSettling, settleFailed); a
+// recovery whose time has ended skips that.
+func (s *Service) attemptFailed(ctx context.Context, failure error) {
+	r := s.rec
+	r.cancelAttempt()
+	if r.ctx.Err() != nil {
+		s.attemptEnded(ctx, nil, failure)
+		return
+	}
+	script := r.script
+	s.startJob(r.ctx, stepSettling, s.cfg.KillTimeout+proc.DefaultKillWait, func(ctx context.Context) jobResult {
+		found, err := s.settleFailed(ctx, script, failure)
+		return jobResult{found: found, err: err}
+	})
+}
+
+// settleDone: a failed attempt is settled; it may have found the service
+// after all.
+func (s *Service) settleDone(ctx context.Context, res jobResult) {
+	s.attemptEnded(ctx, res.found, res.err)
+}
+
+// attemptEnded ends the attempt: found Up, or failed (err) and the next
+// attempt follows.
+func (s *Service) attemptEnded(ctx context.Context, found []proc.Match, err error) {
+	r := s.rec
+	r.cancelAttempt()
+	s.scriptDone(found)
+	if r.ctx.Err() != nil {
+		s.endRecovery(ctx)
+		return
+	}
+	if err == nil {
+		s.watch(found, true, upLines(s.cfg.Name, found)...)
+		s.finishRecovery()
+		return
+	}
+	s.log(msg.SetPidFail(s.cfg.Name, err))
+	s.mu.Lock()
+	s.moveLocked(Down)
+	s.failedLocked()
+	s.mu.Unlock()
+	r.again = true
+	s.nextAttempt(ctx)
+}
+
+// endRecovery ends a recovery cut short: by padmin stop or pcheck's end
+// (nothing to do), or by recovery_timeout (reboot).
+func (s *Service) endRecovery(ctx context.Context) {
+	rctx := s.rec.ctx
+	s.finishRecovery()
+	if ctx.Err() != nil || !errors.Is(context.Cause(rctx), errRecoveryTimeout) {
+		return
+	}
+	s.log(msg.RecoveryTimeout(s.cfg.Name, s.cfg.RecoveryTimeout))
+	s.setState(RetryOver)
+	if !s.reboot(ctx) {
+		s.afterRetryOver(false)
+	}
+}
+
+// finishRecovery lets go of the recovery, if any: the loop is at rest.
+func (s *Service) finishRecovery() {
+	if r := s.rec; r != nil {
+		r.cancelAttempt()
+		r.cancel()
+		s.mu.Lock()
+		s.rec = nil
+		s.mu.Unlock()
+	}
+	s.rest()
+}
+
+// retryOver takes the retry-over action, after retry_over_script
+// (stepRetryOverScript), which runs to its restart_timeout even when the
+// service is stopped meanwhile.
+func (s *Service) retryOver(ctx context.Context) {
+	s.unwatchAll()
+	s.mu.Lock()
+	s.recReason, s.nextAt = "", 0
+	s.mu.Unlock()
+	s.d.Observer.RetryOver(s.cfg.Name)
+	action := s.cfg.RetryOverAction
+	s.log(msg.RetryOver(s.cfg.Name, action.String()))
+	if len(s.cfg.RetryOverScript) == 0 {
+		s.retryOverAction(ctx)
+		return
+	}
+	env := append([]string{"PWATCH_SERVICE=" + s.cfg.Name, "PWATCH_ACTION=" + action.String()}, s.deathEnv()...)
+	s.startJob(ctx, stepRetryOverScript, s.cfg.RestartTimeout, func(ctx context.Context) jobResult {
+		sctx, cancel := context.WithTimeout(ctx, s.cfg.RestartTimeout)
+		defer cancel()
+		return jobResult{err: s.runScript(sctx, s.cfg.RetryOverScript, env, s.scriptLogger("retry_over_script"), nil)}
+	})
+}
+
+// retryOverScriptExited: the action follows the script.
+func (s *Service) retryOverScriptExited(ctx context.Context, res jobResult) {
+	if res.err != nil {
+		s.d.Slog.Warn("retry_over_script failed", "service", s.cfg.Name, "error", res.err)
+	}
+	s.retryOverAction(ctx)
+}
+
+// retryOverAction leaves the service RetryOver and acts: shutdown, exit,
+// reboot or continue. The recovery, if any, is over.
+func (s *Service) retryOverAction(ctx context.Context) {
+	s.setState(RetryOver)
+	switch s.cfg.RetryOverAction {
+	case pfile.ActionShutdown:
+		s.d.Exit(0)
+	case pfile.ActionExit:
+		s.d.Exit(3)
+	case pfile.ActionReboot:
+		if !s.reboot(ctx) {
+			s.afterRetryOver(false)
+		}
+	default:
+		s.afterRetryOver(true)
+	}
+	s.finishRecovery()
 }
 
 func (s *Service) killTrees(ctx context.Context, ms []proc.Match) []proc.ID {
@@ -114,103 +463,6 @@ func (s *Service) deathEnv() []string {
 // recovery_timeout.
 var errRecoveryTimeout = errors.New("recovery_timeout passed")
 
-// recover runs restart attempts until the service is Up, its retries are
-// over, or it is stopped. first is an attempt that uses up none of
-// retry_count: pcheck's first start of the service, or a restart pcheck
-// was asked for (Restart). Each attempt waits out the pause
-// the policy set (policy.go). With recovery_timeout, a service not back in
-// time reboots the node, retries left or not.
-func (s *Service) recover(ctx context.Context, reason string, oldPID int, first bool) {
-	rctx, cancel := context.WithCancel(ctx)
-	if s.cfg.RecoveryTimeout > 0 {
-		var cancelTimeout context.CancelFunc
-		rctx, cancelTimeout = context.WithTimeoutCause(rctx, s.cfg.RecoveryTimeout, errRecoveryTimeout)
-		defer cancelTimeout()
-	}
-	s.mu.Lock()
-	if s.paused {
-		s.mu.Unlock()
-		cancel()
-		return
-	}
-	s.cancel = cancel
-	s.recReason, s.recPID = reason, oldPID
-	s.mu.Unlock()
-	defer func() {
-		cancel()
-		s.mu.Lock()
-		s.cancel = nil
-		s.mu.Unlock()
-	}()
-
-	for again := false; ; again = true {
-		s.progress()
-		if found := s.waitPause(rctx); found != nil {
-			s.adoptByHand(found, Down)
-			return
-		}
-		if rctx.Err() != nil {
-			s.recoveryEnded(ctx, rctx)
-			return
-		}
-		// After a failed attempt, the service may have come up all the
-		// same (late, or by hand): a new attempt would start a second copy.
-		if again {
-			if found, err := s.d.Processes.Find(); err == nil && len(found) >= s.cfg.MinCount {
-				s.adoptByHand(found, Down)
-				return
-			}
-		}
-		attempt, left, ok := s.takeAttempt(first)
-		if !ok {
-			s.retryOver(ctx)
-			return
-		}
-		s.setState(Restarting)
-		if first && reason == ReasonStart {
-			s.d.Slog.Info("first start of the service by pcheck: not a restart, retry_count is left whole",
-				"service", s.cfg.Name, "retry_count", s.cfg.RetryCount)
-		}
-		first = false
-		s.log(msg.TryRestart(s.cfg.Name, reason, attempt))
-		s.d.Observer.Restart(s.cfg.Name, reason)
-		found, err := s.restartOnce(rctx, reason, oldPID, attempt, left)
-		s.scriptDone(found)
-		if rctx.Err() != nil {
-			s.recoveryEnded(ctx, rctx)
-			return
-		}
-		if err == nil {
-			s.watch(found)
-			s.mu.Lock()
-			s.fromRestart = true
-			s.mu.Unlock()
-			for _, m := range found {
-				s.log(msg.Up(s.cfg.Name, m.ID.PID))
-			}
-			return
-		}
-		s.log(msg.SetPidFail(s.cfg.Name, err))
-		s.mu.Lock()
-		s.moveLocked(Down)
-		s.failedLocked()
-		s.mu.Unlock()
-	}
-}
-
-// recoveryEnded handles a recovery cut short: by padmin stop or pcheck's
-// end (nothing to do), or by recovery_timeout (reboot).
-func (s *Service) recoveryEnded(ctx, rctx context.Context) {
-	if ctx.Err() != nil || !errors.Is(context.Cause(rctx), errRecoveryTimeout) {
-		return
-	}
-	s.log(msg.RecoveryTimeout(s.cfg.Name, s.cfg.RecoveryTimeout))
-	s.setState(RetryOver)
-	if !s.reboot(ctx) {
-		s.afterRetryOver(false)
-	}
-}
-
 // reboot asks the reboot guard to reboot the node and says whether it is
 // rebooting; past its threshold, or when it cannot, the service is left as
 // with continue.
@@ -254,43 +506,6 @@ func (s *Service) recentAttempts(now time.Duration) []time.Duration {
 		i++
 	}
 	return s.attempts[i:]
-}
-
-// restartOnce runs the restart script and waits for min_count top-level
-// processes, all within restart_timeout. An attempt that fails leaves
-// nothing of its own running (settleFailed): the next one must not make a
-// second copy.
-func (s *Service) restartOnce(ctx context.Context, reason string, oldPID, attempt, left int) ([]proc.Match, error) {
-	actx, cancel := context.WithTimeout(ctx, s.cfg.RestartTimeout)
-	defer cancel()
-	env := []string{
-		"PWATCH_SERVICE=" + s.cfg.Name,
-		"PWATCH_REASON=" + reason,
-		"PWATCH_PID=" + strconv.Itoa(oldPID),
-		"PWATCH_ATTEMPT=" + strconv.Itoa(attempt),
-		"PWATCH_ATTEMPTS_LEFT=" + strconv.Itoa(left),
-	}
-	if oldPID != 0 {
-		env = append(env, s.deathEnv()...)
-	}
-	var script proc.ID
-	started := func(pid int) {
-		script = s.followScript(pid)
-		s.followedScript(script)
-		// Recorded while it runs: a pcheck started meanwhile waits for it.
-		s.scriptStarted(pid)
-	}
-	err := s.runScript(actx, s.cfg.RestartScript, env, s.scriptLogger("restart_script"), started)
-	s.scriptEnded()
-	if err != nil {
-		err = fmt.Errorf("restart script: %w", err)
-	} else {
-		var found []proc.Match
-		if found, err = s.awaitProcesses(actx); err == nil {
-			return found, nil
-		}
-	}
-	return s.settleFailed(ctx, script, err)
 }
 
 // followScript is the restart script's identity, read while it is still
@@ -346,74 +561,4 @@ func (s *Service) settleFailed(ctx context.Context, script proc.ID, failure erro
 		s.kill(ctx, ids)
 	}
 	return nil, failure
-}
-
-// awaitProcesses looks for min_count top-level processes after every exec of
-// the service's executable and every ScanInterval, until ctx ends. Where the
-// backend keeps trees each look reads /proc only for the processes events
-// named; after lost events, and every IdleScanInterval (a process that
-// changed its argv after its exec, a start events did not name), it scans,
-// in a read shared with every other service.
-func (s *Service) awaitProcesses(ctx context.Context) ([]proc.Match, error) {
-	tick := time.NewTicker(s.d.ScanInterval)
-	defer tick.Stop()
-	scanEvery := max(int(s.d.IdleScanInterval/s.d.ScanInterval), 1)
-	how := lookNow // the script has just run
-	for ticks := 0; ; {
-		s.progress()
-		s.grantScriptTree()
-		found, _, err := s.look(how)
-		if err == nil && len(found) >= s.cfg.MinCount {
-			return found, nil
-		}
-		select {
-		case <-ctx.Done():
-			if err != nil {
-				return nil, fmt.Errorf("looking for its processes: %w", err)
-			}
-			return nil, fmt.Errorf("%d of %d processes running after %s", len(found), s.cfg.MinCount, s.cfg.RestartTimeout)
-		case <-s.appeared:
-			how = lookNow
-		case <-s.resync:
-			how = lookFull
-		case <-tick.C:
-			if ticks++; ticks%scanEvery == 0 {
-				how = lookIdleFull
-			} else {
-				how = lookPeriodic
-			}
-		}
-	}
-}
-
-func (s *Service) retryOver(ctx context.Context) {
-	s.unwatchAll()
-	s.mu.Lock()
-	s.recReason, s.nextAt = "", 0
-	s.mu.Unlock()
-	s.d.Observer.RetryOver(s.cfg.Name)
-	action := s.cfg.RetryOverAction
-	s.log(msg.RetryOver(s.cfg.Name, action.String()))
-	if len(s.cfg.RetryOverScript) > 0 {
-		sctx, cancel := context.WithTimeout(ctx, s.cfg.RestartTimeout)
-		env := append([]string{"PWATCH_SERVICE=" + s.cfg.Name, "PWATCH_ACTION=" + action.String()}, s.deathEnv()...)
-		err := s.runScript(sctx, s.cfg.RetryOverScript, env, s.scriptLogger("retry_over_script"), nil)
-		cancel()
-		if err != nil {
-			s.d.Slog.Warn("retry_over_script failed", "service", s.cfg.Name, "error", err)
-		}
-	}
-	s.setState(RetryOver)
-	switch action {
-	case pfile.ActionShutdown:
-		s.d.Exit(0)
-	case pfile.ActionExit:
-		s.d.Exit(3)
-	case pfile.ActionReboot:
-		if !s.reboot(ctx) {
-			s.afterRetryOver(false)
-		}
-	default:
-		s.afterRetryOver(true)
-	}
 }

@@ -107,16 +107,16 @@ func (s *Service) restartRefusal() error {
 		return fmt.Errorf("not restarted: the service is RetryOver (its retries are over); padmin start it")
 	case s.state == Stalled:
 		return fmt.Errorf("not restarted: the service is Stalled (pcheck is killing its tree to restart it)")
-	case s.state == Down && s.cancel == nil:
+	case s.state == Down && s.rec == nil && s.step == stepRest:
 		return fmt.Errorf("not restarted: the service is Down and not being recovered (waiting for its processes to appear)")
 	}
 	return fmt.Errorf("not restarted: the service is %v, in a recovery already", s.state)
 }
 
-// killForRestart takes a restart request in the loop: it answers it, logs
-// it and kills the service's trees, as a stall check does; the deaths come
-// back as exit events and are recovered with the request's reason. A kill
-// that failed leaves the service Up, still watched.
+// killForRestart takes a restart request at rest: it answers it, logs it
+// and kills the service's trees (a job: stepRestartKill), as a stall check
+// does; the deaths come back as exit events and are recovered with the
+// request's reason.
 func (s *Service) killForRestart(ctx context.Context, in input) {
 	r := in.restart
 	if err := s.restartRefusal(); err != nil {
@@ -126,7 +126,7 @@ func (s *Service) killForRestart(ctx context.Context, in input) {
 	s.mu.Lock()
 	top := slices.Clone(s.top)
 	s.moveLocked(Stalled)
-	s.stallReason, s.requested, s.killGrace = r.Reason, r, r.Grace
+	s.stallReason, s.requested = r.Reason, r
 	s.mu.Unlock()
 	in.done <- nil
 	if r.Log != nil {
@@ -136,15 +136,23 @@ func (s *Service) killForRestart(ctx context.Context, in input) {
 	if r.Grace > 0 {
 		o = proc.KillOptions{Signal: syscall.SIGTERM, Timeout: r.Grace}
 	}
-	left, err := s.d.Processes.Kill(context.WithoutCancel(ctx), s.treeIDs(top), o)
-	s.mu.Lock()
-	s.killGrace = 0
-	s.mu.Unlock()
-	if !slices.ContainsFunc(top, func(m proc.Match) bool { return slices.Contains(left, m.ID) }) {
+	ids := s.treeIDs(top)
+	s.startJob(context.WithoutCancel(ctx), stepRestartKill, r.Grace+proc.DefaultKillWait, func(ctx context.Context) jobResult {
+		left, err := s.d.Processes.Kill(ctx, ids, o)
+		failed := slices.ContainsFunc(top, func(m proc.Match) bool { return slices.Contains(left, m.ID) })
+		return jobResult{failed: failed, left: left, err: err}
+	})
+}
+
+// restartKilled: the kill is over; one that failed leaves the service Up,
+// still watched.
+func (s *Service) restartKilled(_ context.Context, res jobResult) {
+	s.rest()
+	if !res.failed {
 		return
 	}
 	s.d.Slog.Error("restart: the service's processes outlived SIGKILL; it stays Up, watched",
-		"service", s.cfg.Name, "reason", r.Reason, "pids", idPIDs(left), "error", err)
+		"service", s.cfg.Name, "pids", idPIDs(res.left), "error", res.err)
 	s.mu.Lock()
 	s.stallReason, s.requested = "", nil
 	s.moveLocked(Up)

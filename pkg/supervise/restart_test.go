@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -124,7 +125,10 @@ func TestRestartGraceTermThenKill(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			id, wait := startReal(t, table, tc.shell)
+			// Ready once TERM is as the case says (the trap has run).
+			ready := filepath.Join(t.TempDir(), "ready")
+			id, wait := startReal(t, table, strings.Replace(tc.shell, "exec", "echo > "+ready+"; exec", 1))
+			waitFile(t, ready)
 			h.procs.table, h.procs.cur = table, &proc.Match{Process: proc.Process{ID: id}}
 			h.running(t)
 			h.run(t)

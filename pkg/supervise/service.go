@@ -56,15 +56,12 @@ type Service struct {
 	last        string
 	lastAt      time.Time
 	pending     []input // inputs not yet handled, in arrival order
-	paused      bool    // padmin stop: set at once, before the loop sees it
+	paused      bool    // Paused by padmin stop (or as carried, restored)
 	stallReason string  // set when a stall check killed the service
 	// requested is the restart request that killed the service, if one
-	// did (with stallReason its reason); killGrace is its SIGTERM's grace
-	// while its kill runs.
+	// did (with stallReason its reason).
 	requested *RestartRequest
-	killGrace time.Duration
 	ended     bool          // Run has returned: no input is taken
-	cancel    func()        // cancels the recovery under way, if any
 	wake      chan struct{} // a new input is pending
 	appeared  chan struct{} // an exec of the service's executable was seen
 	resync    chan struct{} // events were lost: scan /proc
@@ -87,6 +84,33 @@ type Service struct {
 	// last moved on (Clock time), for the watchdog.
 	busy       bool
 	progressAt time.Duration
+
+	// The state machine's (machine.go), the loop's own; written under mu
+	// where Status reads them. step is the step under way, since stepAt
+	// (Clock time), bounded by stepBound (0: no bound of its own); timer
+	// and ticker are its timer and its looks.
+	step      step
+	stepAt    time.Duration
+	stepBound time.Duration
+	timer     <-chan time.Time
+	ticker    *time.Ticker
+	// job is the generation of the step's job while it runs (nil: none);
+	// jobCancel cancels it; jobs counts the jobs' goroutines.
+	job       *uint64
+	jobGen    uint64
+	jobCancel context.CancelFunc
+	jobs      sync.WaitGroup
+	// rec is the recovery under way; dying the death whose leftovers are
+	// killed; plan what begin does once its scan is in; stallCheck the
+	// block whose stall is being killed.
+	rec        *recovery
+	dying      dying
+	plan       beginPlan
+	stallCheck int
+	// deferred are the inputs that came while a step was under way, in
+	// order; stopping: a padmin stop is among them (nothing new starts).
+	deferred []input
+	stopping bool
 
 	runCtx     context.Context // Run's; stall checks run under it
 	checks     []CheckStatus   // one per stall-check block

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/pwatch/pwatch/pkg/msg"
-	"github.com/pwatch/pwatch/pkg/proc"
 )
 
 // Status: what padmin, /healthz and the watchdog see of a service, and
@@ -28,6 +27,10 @@ type Status struct {
 	// NextIn is how long until then.
 	Next   string
 	NextIn time.Duration
+	// Step is the step of the work under way ("killing leftovers",
+	// "pausing 5s", "script running", "awaiting processes", ...), "" at
+	// rest.
+	Step string
 	// LastEvent is the last catalogue message logged for the service.
 	LastEvent   string
 	LastEventAt time.Time
@@ -69,8 +72,12 @@ func (s *Service) Kept() Status {
 	switch {
 	case s.rearming && s.state == RetryOver:
 		st.Next, st.NextIn = NextRearm, max(s.rearmAt-now, 0)
-	case s.cancel != nil && s.nextAt > now && s.state == Down:
+	case s.rec != nil && s.nextAt > now && s.state == Down:
 		st.Next, st.NextIn = NextAttempt, s.nextAt-now
+	}
+	st.Step = steps[s.step].name
+	if s.step == stepPausing {
+		st.Step += " " + max(s.nextAt-now, 0).Round(time.Millisecond).String()
 	}
 	for _, m := range s.top {
 		st.PIDs = append(st.PIDs, m.ID.PID)
@@ -95,35 +102,34 @@ func (s *Service) setBusy(b bool) {
 	s.mu.Unlock()
 }
 
-// progress says a long piece of work (a recovery) moved on a step.
+// progress says the loop moved on.
 func (s *Service) progress() {
 	s.mu.Lock()
 	s.progressAt = s.d.Clock.Now()
 	s.mu.Unlock()
 }
 
-// stepSlack is added to the longest bounded step of a recovery before the
+// stepSlack is added to a step's own bound (and to the loop's) before the
 // supervisor counts as stuck.
 const stepSlack = time.Minute
 
-// Answering says whether the supervisor's loop is waiting for work, or
-// busy with a step no longer than its bounds allow (a restart script's
-// restart_timeout, a kill's kill_timeout, the longest pause between
-// attempts, with a minute to spare). A stuck supervisor starves systemd's watchdog.
+// Answering says whether the supervisor answers, as its loop tells: the
+// loop is waiting for its next input, or handling one for no longer than
+// the longest thing it may do itself (a scan, the wait for a previous
+// pcheck's script, a reboot: the service's bounds, with a minute to
+// spare), and the step under way has not outlasted its own bound (a
+// restart script's restart_timeout, a kill's, the pause it set). A stuck
+// supervisor starves systemd's watchdog.
 func (s *Service) Answering() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := s.d.Clock.Now()
+	if s.stepBound > 0 && now-s.stepAt > s.stepBound+stepSlack {
+		return false
+	}
 	if !s.busy {
 		return true
 	}
-	bound := max(s.cfg.RestartTimeout, maxPause(s.cfg), 2*s.cfg.KillTimeout+s.d.ExitWait, s.killGrace+proc.DefaultKillWait) + stepSlack
-	return s.d.Clock.Now()-s.progressAt <= bound
-}
-
-// Paused says padmin stopped the service (at once, before its loop has
-// acted on it).
-func (s *Service) Paused() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.paused
+	bound := max(s.cfg.RestartTimeout, maxPause(s.cfg), 2*s.cfg.KillTimeout+s.d.ExitWait) + stepSlack
+	return now-s.progressAt <= bound
 }
