@@ -149,19 +149,23 @@ func (s *Service) owns(id proc.ID) bool {
 // watch makes found the watched top-level processes and the service Up
 // (fromRestart: pcheck restarted it), and then logs lines (the Up lines,
 // or the adoption's): every way to Up passes here, and logs its line once
-// the service is watched.
+// the service is watched and Up.
 func (s *Service) watch(found []proc.Match, fromRestart bool, lines ...msg.Message) {
 	s.mu.Lock()
 	s.top = found
 	s.survivors = nil
+	s.mu.Unlock()
+	// Watched before it shows Up: one who sees it Up and kills it is
+	// sure to be seen (its exit event waits for this loop).
+	for _, m := range found {
+		s.d.Watcher.Watch(m)
+	}
+	s.mu.Lock()
 	s.moveLocked(Up)
 	s.upSince = s.d.Clock.Now()
 	s.fromRestart, s.recReason = fromRestart, ""
 	s.stallReason, s.requested = "", nil // a kill's reason belongs to its own death
 	s.mu.Unlock()
-	for _, m := range found {
-		s.d.Watcher.Watch(m)
-	}
 	s.recordTrees(found)
 	for _, m := range lines {
 		s.log(m)
