@@ -3,9 +3,14 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,6 +18,8 @@ import (
 	"time"
 
 	"github.com/pwatch/pwatch/internal/testpriv"
+	"github.com/pwatch/pwatch/pkg/events"
+	"github.com/pwatch/pwatch/pkg/notify"
 )
 
 // Notifications (--notify-command) through the real binaries.
@@ -199,4 +206,83 @@ func killToUp(t *testing.T, p *pcheckRun, s *sleeper, pid int) (int, time.Durati
 	kill9(t, pid)
 	next := expectSleeperRestart(t, p, first, s, pid)
 	return next, time.Since(killed)
+}
+
+// sampleNote is a Down as pcheck hands it to a notify command, a hostile
+// sender's name in it.
+func sampleNote() notify.Notification {
+	return notify.Notification{Host: "node1", Detail: "Process ['web',pid=412] killed by signal 9 (SIGKILL)", Event: events.Event{
+		Seq: 3, Time: time.Date(2026, 12, 6, 23, 0, 0, 0, time.UTC), Event: "down", Service: "web", PID: 412,
+		Text:   "Process ['web',pid=412] Down",
+		Fields: map[string]string{"cause": "signal", "sender_comm": "x\nSubject: forged $(id)"},
+	}}
+}
+
+// runSample runs scripts/notify/NAME with args as pcheck would: the
+// notification in the environment (notify.Env) and as JSON on stdin.
+func runSample(t *testing.T, name string, note notify.Notification, args ...string) {
+	t.Helper()
+	input, err := json.Marshal(note)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join("..", "scripts", "notify", name), args...)
+	cmd.Env = append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}, notify.Env(note)...)
+	cmd.Stdin = bytes.NewReader(input)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", name, err, out)
+	}
+}
+
+// The sample mail command hands sendmail one mail to the recipients, with
+// the event in its subject and body and no header a value could add.
+func TestNotifySampleMail(t *testing.T) {
+	dir := t.TempDir()
+	got := filepath.Join(dir, "mail")
+	sendmail := filepath.Join(dir, "sendmail")
+	writeFile(t, sendmail, "#!/bin/sh\nprintf '%s\\n' \"$*\" > "+got+"\ncat >> "+got+"\n", 0o755)
+	note := sampleNote()
+	note.Host = "node1\nBcc: evil@example.com"
+	runSample(t, "mail", note, "--sendmail", sendmail, "--from", "pwatch@node1", "ops@example.com", "dev@example.com")
+	b, err := os.ReadFile(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mail := string(b)
+	head, body, _ := strings.Cut(mail, "\n\n")
+	for _, want := range []string{"-oi -- ops@example.com dev@example.com\n", "From: pwatch@node1\n", "To: ops@example.com, dev@example.com\n", "Subject: [pwatch] node1Bcc: evil@example.com: web down\n"} {
+		if !strings.Contains(head, want) {
+			t.Errorf("mail head lacks %q:\n%s", want, head)
+		}
+	}
+	if strings.Contains(head, "\nBcc:") {
+		t.Errorf("a value added a header:\n%s", head)
+	}
+	for _, want := range []string{"Process ['web',pid=412] Down\n", note.Detail, "cause:   signal", `"event":"down"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("mail body lacks %q:\n%s", want, body)
+		}
+	}
+}
+
+// The sample webhook POSTs the event's JSON as it is, with the headers
+// asked for.
+func TestNotifySampleWebhook(t *testing.T) {
+	type request struct {
+		method, ctype, auth string
+		body                []byte
+	}
+	got := make(chan request, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		got <- request{r.Method, r.Header.Get("Content-Type"), r.Header.Get("Authorization"), body}
+	}))
+	defer srv.Close()
+	note := sampleNote()
+	runSample(t, "webhook", note, "--header", "Authorization: Bearer t0ken", srv.URL+"/hook")
+	r := <-got
+	want, _ := json.Marshal(note)
+	if r.method != http.MethodPost || r.ctype != "application/json" || r.auth != "Bearer t0ken" || !bytes.Equal(r.body, want) {
+		t.Fatalf("webhook sent %s %q %q %s, want POST of %s", r.method, r.ctype, r.auth, r.body, want)
+	}
 }
