@@ -229,8 +229,9 @@ func (d *daemon) serveHTTP(cfg Config) (func(), error) {
 	}
 	if cfg.MetricsListen != "" {
 		m := metrics.New(src, metrics.Options{
-			RestartReasons: []string{supervise.ReasonDown, supervise.ReasonStall, supervise.ReasonSocket, supervise.ReasonStart, supervise.ReasonRearm},
-			Logger:         slog,
+			RestartReasons: []string{supervise.ReasonDown, supervise.ReasonStall, supervise.ReasonSocket, supervise.ReasonStart, supervise.ReasonRearm,
+				supervise.ReasonOperator, supervise.ReasonLimit},
+			Logger: slog,
 		})
 		d.metrics = m
 		mux(cfg.MetricsListen).Handle("/metrics", m.Handler())
