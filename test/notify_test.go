@@ -146,6 +146,42 @@ func TestNotifyOnKill(t *testing.T) {
 	}
 }
 
+// TestNotifyRateLimitOfAFlappingService: with --notify-burst 2 and
+// --notify-per 10s, four kills within the window give two notifications,
+// then, when the window ends, one summary of the two others.
+func TestNotifyRateLimitOfAFlappingService(t *testing.T) {
+	testpriv.Root(t)
+	t.Parallel()
+	sc := newScene(t)
+	rec := newNotifyRecorder(t, sc)
+	s := newSleeper(t, sc.dir, "flapping")
+	pf := s.writePfile(t, sc.dir, "", "retry_count 10", "retry_interval 0", "restart_timeout 10", "kill_timeout 1")
+	pid := s.start(t)
+	p := startPcheckFlags(t, sc, []string{"--notify-command", rec.command, "--notify-burst", "2", "--notify-per", "10s"}, pf)
+	upWith(t, p, s.name, pid)
+
+	first := time.Now()
+	for range 4 {
+		pid, _ = killToUp(t, p, s, pid)
+	}
+	if took := time.Since(first); took > 8*time.Second {
+		t.Fatalf("four kills took %s: too slow for a window of 10s", took)
+	}
+	notes := rec.wait(t, 3)
+	for i, n := range notes[:2] {
+		if n.env["PWATCH_EVENT"] != "down" || n.env["PWATCH_SERVICE"] != s.name {
+			t.Errorf("notification %d: %v, want a down of %s", i+1, n.env, s.name)
+		}
+	}
+	sum := notes[2].env
+	if sum["PWATCH_EVENT"] != "suppressed" || sum["PWATCH_SUPPRESSED"] != "2" || sum["PWATCH_TEXT"] != "2 more events of "+s.name+" suppressed in 10 s" {
+		t.Fatalf("third notification %v, want the summary of 2 suppressed", sum)
+	}
+	if since := time.Since(first); since < 9*time.Second {
+		t.Fatalf("the summary came %s after the first kill, before its 10s window ended", since)
+	}
+}
+
 // TestHangingNotifierDelaysNoRecovery: a notify command that never ends
 // holds the one runner, yet a kill's recovery goes on as without it: the
 // Up comes while the notifier still hangs, in about the time the same kill
