@@ -118,6 +118,15 @@ func runDaemon(c *cli.Context, stderr io.Writer) error {
 	if w := c.String("watcher"); w != "auto" && !slices.Contains(exitwatch.Backends(), w) {
 		return cliapp.UsageError("--watcher %q: want %s", w, watcherChoices())
 	}
+	if _, err := notify.ParseEvents(c.String("notify-events")); err != nil {
+		return cliapp.UsageError("--notify-events %v", err)
+	}
+	if n := c.Int("notify-burst"); n < 1 {
+		return cliapp.UsageError("--notify-burst %d: want at least 1", n)
+	}
+	if d := c.Duration("notify-per"); d < time.Second {
+		return cliapp.UsageError("--notify-per %s: want at least 1s", d)
+	}
 	log, err := msg.NewLogger(msg.Config{
 		Ident: "pcheck", Facility: facility, SyslogSocket: c.String("syslog-socket"),
 		Stderr: stderr, Format: format,

@@ -80,8 +80,10 @@ func (n *Notifier) runCommand(ctx context.Context, note Notification) error {
 	err = group.Wait(ctx)
 	output := quote.String(strings.TrimSpace(out.String()))
 	switch {
-	case err != nil && ctx.Err() != nil:
+	case err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return fmt.Errorf("%s did not finish within %s and was killed: %w%s", argv[0], n.cfg.Timeout, err, outputSuffix(output))
+	case err != nil && ctx.Err() != nil:
+		return fmt.Errorf("%s killed: pcheck is stopping: %w%s", argv[0], err, outputSuffix(output))
 	case errors.Is(err, exec.ErrWaitDelay):
 		// It succeeded; what it left running holds its output.
 	case err != nil:
