@@ -305,20 +305,22 @@ func TestNotifySampleMail(t *testing.T) {
 // asked for.
 func TestNotifySampleWebhook(t *testing.T) {
 	type request struct {
-		method, ctype, auth string
-		body                []byte
+		method, ctype, auth, other string
+		body                       []byte
 	}
 	got := make(chan request, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		got <- request{r.Method, r.Header.Get("Content-Type"), r.Header.Get("Authorization"), body}
+		got <- request{r.Method, r.Header.Get("Content-Type"), r.Header.Get("Authorization"), r.Header.Get("X-Other"), body}
 	}))
 	defer srv.Close()
+	headers := filepath.Join(t.TempDir(), "headers")
+	writeFile(t, headers, "Authorization: Bearer t0ken\n", 0o600)
 	note := sampleNote()
-	runSample(t, "webhook", note, "--header", "Authorization: Bearer t0ken", srv.URL+"/hook")
+	runSample(t, "webhook", note, "--header", "@"+headers, "--header", "X-Other: a b", srv.URL+"/hook")
 	r := <-got
 	want, _ := json.Marshal(note)
-	if r.method != http.MethodPost || r.ctype != "application/json" || r.auth != "Bearer t0ken" || !bytes.Equal(r.body, want) {
-		t.Fatalf("webhook sent %s %q %q %s, want POST of %s", r.method, r.ctype, r.auth, r.body, want)
+	if r.method != http.MethodPost || r.ctype != "application/json" || r.auth != "Bearer t0ken" || r.other != "a b" || !bytes.Equal(r.body, want) {
+		t.Fatalf("webhook sent %s %q %q %q %s, want POST of %s with the headers", r.method, r.ctype, r.auth, r.other, r.body, want)
 	}
 }
