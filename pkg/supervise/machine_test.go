@@ -4,10 +4,13 @@ package supervise
 
 import (
 	"context"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/pwatch/pwatch/pkg/pfile"
+	"github.com/pwatch/pwatch/pkg/proc"
 )
 
 // waitStep waits until padmin status shows the step want.
@@ -98,5 +101,28 @@ func TestAnsweringWhenAStepOutlastsItsBound(t *testing.T) {
 	}
 	if !h.svc.Answering() {
 		t.Fatal("a stopped supervisor at rest does not answer")
+	}
+}
+
+// Every way to Up watches the processes first: one who sees the service
+// Up and kills it at once is sure to have its death seen.
+func TestWatchedBeforeUp(t *testing.T) {
+	h := newHarness(t, "ok", nil)
+	var mu sync.Mutex
+	var upAtWatch []State
+	h.watch.onWatch = func(proc.Match) {
+		mu.Lock()
+		defer mu.Unlock()
+		upAtWatch = append(upAtWatch, h.svc.State())
+	}
+	h.running(t)
+	h.run(t)
+	h.log.waitLines(t, 0, "Running service adopted ('web',pid=1001)") // adopted
+	h.kill(9)
+	h.log.waitLines(t, 0, "('web',pid=1002) Up") // restarted
+	mu.Lock()
+	defer mu.Unlock()
+	if len(upAtWatch) != 2 || slices.Contains(upAtWatch, Up) {
+		t.Fatalf("states at each Watch %v, want two, none of them Up", upAtWatch)
 	}
 }

@@ -165,9 +165,14 @@ type fakeWatcher struct {
 	trees   bool
 	// tree, if set, answers Tree.
 	tree func(root proc.ID) []proc.Process
+	// onWatch, if set, hears each Watch first.
+	onWatch func(proc.Match)
 }
 
 func (w *fakeWatcher) Watch(m proc.Match) {
+	if w.onWatch != nil {
+		w.onWatch(m)
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.watched[m.ID] = true
