@@ -23,19 +23,28 @@ import (
 // the looks (an exec of the executable, a look tick, lost events) and the
 // end of the recovery's time (padmin stop, recovery_timeout).
 //
-//	           adopt                 exit (owned)               job done
-//	 starting ------> Up ------------------------------> leftovers ------+
-//	    |  \           ^ \ stall kill, restart request                    |
-//	    |   \ start    |  +----------> killing (Stalled) -- exit --^      v
-//	    |    +---------|------------------------------------------> pausing (Down)
-//	    |              |  processes found                     timer |  ^ attempt failed
-//	    |              +--------- awaiting <------ script <---------+  |
-//	    |              |        (Restarting)   (Restarting)            |
-//	    |              +--------- settling: late processes adopted ----+
-//	    |                          retries over: retry-over script -> RetryOver
-//	    +-- start_on_load no: rest (Down), looks until the service appears
+//	in flight --> starting --running: adopted--> Up <------------------------+
+//	                 |                            |  \                        |
+//	                 | not running                |   \ stall kill,           |
+//	                 | (start_on_load no:       exit   \ restart request      |
+//	                 |  rest, Down, looks)        |    v                      |
+//	                 |                            |  killing the tree         |
+//	                 |                            |  (Stalled) --exit--+      |
+//	                 |                            v                    |      |
+//	                 |                        leftovers (Down) <-------+      |
+//	                 v                            |                           |
+//	              pausing (Down) <----------------+                           |
+//	               |  |  \ hand start: Up                                     |
+//	               |  |   +--timer--> script (Restarting) --ok--> awaiting ---+ found
+//	               |  |                  | fails                  | restart_timeout
+//	               |  |                  v                        v
+//	               |  +<--- failed --- settling <-----------------+
+//	               |                 (late processes found: Up)
+//	               +-- retries over: retry-over script --> RetryOver (rest)
 //
-// Stop ends every step (a script is killed, a pause or an await ends; a
+// A step with nothing to wait for is passed through (no pause due: the
+// script runs at once; after a failed attempt a service found running is
+// adopted instead). Stop ends every step (a script is killed, a pause or an await ends; a
 // kill in flight and the retry-over script run to their own bound) and
 // leaves the service Paused. Start, and any input that comes while a step
 // is under way, waits until the loop is at rest (no step) again, as the
@@ -46,7 +55,7 @@ type step int
 
 const (
 	stepRest            step = iota // no work under way: Up, Down waiting, RetryOver, Paused
-	stepInFlight                    // the previous pcheck's restart script still runs: waited for
+	stepInFlight                    // job: the previous pcheck's restart script still runs: waited for
 	stepStarting                    // job: looking for the running service (and killing a partial one)
 	stepLeftovers                   // job: killing what is left of a dead process, its files closing
 	stepPausing                     // timer: the pause between attempts; looks for a start by hand
@@ -83,7 +92,7 @@ type stepDef struct {
 // Stop is taken in every step (stop).
 var steps = map[step]stepDef{
 	stepRest:      {name: "", looks: true, resync: true, look: (*Service).restLook},
-	stepInFlight:  {name: "waiting for the previous pcheck's restart script"},
+	stepInFlight:  {name: "waiting for the previous pcheck's restart script", done: (*Service).inFlightOver},
 	stepStarting:  {name: "looking for its processes", done: (*Service).started},
 	stepLeftovers: {name: "killing leftovers", done: (*Service).leftoversKilled},
 	stepPausing: {name: "pausing", looks: true, timer: (*Service).pauseOver,
@@ -103,10 +112,12 @@ func (s *Service) Run(ctx context.Context) {
 	s.runCtx = ctx
 	s.mu.Unlock()
 	s.restoreScriptOwned()
-	s.setStep(stepInFlight, 0)
-	s.awaitRestartInFlight(ctx)
-	s.setStep(stepRest, 0)
-	s.begin(ctx, beginLoad)
+	// The previous pcheck's restart script first, if one still runs
+	// (its service is awaited, so as not to start a second copy).
+	s.startJob(ctx, stepInFlight, 2*s.cfg.RestartTimeout, func(ctx context.Context) jobResult {
+		s.awaitRestartInFlight(ctx)
+		return jobResult{}
+	})
 	defer s.refusePending()
 	defer s.drain(ctx)
 	var idle *time.Ticker
@@ -252,6 +263,13 @@ func (s *Service) handleAtRest(ctx context.Context, in input) {
 	case inStop:
 		s.pause(in)
 	}
+}
+
+// inFlightOver: no restart script of the previous pcheck runs (any
+// more): the service is adopted, or started.
+func (s *Service) inFlightOver(ctx context.Context, _ jobResult) {
+	s.rest()
+	s.begin(ctx, beginLoad)
 }
 
 // stop takes padmin stop in any step: nothing is started from now on, the
