@@ -93,7 +93,8 @@ func runFlags() []cli.Flag {
 		&cli.Int64Flag{Name: "reboot-window", Value: 86400, EnvVars: env("REBOOT_WINDOW"), Usage: "the reboot guard's window, in seconds"},
 		&cli.StringFlag{Name: "metrics-listen", EnvVars: env("METRICS_LISTEN"), Usage: "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464; off unless given)"},
 		&cli.StringFlag{Name: "health-listen", EnvVars: env("HEALTH_LISTEN"), Usage: "serve /healthz and /healthz/NAME at ADDR: 200 when Up, 503 otherwise (off unless given)"},
-		&cli.IntFlag{Name: "http-max-conns", Value: metrics.DefaultMaxConns, EnvVars: env("HTTP_MAX_CONNS"), Usage: "connections each of --metrics-listen and --health-listen holds at most; more wait in the kernel's queue (a low RLIMIT_NOFILE lowers it)"},
+		&cli.StringFlag{Name: "web-listen", EnvVars: env("WEB_LISTEN"), Usage: "serve the read-only status page at http://ADDR/ (e.g. 127.0.0.1:9465; off unless given)"},
+		&cli.IntFlag{Name: "http-max-conns", Value: metrics.DefaultMaxConns, EnvVars: env("HTTP_MAX_CONNS"), Usage: "connections each of --metrics-listen, --health-listen and --web-listen holds at most; more wait in the kernel's queue (a low RLIMIT_NOFILE lowers it)"},
 		// No PWATCH_ variable: turning the rule off must be on the command line.
 		&cli.BoolFlag{Name: "unsafe-skip-trust-check", Usage: "for tests only: load pfiles and scripts that others than root could have written, with a warning at every load (see docs/behaviour.md, Trust)"},
 		&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: env("LOG_FORMAT"), Usage: "stderr lines: text or json"},
@@ -131,6 +132,7 @@ func runDaemon(c *cli.Context, stderr io.Writer) error {
 		RebootWindow:    time.Duration(c.Int64("reboot-window")) * time.Second,
 		MetricsListen:   c.String("metrics-listen"),
 		HealthListen:    c.String("health-listen"),
+		WebListen:       c.String("web-listen"),
 		HTTPMaxConns:    c.Int("http-max-conns"),
 		SkipTrustCheck:  c.Bool("unsafe-skip-trust-check"),
 	}, log)

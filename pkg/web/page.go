@@ -14,6 +14,7 @@ import (
 
 	"github.com/pwatch/pwatch/pkg/control"
 	"github.com/pwatch/pwatch/pkg/events"
+	"github.com/pwatch/pwatch/pkg/msg"
 )
 
 // page renders the status page and its parts; html/template escapes every
@@ -52,13 +53,15 @@ var funcs = template.FuncMap{
 	},
 	"stamp": func(t time.Time) string { return t.UTC().Format(stamp) },
 	"iso":   func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) },
-	// cause is the event's cause in a word or two: why a process ended,
-	// why a restart was tried.
+	// cause is why: why a process ended, why a restart was tried, why it
+	// failed (the script also says cause || reason || error).
 	"cause": func(e events.Event) string {
-		if c := e.Fields["cause"]; c != "" {
-			return c
+		for _, k := range []string{msg.KeyCause, msg.KeyReason, msg.KeyError} {
+			if c := e.Fields[k]; c != "" {
+				return c
+			}
 		}
-		return e.Fields["reason"]
+		return ""
 	},
 }
 

@@ -75,14 +75,10 @@ func (s *streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "too many event streams open", http.StatusServiceUnavailable)
 		return
 	}
+	// The listener's read timeout ends with the request's header (net/http
+	// reads on in the background, to see a gone client); its write timeout
+	// is replaced by one window per write (see send).
 	rc := http.NewResponseController(w)
-	// The listener's read timeout would end the request's context while
-	// the stream runs: it has no more to read, and a gone client is still
-	// seen (the connection's read ends).
-	if err := rc.SetReadDeadline(time.Time{}); err != nil {
-		http.Error(w, "streaming is not supported here", http.StatusInternalServerError)
-		return
-	}
 	sub, backlog := s.hub.Subscribe(events.Filter{Service: r.URL.Query().Get("service"), AfterSeq: after}, streamBuffer)
 	s.open.Add(1)
 	defer func() {

@@ -50,7 +50,7 @@
     cell(tr, e.event || '');
     cell(tr, e.pid ? String(e.pid) : '');
     var f = e.fields || {};
-    cell(tr, f.cause || f.reason || '');
+    cell(tr, f.cause || f.reason || f.error || '');
     cell(tr, e.text || '', 'text');
     history.insertBefore(tr, history.firstChild);
     while (history.rows.length > maxRows) {
