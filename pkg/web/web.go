@@ -17,8 +17,10 @@ package web
 import (
 	"context"
 	"embed"
+	"io/fs"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/pwatch/pwatch/pkg/control"
@@ -78,13 +80,25 @@ func New(o Options) *Page {
 	mux.HandleFunc("GET /row", p.serveRow)
 	mux.HandleFunc("GET /status.json", p.serveJSON)
 	mux.Handle("GET /events", s)
-	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(mustSub(assets, "assets/static"))))
+	mux.Handle("GET /static/", http.StripPrefix("/static/", files(mustSub(assets, "assets/static"))))
 	return &Page{Handler: readOnly(mux), streams: s}
 }
 
 // Close ends the event streams open now and refuses new ones: a server's
 // shutdown waits for its requests, and a stream would last for ever.
 func (p *Page) Close() { p.streams.close() }
+
+// files serves the embedded assets, and no listing of them.
+func files(fsys fs.FS) http.Handler {
+	fileServer := http.FileServerFS(fsys)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "" || strings.HasSuffix(r.URL.Path, "/") {
+			http.NotFound(w, r)
+			return
+		}
+		fileServer.ServeHTTP(w, r)
+	})
+}
 
 // csp lets the page load its own stylesheet and script and talk to its own
 // origin, nothing else: no inline script or style, no frame, no form

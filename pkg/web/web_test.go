@@ -156,6 +156,11 @@ func TestStrictHeaders(t *testing.T) {
 			t.Errorf("GET %s: %s, CSP %q, nosniff %q", path, resp.Status, csp, resp.Header.Get("X-Content-Type-Options"))
 		}
 	}
+	for _, path := range []string{"/static/", "/static/nothing.js", "/index.html"} {
+		if resp, _ := r.get(t, path); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("GET %s: %s, want 404", path, resp.Status)
+		}
+	}
 	// nosniff makes the browser refuse a script or stylesheet served with
 	// the wrong type.
 	for path, want := range map[string]string{"/static/status.js": "text/javascript", "/static/status.css": "text/css"} {

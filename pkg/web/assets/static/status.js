@@ -13,7 +13,7 @@
   var last = Number(main.dataset.after || '0');
   var live = document.getElementById('live');
   var services = document.querySelector('#services tbody');
-  var history = document.querySelector('#events tbody');
+  var eventRows = document.querySelector('#events tbody');
   var maxRows = 1000;
   var pending = {};
 
@@ -52,9 +52,9 @@
     var f = e.fields || {};
     cell(tr, f.cause || f.reason || f.error || '');
     cell(tr, e.text || '', 'text');
-    history.insertBefore(tr, history.firstChild);
-    while (history.rows.length > maxRows) {
-      history.deleteRow(-1);
+    eventRows.insertBefore(tr, eventRows.firstChild);
+    while (eventRows.rows.length > maxRows) {
+      eventRows.deleteRow(-1);
     }
     var none = document.getElementById('no-events');
     if (none) {
@@ -89,6 +89,12 @@
     if (old) {
       old.replaceWith(tr);
     } else {
+      // A service a reload added; the "no service" line goes.
+      for (var i = services.rows.length - 1; i >= 0; i--) {
+        if (!services.rows[i].dataset.service) {
+          services.deleteRow(i);
+        }
+      }
       services.appendChild(tr);
     }
   }
