@@ -79,6 +79,11 @@ func (s *streams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// reads on in the background, to see a gone client); its write timeout
 	// is replaced by one window per write (see send).
 	rc := http.NewResponseController(w)
+	if resume && after > s.newest() {
+		// An id from an earlier history (pcheck restarted without its
+		// kept history, so the numbers began again): all it keeps is new.
+		after = 0
+	}
 	sub, backlog := s.hub.Subscribe(events.Filter{Service: r.URL.Query().Get("service"), AfterSeq: after}, streamBuffer)
 	s.open.Add(1)
 	defer func() {
@@ -146,6 +151,15 @@ func sendEvent(send func(string, ...any) bool, e events.Event) bool {
 		return true // no event of the hub fails to marshal; skip rather than end
 	}
 	return send("id: %d\ndata: %s\n\n", e.Seq, data)
+}
+
+// newest is the number of the newest event kept (0: none).
+func (s *streams) newest() uint64 {
+	kept := s.hub.Recent(events.Filter{})
+	if len(kept) == 0 {
+		return 0
+	}
+	return kept[len(kept)-1].Seq
 }
 
 // resumePoint is where a stream starts: after the Last-Event-ID a

@@ -324,6 +324,12 @@ func TestEventStreamResumes(t *testing.T) {
 	if e := onlyDB.event(); e.PID != 61 {
 		t.Fatalf("db's stream sent %+v, want db's new event", e)
 	}
+	// An id beyond the newest kept is from an earlier history (pcheck
+	// restarted, its numbers began again): everything kept is new to it.
+	reset := r.stream(t, "/events", "Last-Event-ID", "9000")
+	if e := reset.event(); e.Seq != 1 {
+		t.Fatalf("a stream resuming after 9000 of 7 sent %+v first, want event 1", e)
+	}
 	if resp, body := r.get(t, "/events", "Last-Event-ID", "x1"); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "Last-Event-ID") {
 		t.Errorf("a bad Last-Event-ID: %s %q", resp.Status, body)
 	}

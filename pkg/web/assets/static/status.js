@@ -129,10 +129,9 @@
   }
 
   function onEvent(msg) {
+    // The server sends each event once (a reconnection resumes after the
+    // last id); after a pcheck restart the numbers may begin again.
     var e = JSON.parse(msg.data);
-    if (e.seq <= last) {
-      return;
-    }
     last = e.seq;
     if (!filter || e.service === filter) {
       addEvent(e);
