@@ -308,7 +308,7 @@ func expectTextOnly(t *testing.T, b *browser, l pageLog, base uint64) {
 	scripts := value(t, b, chromedp.Evaluate[int](`document.scripts.length`))
 	death := value(t, b, chromedp.Evaluate[string](`(function () {
 	  var rows = document.querySelector('#services tbody').rows;
-	  for (var i = 0; i < rows.length; i++) if (rows[i].dataset.service === 'alpha') return rows[i].cells[8].textContent;
+	  for (var i = 0; i < rows.length; i++) if (rows[i].dataset.service === 'alpha') return rows[i].querySelector('td.death').textContent;
 	  return '';
 	})()`))
 	if scripts != 1 || !strings.Contains(death, "signal: killed by signal 9 (SIGKILL), sent by pid") || !strings.Contains(death, "(x<script>, uid 0)") {
