@@ -427,3 +427,28 @@ func TestCloseEndsTheStreams(t *testing.T) {
 		t.Fatalf("a stream after Close: %s", resp.Status)
 	}
 }
+
+// BenchmarkPage builds the page over a full history (1,000 events) and 100
+// services: what one browser's load costs pcheck.
+func BenchmarkPage(b *testing.B) {
+	hub := events.NewHub(events.DefaultKeep, stamp0)
+	var status fakeStatus
+	for i := range 100 {
+		name := fmt.Sprintf("svc%03d", i)
+		status = append(status, control.ServiceStatus{Name: name, State: "Up", PIDs: []int{1000 + i}, UptimeSeconds: 3600, AttemptsLeft: 3})
+	}
+	for i := range events.DefaultKeep {
+		hub.Record(msg.Down(status[i%100].Name, 2000+i))
+	}
+	page := New(Options{Status: status, Events: hub})
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		page.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatal(w.Code)
+		}
+		b.SetBytes(int64(w.Body.Len()))
+	}
+}
