@@ -31,6 +31,8 @@ type Config struct {
 	// MetricsListen and HealthListen are the addresses of the Prometheus
 	// metrics (/metrics) and health (/healthz) endpoints; "" is off.
 	MetricsListen, HealthListen string
+	// WebListen is the address of the status page (pkg/web); "" is off.
+	WebListen string
 	// HTTPMaxConns caps each of those listeners' connections (< 1:
 	// metrics.DefaultMaxConns); a low RLIMIT_NOFILE lowers it (fds.go).
 	HTTPMaxConns int

@@ -217,10 +217,11 @@ func notify(log *slog.Logger, send func() error) {
 	}
 }
 
-// serveHTTP starts the metrics and health endpoints that cfg asks for
-// (one listener when both share an address) and returns their stop.
+// serveHTTP starts the metrics and health endpoints and the status page
+// that cfg asks for (one listener for those that share an address) and
+// returns their stop.
 func (d *daemon) serveHTTP(cfg Config) (func(), error) {
-	if cfg.MetricsListen == "" && cfg.HealthListen == "" {
+	if cfg.MetricsListen == "" && cfg.HealthListen == "" && cfg.WebListen == "" {
 		return func() {}, nil
 	}
 	src := metricsSource{d}
@@ -246,6 +247,9 @@ func (d *daemon) serveHTTP(cfg Config) (func(), error) {
 		mux(cfg.HealthListen).Handle("/healthz", h)
 		mux(cfg.HealthListen).Handle("/healthz/", h)
 	}
+	if cfg.WebListen != "" {
+		mux(cfg.WebListen)
+	}
 	limit, err := raiseFDLimit()
 	if err != nil {
 		return nil, err
@@ -260,7 +264,14 @@ func (d *daemon) serveHTTP(cfg Config) (func(), error) {
 			"nofile", limit, "http_max_conns", want, "each", maxConns)
 	}
 	var servers []*metrics.Server
+	closePage := func() {}
+	if cfg.WebListen != "" {
+		page := d.statusPage(maxConns)
+		mux(cfg.WebListen).Handle("/", page)
+		closePage = page.Close
+	}
 	stop := func() {
+		closePage()
 		for _, s := range servers {
 			s.Close()
 		}
