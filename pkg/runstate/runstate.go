@@ -58,9 +58,9 @@ func Open(stateDir, procRoot string) (*Store, error) {
 type Tree struct {
 	Master  proc.ID   `json:"master"`
 	Members []proc.ID `json:"members,omitempty"`
-	// ScriptOwned: the master runs as a user that is neither root nor the
-	// pfile's, and was taken for the service because pcheck's own restart
-	// script started it: a successor takes this identity alone for it.
+	// ScriptOwned: the master was taken for the service because pcheck's
+	// own restart script started it, whatever its uid: a successor takes
+	// this identity alone for it.
 	ScriptOwned bool `json:"script_owned,omitempty"`
 }
 

@@ -115,7 +115,9 @@ func (s *Service) scriptDone(found []proc.Match) {
 			}
 		}
 		if len(kept) > 0 {
-			s.d.Slog.Info("adopted processes the restart script started as a user that is neither root nor the pfile's",
+			// Debug: most are of the pfile's user anyway; the grant
+			// matters for those that are not (docs/behaviour.md).
+			s.d.Slog.Debug("adopted processes pcheck's restart script started: they are the service's whatever their uid",
 				"service", s.cfg.Name, "pids", idPIDs(kept))
 		}
 		s.owned.kept = kept
