@@ -171,10 +171,10 @@ func parseProcEvent(b []byte) (procEvent, bool) {
 
 type netlinkWatcher struct {
 	heartbeat
-	opt   Options
-	queue *eventQueue
-	sock  *nl.NetlinkSocket
-	done  chan struct{}
+	*outlet
+	opt  Options
+	sock *nl.NetlinkSocket
+	done chan struct{}
 
 	mu sync.Mutex
 	// watched maps a pid to the start times watched under it (normally one;
@@ -203,7 +203,7 @@ func hostPIDNamespace(o Options) error {
 	return nil
 }
 
-func openNetlink(opt Options) (Watcher, error) {
+func openNetlink(opt Options, sink Sink) (Watcher, error) {
 	if err := hostPIDNamespace(opt); err != nil {
 		return nil, err
 	}
@@ -212,8 +212,8 @@ func openNetlink(opt Options) (Watcher, error) {
 		return nil, err
 	}
 	w := &netlinkWatcher{
+		outlet:    newOutlet(sink),
 		opt:       opt,
-		queue:     newEventQueue(opt.deliver),
 		sock:      s,
 		done:      make(chan struct{}),
 		watched:   map[int]map[uint64]struct{}{},
@@ -231,8 +231,7 @@ func openNetlink(opt Options) (Watcher, error) {
 	return w, nil
 }
 
-func (w *netlinkWatcher) Name() string         { return "netlink" }
-func (w *netlinkWatcher) Events() <-chan Event { return w.queue.out }
+func (w *netlinkWatcher) Name() string { return "netlink" }
 
 func (w *netlinkWatcher) Watch(id proc.ID) error {
 	if err := validID(id); err != nil {
@@ -251,7 +250,7 @@ func (w *netlinkWatcher) Watch(id proc.ID) error {
 		return fmt.Errorf("watch %v: %w", id, err)
 	}
 	if exiting {
-		w.queue.push(w.exitNow(id))
+		w.push(w.exitNow(id))
 		return nil
 	}
 	if w.watched[id.PID] == nil {
@@ -359,7 +358,7 @@ func (w *netlinkWatcher) loop() {
 			w.mu.Unlock()
 			if !closed {
 				w.opt.Logger.Error("netlink watcher: receive failed, no more exits will be seen", "err", err)
-				w.queue.close() // Events ends: the consumer must know
+				w.outlet.close() // Done: the consumer must know
 			}
 			return
 		}
@@ -428,7 +427,7 @@ func (w *netlinkWatcher) threadExited(ev procEvent) {
 		}
 		w.forget(id)
 		w.trees.exited(id)
-		w.queue.push(exitEvent(id, !pidReused(w.opt.ProcRoot, id), ev.exitCode))
+		w.push(exitEvent(id, !pidReused(w.opt.ProcRoot, id), ev.exitCode))
 	}
 }
 
@@ -455,7 +454,7 @@ func (w *netlinkWatcher) execed(ev procEvent) {
 	}
 	id := proc.ID{PID: ev.tgid, StartTime: st.StartTime}
 	w.trees.execed(id, st.PPID)
-	w.queue.push(Event{Kind: Exec, ID: id, Exe: path, PPID: st.PPID, At: monotonicNow()})
+	w.push(Event{Kind: Exec, ID: id, Exe: path, PPID: st.PPID, At: monotonicNow()})
 }
 
 // overrun handles lost events: every watched identity is checked through
@@ -469,7 +468,7 @@ func (w *netlinkWatcher) overrun() {
 			id := proc.ID{PID: pid, StartTime: start}
 			if exiting, err := groupExiting(w.opt.ProcRoot, id); err == nil && exiting {
 				w.forget(id)
-				w.queue.push(w.exitNow(id))
+				w.push(w.exitNow(id))
 			}
 		}
 	}
@@ -482,7 +481,7 @@ func (w *netlinkWatcher) overrun() {
 			w.trees.exited(t.id)
 		}
 	}
-	w.opt.resync()
+	w.outlet.resync()
 }
 
 func (w *netlinkWatcher) Close() error {
@@ -497,6 +496,6 @@ func (w *netlinkWatcher) Close() error {
 	_ = sendMcastOp(w.sock, procCnMcastIgnore)
 	w.sock.Close()
 	<-w.done
-	w.queue.close()
+	w.outlet.close()
 	return nil
 }

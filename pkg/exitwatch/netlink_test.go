@@ -4,7 +4,6 @@ package exitwatch
 
 import (
 	"errors"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -20,15 +19,16 @@ import (
 func TestNetlinkOverrunRescans(t *testing.T) {
 	testpriv.Root(t) // to read a zombie's exit code from /proc
 	// No socket: the exits below are never seen as events, as in an overrun.
+	sink := newSinkLog()
 	w := &netlinkWatcher{
+		outlet:    newOutlet(sink),
 		opt:       Options{}.withDefaults(),
-		queue:     newEventQueue(nil),
 		watched:   map[int]map[uint64]struct{}{},
 		exes:      exePaths{},
 		trees:     treeTable{},
 		trackedAt: map[proc.ID]int{},
 	}
-	t.Cleanup(w.queue.close)
+	t.Cleanup(w.outlet.close)
 	dead, alive := testproc.Sleep(t), testproc.Sleep(t)
 	for _, id := range []proc.ID{dead.ID, alive.ID} {
 		if err := w.Watch(id); err != nil {
@@ -38,13 +38,12 @@ func TestNetlinkOverrunRescans(t *testing.T) {
 	dead.Signal(syscall.SIGKILL)
 	dead.WaitZombie()
 	w.overrun()
-	select {
-	case ev := <-w.Events():
-		if ev.ID != dead.ID || !ev.Known || ev.Signal != int(syscall.SIGKILL) {
-			t.Errorf("rescan reported %+v, want %v killed by SIGKILL", ev, dead.ID)
-		}
-	case <-time.After(eventDeadline):
+	ev, ok := sink.next(time.After(eventDeadline), w.Done())
+	if !ok {
 		t.Fatal("rescan reported nothing")
+	}
+	if ev.ID != dead.ID || !ev.Known || ev.Signal != int(syscall.SIGKILL) {
+		t.Errorf("rescan reported %+v, want %v killed by SIGKILL", ev, dead.ID)
 	}
 	w.overrun() // a second rescan must not report it again
 	w.mu.Lock()
@@ -55,8 +54,8 @@ func TestNetlinkOverrunRescans(t *testing.T) {
 	if _, ok := w.watched[dead.ID.PID]; ok {
 		t.Error("the dead process is still watched after the rescan")
 	}
-	if len(w.queue.items) != 0 {
-		t.Errorf("second rescan queued %+v", w.queue.items)
+	if n := sink.count(); n != 1 {
+		t.Errorf("the sink was told %d events after the second rescan, want the one: %+v", n, sink.events)
 	}
 }
 
@@ -64,14 +63,12 @@ func TestNetlinkOverrunRescans(t *testing.T) {
 // a scan has tracked its root again; the users are told to resync.
 func TestNetlinkTreesUntrustedAfterOverrun(t *testing.T) {
 	testpriv.Root(t)
-	var resyncs atomic.Int32
-	opt := Options{}.withDefaults()
-	opt.resync = func() { resyncs.Add(1) }
+	sink := newSinkLog()
 	w := &netlinkWatcher{
-		opt: opt, queue: newEventQueue(nil), watched: map[int]map[uint64]struct{}{},
+		outlet: newOutlet(sink), opt: Options{}.withDefaults(), watched: map[int]map[uint64]struct{}{},
 		exes: exePaths{}, trees: treeTable{}, trackedAt: map[proc.ID]int{},
 	}
-	t.Cleanup(w.queue.close)
+	t.Cleanup(w.outlet.close)
 	master := testproc.Forker(t, testproc.Binary(t))
 	if err := w.Watch(master.ID); err != nil {
 		t.Fatal(err)
@@ -82,8 +79,8 @@ func TestNetlinkTreesUntrustedAfterOverrun(t *testing.T) {
 	// No socket: this fork is never seen, as in an overrun.
 	worker := master.Fork()
 	w.overrun()
-	if resyncs.Load() != 1 {
-		t.Errorf("%d resyncs after an overrun, want 1", resyncs.Load())
+	if n := sink.resyncCount(); n != 1 {
+		t.Errorf("%d resyncs after an overrun, want 1", n)
 	}
 	if _, err := w.Tree(master.ID); !errors.Is(err, ErrNoTree) {
 		t.Fatalf("tree after an overrun: %v, want ErrNoTree", err)
