@@ -70,7 +70,7 @@ func (l *oomLog) lookup(id proc.ID) (OOMKill, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.drain()
-	startNs := id.StartTime * 10_000_000 // USER_HZ ticks
+	startNs := uint64(proc.TicksDuration(id.StartTime))
 	for i := len(l.reports) - 1; i >= 0; i-- {
 		r := l.reports[i]
 		if r.pid == id.PID && startNs <= r.atNs {

@@ -5,7 +5,6 @@ package exitwatch
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"sync"
 	"time"
@@ -23,7 +22,7 @@ func init() {
 
 func probeProc(opt Options) error {
 	_, err := proc.ReadStat(opt.ProcRoot, os.Getpid())
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, proc.ErrGone) { // no stat of pcheck's own there
 		return fmt.Errorf("%s is not a procfs mount: %w (%w)", opt.ProcRoot, ErrNotSupported, err)
 	}
 	return err
