@@ -29,8 +29,7 @@ type Mux struct {
 	poll     time.Duration
 	log      *slog.Logger
 	oom      *oomLog       // nil: the kernel log cannot be read here
-	oomStop  chan struct{} // ends the kernel log's drainer
-	oomDone  chan struct{}
+	oomDone  chan struct{} // closed when the kernel log's drainer ended
 
 	mu       sync.Mutex
 	owners   map[proc.ID][]*View
@@ -59,9 +58,8 @@ func OpenMux(name string, opt Options) (*Mux, error) {
 	m.w = w
 	m.trees, _ = w.(treeKeeper)
 	if m.oom = openOOMLogFor(opt); m.oom != nil {
-		m.oomStop = make(chan struct{})
 		m.oomDone = make(chan struct{})
-		go func() { defer close(m.oomDone); m.oom.keepDrained(m.oomStop) }()
+		go func() { defer close(m.oomDone); m.oom.keepDrained() }()
 	}
 	return m, nil
 }
@@ -116,9 +114,8 @@ func (m *Mux) Close() error {
 	m.mu.Unlock()
 	err := m.w.Close() // no more deliveries, so no more reads of the log
 	if m.oom != nil {
-		close(m.oomStop)
-		<-m.oomDone
 		m.oom.close()
+		<-m.oomDone
 	}
 	return err
 }
