@@ -3,10 +3,15 @@
 package exitwatch
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 
 	"github.com/pwatch/pwatch/internal/testpriv"
 	"github.com/pwatch/pwatch/internal/testproc"
@@ -92,5 +97,32 @@ func TestNetlinkTreesUntrustedAfterOverrun(t *testing.T) {
 	tree, err := w.Tree(master.ID)
 	if err != nil || len(tree) != 1 || tree[0].ID != worker {
 		t.Errorf("tree after the scan: %+v, %v; want the worker %v", tree, err, worker)
+	}
+}
+
+// parseProcEvent reads the kernel's layout (as the netlink package's
+// structs spell it) by offsets, without allocating: it runs for every
+// event on the host. A truncated message is refused.
+func TestParseProcEventByOffsets(t *testing.T) {
+	msg := func(what uint32, data any) []byte {
+		var buf bytes.Buffer
+		binary.Write(&buf, nl.NativeEndian(), nl.CnMsg{ID: nl.CbID{Idx: netlink.CN_IDX_PROC, Val: netlink.CN_VAL_PROC}})
+		binary.Write(&buf, nl.NativeEndian(), netlink.ProcEventHeader{What: what, Timestamp: 1234})
+		binary.Write(&buf, nl.NativeEndian(), data)
+		return buf.Bytes()
+	}
+	fork := msg(netlink.PROC_EVENT_FORK, netlink.ForkProcEvent{ParentPid: 1, ParentTgid: 2, ChildPid: 3, ChildTgid: 4})
+	if ev, ok := parseProcEvent(fork); !ok || ev.pid != 1 || ev.tgid != 2 || ev.childPid != 3 || ev.childTgid != 4 || ev.at != 1234 {
+		t.Errorf("fork parsed as %+v, %v", ev, ok)
+	}
+	exit := msg(netlink.PROC_EVENT_EXIT, netlink.ExitProcEvent{ProcessPid: 5, ProcessTgid: 6, ExitCode: 9})
+	if ev, ok := parseProcEvent(exit); !ok || ev.pid != 5 || ev.tgid != 6 || ev.exitCode != 9 {
+		t.Errorf("exit parsed as %+v, %v", ev, ok)
+	}
+	if ev, ok := parseProcEvent(exit[:cnData+8]); ok {
+		t.Errorf("a truncated exit parsed as %+v", ev)
+	}
+	if n := testing.AllocsPerRun(100, func() { parseProcEvent(fork) }); n != 0 {
+		t.Errorf("parsing an event allocates %v times", n)
 	}
 }
