@@ -112,8 +112,11 @@ func (h *heartbeat) beat() { h.at.Store(int64(monotonicNow())) }
 // LastWake is when the reader last woke; 0 before it first did.
 func (h *heartbeat) LastWake() time.Duration { return time.Duration(h.at.Load()) }
 
-// readerWakeEvery is how often every backend's reader wakes, events or not.
-const readerWakeEvery = time.Second
+// ReaderWakeEvery is how often every backend's reader wakes, events or
+// not (LastWake, for a watchdog). It is the one timer of an idle pcheck, so
+// it is seconds apart: each wake costs a few thread switches in Go's
+// runtime, and the runtime's own monitor sleeps until the next timer.
+const ReaderWakeEvery = 5 * time.Second
 
 // joinReasons puts the reasons better backends were passed over on one
 // log line: "ebpf: ...; netlink: ...".

@@ -40,7 +40,7 @@ func init() {
 
 // lostCheckInterval bounds how long a lost event can go unnoticed when the
 // ring buffer falls silent right after the loss.
-const lostCheckInterval = readerWakeEvery
+const lostCheckInterval = ReaderWakeEvery
 
 // EBPFStats are the ebpf backend's counters, for metrics (Mux.EBPFStats).
 type EBPFStats struct {

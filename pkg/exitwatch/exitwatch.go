@@ -113,8 +113,9 @@ type Watcher interface {
 	// own when its event source failed (no exit can be seen any more).
 	Done() <-chan struct{}
 	// LastWake is when the backend's reader last woke (CLOCK_MONOTONIC), 0
-	// before it first did. Every reader wakes at least once a second, so
-	// a watchdog tells a live event path from a stuck one.
+	// before it first did. Every reader wakes at least every
+	// ReaderWakeEvery, so a watchdog tells a live event path from a stuck
+	// one.
 	LastWake() time.Duration
 	// Close stops the backend; nothing reaches the Sink after it returns.
 	Close() error

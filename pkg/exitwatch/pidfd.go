@@ -151,7 +151,7 @@ func (w *pidfdWatcher) loop() {
 	events := make([]unix.EpollEvent, 256)
 	for {
 		w.beat()
-		n, err := unix.EpollWait(w.epfd, events, int(readerWakeEvery.Milliseconds()))
+		n, err := unix.EpollWait(w.epfd, events, int(ReaderWakeEvery.Milliseconds()))
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}

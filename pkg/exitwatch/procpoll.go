@@ -92,7 +92,7 @@ func (w *procPoller) Unwatch(id proc.ID) error {
 
 func (w *procPoller) loop() {
 	defer close(w.done)
-	t := time.NewTicker(min(w.opt.PollInterval, readerWakeEvery))
+	t := time.NewTicker(min(w.opt.PollInterval, ReaderWakeEvery))
 	defer t.Stop()
 	last := time.Now()
 	for {
