@@ -240,6 +240,11 @@ func openNetlink(opt Options, sink Sink) (Watcher, error) {
 		trees:     treeTable{},
 		trackedAt: map[proc.ID]int{},
 	}
+	// Events it never uses stay in the kernel; without the filter (which
+	// every kernel with the connector has) they only cost more wakes.
+	if err := attachCnFilter(s.GetFd()); err != nil {
+		opt.Logger.Warn("netlink watcher: every host event will wake pcheck", "err", err)
+	}
 	// The reader wakes at least every ReaderWakeEvery (EAGAIN), for the watchdog.
 	tv := unix.NsecToTimeval(ReaderWakeEvery.Nanoseconds())
 	if err := s.SetReceiveTimeout(&tv); err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
 
 	"github.com/pwatch/pwatch/internal/testpriv"
 	"github.com/pwatch/pwatch/internal/testproc"
@@ -124,5 +125,78 @@ func TestParseProcEventByOffsets(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { parseProcEvent(fork) }); n != 0 {
 		t.Errorf("parsing an event allocates %v times", n)
+	}
+}
+
+// The socket filter passes the events the backend uses and drops the
+// rest in the kernel: a thread's creation, a comm change. It is tried on
+// a datagram socket pair, with datagrams laid out as the connector's.
+func TestCnFilterDropsWhatIsNeverUsed(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	if err := attachCnFilter(fds[1]); err != nil {
+		t.Fatal(err)
+	}
+	datagram := func(what uint32, data any) []byte {
+		var buf bytes.Buffer
+		binary.Write(&buf, nl.NativeEndian(), unix.NlMsghdr{Type: unix.NLMSG_DONE})
+		binary.Write(&buf, nl.NativeEndian(), nl.CnMsg{ID: nl.CbID{Idx: netlink.CN_IDX_PROC, Val: netlink.CN_VAL_PROC}})
+		binary.Write(&buf, nl.NativeEndian(), netlink.ProcEventHeader{What: what})
+		binary.Write(&buf, nl.NativeEndian(), data)
+		return buf.Bytes()
+	}
+	const procCommEvent = 0x200 // PROC_EVENT_COMM
+	cases := []struct {
+		name string
+		msg  []byte
+		pass bool
+	}{
+		{"process fork", datagram(netlink.PROC_EVENT_FORK, netlink.ForkProcEvent{ParentPid: 1, ParentTgid: 1, ChildPid: 70000, ChildTgid: 70000}), true},
+		{"thread creation", datagram(netlink.PROC_EVENT_FORK, netlink.ForkProcEvent{ParentPid: 1, ParentTgid: 1, ChildPid: 70001, ChildTgid: 70000}), false},
+		{"thread exit", datagram(netlink.PROC_EVENT_EXIT, netlink.ExitProcEvent{ProcessPid: 70001, ProcessTgid: 70000}), true},
+		{"exec", datagram(netlink.PROC_EVENT_EXEC, netlink.ExecProcEvent{ProcessPid: 70000, ProcessTgid: 70000}), true},
+		{"listen ack", datagram(netlink.PROC_EVENT_NONE, uint32(0)), true},
+		{"comm change", datagram(procCommEvent, [24]byte{}), false},
+	}
+	for i := range cases {
+		cases[i].msg = append(cases[i].msg, byte(i)) // a tag past the fields: tells them apart
+		c := cases[i]
+		if _, err := unix.Write(fds[0], c.msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A sentinel after them: everything before it has been filtered.
+	sentinel := bytes.Clone(cases[0].msg)
+	sentinel[len(sentinel)-1] = 0xff
+	if _, err := unix.Write(fds[0], sentinel); err != nil {
+		t.Fatal(err)
+	}
+	var got [][]byte
+	buf := make([]byte, 256)
+	for len(got) == 0 || !bytes.Equal(got[len(got)-1], sentinel) {
+		n, err := unix.Read(fds[1], buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, bytes.Clone(buf[:n]))
+	}
+	var want [][]byte
+	for _, c := range cases {
+		if c.pass {
+			want = append(want, c.msg)
+		}
+	}
+	want = append(want, sentinel)
+	if len(got) != len(want) {
+		t.Fatalf("%d datagrams passed the filter, want %d (process fork, thread exit, exec, ack, sentinel)", len(got), len(want))
+	}
+	for i := range want {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Errorf("datagram %d passed is not the expected one", i)
+		}
 	}
 }
