@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
+	"runtime/debug"
 	"strconv"
 	"syscall"
 	"time"
@@ -41,6 +42,8 @@ func Run(ctx context.Context, cfg Config, log *msg.Logger) error {
 		return err
 	}
 	defer d.mux.Close()
+	defer log.Observe(nil)
+	defer d.startNotify(ctx)()
 	return d.serve(ctx, cfg, svcs, matchers)
 }
 
@@ -57,6 +60,10 @@ func newDaemon(ctx context.Context, cfg Config, log *msg.Logger) (*daemon, []*pf
 		return nil, nil, nil, fmt.Errorf("--reboot-command: %w", err)
 	}
 	rebootCmd.UnsafeSkipTrust = cfg.SkipTrustCheck
+	notifier, err := newNotifier(cfg, log)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	rules := ruleSource{paths: cfg.Paths, rebootProgram: rebootCmd.Argv[0], skipTrust: cfg.SkipTrustCheck}
 	svcs, matchers, err := rules.load(log)
 	if err != nil {
@@ -90,12 +97,21 @@ func newDaemon(ctx context.Context, cfg Config, log *msg.Logger) (*daemon, []*pf
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	// Loading the BPF programs decoded the kernel's BTF: megabytes of heap
+	// that are garbage now. Give them back at once rather than over the
+	// scavenger's minutes, so an idle pcheck is small from the start.
+	debug.FreeOSMemory()
+	hub, err := newEventHub(log)
+	if err != nil {
+		mux.Close()
+		return nil, nil, nil, err
+	}
 	if cfg.Watcher != "auto" { // auto has logged its choice, and why
 		slog.Info("death-detection backend", "watcher", mux.Backend().Name(), "process_trees_from_events", mux.KeepsTrees())
 	}
 	d := &daemon{
 		rules: rules, log: log, table: table, snaps: proc.NewSnapshots(table, snapshotRetention), mux: mux, guard: guard, runs: runs, store: store,
-		clock: supervise.NewMonotonicClock(), ctx: ctx,
+		clock: supervise.NewMonotonicClock(), ctx: ctx, events: hub, notifier: notifier,
 		ending:   make(chan struct{}, 1),
 		services: map[string]*running{},
 	}
@@ -202,10 +218,11 @@ func notify(log *slog.Logger, send func() error) {
 	}
 }
 
-// serveHTTP starts the metrics and health endpoints that cfg asks for
-// (one listener when both share an address) and returns their stop.
+// serveHTTP starts the metrics and health endpoints and the status page
+// that cfg asks for (one listener for those that share an address) and
+// returns their stop.
 func (d *daemon) serveHTTP(cfg Config) (func(), error) {
-	if cfg.MetricsListen == "" && cfg.HealthListen == "" {
+	if cfg.MetricsListen == "" && cfg.HealthListen == "" && cfg.WebListen == "" {
 		return func() {}, nil
 	}
 	src := metricsSource{d}
@@ -219,8 +236,9 @@ func (d *daemon) serveHTTP(cfg Config) (func(), error) {
 	}
 	if cfg.MetricsListen != "" {
 		m := metrics.New(src, metrics.Options{
-			RestartReasons: []string{supervise.ReasonDown, supervise.ReasonStall, supervise.ReasonSocket, supervise.ReasonStart, supervise.ReasonRearm},
-			Logger:         slog,
+			RestartReasons: []string{supervise.ReasonDown, supervise.ReasonStall, supervise.ReasonSocket, supervise.ReasonStart, supervise.ReasonRearm,
+				supervise.ReasonOperator, supervise.ReasonLimit},
+			Logger: slog,
 		})
 		d.metrics = m
 		mux(cfg.MetricsListen).Handle("/metrics", m.Handler())
@@ -229,6 +247,9 @@ func (d *daemon) serveHTTP(cfg Config) (func(), error) {
 		h := metrics.HealthHandler(healthSource{d})
 		mux(cfg.HealthListen).Handle("/healthz", h)
 		mux(cfg.HealthListen).Handle("/healthz/", h)
+	}
+	if cfg.WebListen != "" {
+		mux(cfg.WebListen)
 	}
 	limit, err := raiseFDLimit()
 	if err != nil {
@@ -244,7 +265,14 @@ func (d *daemon) serveHTTP(cfg Config) (func(), error) {
 			"nofile", limit, "http_max_conns", want, "each", maxConns)
 	}
 	var servers []*metrics.Server
+	closePage := func() {}
+	if cfg.WebListen != "" {
+		page := d.statusPage(maxConns)
+		mux(cfg.WebListen).Handle("/", page)
+		closePage = page.Close
+	}
 	stop := func() {
+		closePage()
 		for _, s := range servers {
 			s.Close()
 		}

@@ -12,9 +12,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pwatch/pwatch/pkg/events"
 	"github.com/pwatch/pwatch/pkg/exitwatch"
 	"github.com/pwatch/pwatch/pkg/metrics"
 	"github.com/pwatch/pwatch/pkg/msg"
+	notifier "github.com/pwatch/pwatch/pkg/notify"
 	"github.com/pwatch/pwatch/pkg/opstate"
 	"github.com/pwatch/pwatch/pkg/pfile"
 	"github.com/pwatch/pwatch/pkg/probe"
@@ -43,6 +45,9 @@ type daemon struct {
 	ending     chan struct{}    // a retry-over action asks pcheck to end
 	endCode    atomic.Int64     // with the highest status asked for
 	metrics    *metrics.Metrics // nil unless --metrics-listen
+	events     *events.Hub      // the event history
+
+	notifier *notifier.Notifier // nil unless --notify-command
 
 	mu       sync.Mutex // serialises reloads and guards services
 	services map[string]*running
