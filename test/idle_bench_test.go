@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pwatch/pwatch/internal/testpriv"
+	"github.com/pwatch/pwatch/pkg/proc"
 )
 
 // idleServices is how many services (one process each) the idle pcheck
@@ -86,7 +87,7 @@ func cpuTime(b testing.TB, pid int) time.Duration {
 	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
 	utime, _ := strconv.ParseInt(f[11], 10, 64)
 	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
+	return proc.TicksDuration(uint64(utime + stime))
 }
 
 // rssKiB is pid's resident set size.

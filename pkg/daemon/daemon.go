@@ -190,8 +190,9 @@ loop:
 }
 
 // readerSilence is how long the death watch's reader may go without waking
-// (it wakes every second) before the watchdog is starved.
-const readerSilence = 10 * time.Second
+// (it wakes every ReaderWakeEvery) before the watchdog is starved: two
+// wakes may be late on a loaded host.
+const readerSilence = 3 * exitwatch.ReaderWakeEvery
 
 // eventPathAlive feeds systemd's watchdog: the death watch's reader still
 // wakes, and every supervisor answers (idle, or busy within its bounds).

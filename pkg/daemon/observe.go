@@ -3,7 +3,6 @@
 package daemon
 
 import (
-	"github.com/pwatch/pwatch/pkg/exitwatch"
 	"github.com/pwatch/pwatch/pkg/metrics"
 	"github.com/pwatch/pwatch/pkg/supervise"
 )
@@ -49,11 +48,10 @@ func (d *daemon) serviceStates(status func(*supervise.Service) supervise.Status)
 func (m metricsSource) Backend() string { return m.d.mux.Backend().Name() }
 
 func (m metricsSource) BPFStats() (metrics.BPFStats, bool) {
-	w, ok := m.d.mux.Backend().(interface{ Stats() exitwatch.EBPFStats })
+	s, ok := m.d.mux.EBPFStats()
 	if !ok {
 		return metrics.BPFStats{}, false
 	}
-	s := w.Stats()
 	return metrics.BPFStats{Received: s.Received, Lost: s.Lost, Rescans: s.Rescans}, true
 }
 

@@ -5,11 +5,9 @@ package exitwatch
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -105,7 +103,7 @@ const pfExiting = 0x4
 // missed: every thread that could have created it was seen exiting.
 func groupExiting(procRoot string, id proc.ID) (bool, error) {
 	st, err := proc.ReadStat(procRoot, id.PID)
-	if errors.Is(err, fs.ErrNotExist) || (err == nil && st.StartTime != id.StartTime) {
+	if errors.Is(err, proc.ErrGone) || (err == nil && st.StartTime != id.StartTime) {
 		return true, nil
 	}
 	if err != nil {
@@ -121,7 +119,7 @@ func groupExiting(procRoot string, id proc.ID) (bool, error) {
 	}
 	for tid := range first {
 		ts, err := proc.ReadStatFile(taskDir + "/" + tid + "/stat")
-		if errors.Is(err, fs.ErrNotExist) {
+		if errors.Is(err, proc.ErrGone) {
 			continue // released: it has exited
 		}
 		if err != nil {
@@ -130,7 +128,7 @@ func groupExiting(procRoot string, id proc.ID) (bool, error) {
 		if ts.Flags&pfExiting == 0 && !ts.State.Dead() {
 			// A live thread, unless the pid was reused while we read.
 			now, err := proc.ReadStat(procRoot, id.PID)
-			return errors.Is(err, fs.ErrNotExist) || (err == nil && now.StartTime != id.StartTime), nil
+			return errors.Is(err, proc.ErrGone) || (err == nil && now.StartTime != id.StartTime), nil
 		}
 	}
 	again, err := listTasks(taskDir)
@@ -149,7 +147,7 @@ func groupExiting(procRoot string, id proc.ID) (bool, error) {
 // lists none.
 func listTasks(dir string) (map[string]struct{}, error) {
 	entries, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
+	if proc.IsGone(err) {
 		return nil, nil
 	}
 	if err != nil {

@@ -50,7 +50,7 @@ func TestAutoPicksEBPF(t *testing.T) {
 		testpriv.Unavailable(t, "the ebpf backend is not registered in this build")
 	}
 	var rec logRecorder
-	w, err := Open("auto", Options{Logger: slog.New(slog.NewJSONHandler(&rec, nil)), PollInterval: testPollInterval})
+	w, err := Open("auto", Options{Logger: slog.New(slog.NewJSONHandler(&rec, nil)), PollInterval: testPollInterval}, newSinkLog())
 	if err != nil {
 		t.Fatalf("Open(auto): %v", err)
 	}
@@ -73,16 +73,16 @@ func TestAutoFallsBackAndLogsWhy(t *testing.T) {
 	fake := &fakeWatcher{name: "works"}
 	register(backend{name: "lacking", rank: 0,
 		probe: func(Options) error { return fmt.Errorf("no such thing: %w", ErrNotSupported) },
-		open:  func(Options) (Watcher, error) { t.Error("opened a backend whose probe said no"); return nil, nil }})
+		open:  func(Options, Sink) (Watcher, error) { t.Error("opened a backend whose probe said no"); return nil, nil }})
 	register(backend{name: "denied", rank: 1,
 		probe: func(Options) error { return errors.New("operation not permitted") },
-		open:  func(Options) (Watcher, error) { t.Error("opened a backend whose probe failed"); return nil, nil }})
+		open:  func(Options, Sink) (Watcher, error) { t.Error("opened a backend whose probe failed"); return nil, nil }})
 	register(backend{name: "works", rank: 2,
 		probe: func(Options) error { return nil },
-		open:  func(Options) (Watcher, error) { return fake, nil }})
+		open:  func(Options, Sink) (Watcher, error) { return fake, nil }})
 
 	var rec logRecorder
-	w, err := Open("auto", Options{Logger: slog.New(slog.NewJSONHandler(&rec, nil))})
+	w, err := Open("auto", Options{Logger: slog.New(slog.NewJSONHandler(&rec, nil))}, newSinkLog())
 	if err != nil {
 		t.Fatalf("Open(auto): %v", err)
 	}
@@ -115,9 +115,9 @@ func TestAutoBestWorksPassesNoneOver(t *testing.T) {
 	fake := &fakeWatcher{name: "works"}
 	register(backend{name: "works", rank: 0,
 		probe: func(Options) error { return nil },
-		open:  func(Options) (Watcher, error) { return fake, nil }})
+		open:  func(Options, Sink) (Watcher, error) { return fake, nil }})
 	var rec logRecorder
-	if _, err := Open("auto", Options{Logger: slog.New(slog.NewJSONHandler(&rec, nil))}); err != nil {
+	if _, err := Open("auto", Options{Logger: slog.New(slog.NewJSONHandler(&rec, nil))}, newSinkLog()); err != nil {
 		t.Fatalf("Open(auto): %v", err)
 	}
 	chosen := find(rec.records(t), "death-detection backend chosen", "watcher", "works")

@@ -19,11 +19,6 @@ type Options struct {
 	// PollInterval is the proc backend's period.
 	PollInterval time.Duration
 	Logger       *slog.Logger
-
-	// Set by a Mux: events go straight to deliver, and resync is called
-	// when events may have been lost.
-	deliver func(Event)
-	resync  func()
 }
 
 func (o Options) withDefaults() Options {
@@ -35,9 +30,6 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.resync == nil {
-		o.resync = func() {}
 	}
 	return o
 }
@@ -53,7 +45,7 @@ type backend struct {
 	// probe answers nil when the backend can work here, an error wrapping
 	// ErrNotSupported when the kernel says no, any other error otherwise.
 	probe func(Options) error
-	open  func(Options) (Watcher, error)
+	open  func(Options, Sink) (Watcher, error)
 }
 
 var registry = map[string]backend{}
@@ -71,22 +63,26 @@ func Backends() []string {
 }
 
 // Open starts the named backend, or with "auto" the best one that works
-// here, logging which and why the better ones were passed over.
-func Open(name string, opt Options) (Watcher, error) {
+// here, logging which and why the better ones were passed over. Its
+// events go to sink.
+func Open(name string, opt Options, sink Sink) (Watcher, error) {
+	if sink == nil {
+		return nil, errors.New("exitwatch: Open needs a Sink")
+	}
 	opt = opt.withDefaults()
 	if name != "auto" {
 		b, ok := registry[name]
 		if !ok {
 			return nil, fmt.Errorf("unknown watcher %q (have auto, %v)", name, Backends())
 		}
-		return b.open(opt)
+		return b.open(opt, sink)
 	}
 	var reasons []error
 	for _, n := range Backends() {
 		b := registry[n]
 		err := b.probe(opt)
 		if err == nil {
-			w, openErr := b.open(opt)
+			w, openErr := b.open(opt, sink)
 			if openErr == nil {
 				attrs := []any{"watcher", n}
 				if len(reasons) > 0 { // the best one works: nothing to explain
@@ -107,9 +103,8 @@ func Open(name string, opt Options) (Watcher, error) {
 	return nil, fmt.Errorf("no death-detection backend works here: %w", errors.Join(reasons...))
 }
 
-// heartbeat records when a backend's reader last woke (CLOCK_MONOTONIC).
-// Every reader wakes at least once a second, so a watchdog tells a live
-// event path from a stuck one. Backends embed it.
+// heartbeat records when a backend's reader last woke (CLOCK_MONOTONIC),
+// for Watcher.LastWake. Backends embed it.
 type heartbeat struct{ at atomic.Int64 }
 
 func (h *heartbeat) beat() { h.at.Store(int64(monotonicNow())) }
@@ -117,8 +112,11 @@ func (h *heartbeat) beat() { h.at.Store(int64(monotonicNow())) }
 // LastWake is when the reader last woke; 0 before it first did.
 func (h *heartbeat) LastWake() time.Duration { return time.Duration(h.at.Load()) }
 
-// readerWakeEvery is how often every backend's reader wakes, events or not.
-const readerWakeEvery = time.Second
+// ReaderWakeEvery is how often every backend's reader wakes, events or
+// not (LastWake, for a watchdog). It is the one timer of an idle pcheck, so
+// it is seconds apart: each wake costs a few thread switches in Go's
+// runtime, and the runtime's own monitor sleeps until the next timer.
+const ReaderWakeEvery = 5 * time.Second
 
 // joinReasons puts the reasons better backends were passed over on one
 // log line: "ebpf: ...; netlink: ...".

@@ -73,9 +73,10 @@ func testOptions(t testing.TB) Options {
 // openBackend opens name for a test: a backend the host cannot run is a
 // skip with the reason (a failure when privileged tests are required), any
 // other error a failure.
-func openBackend(t testing.TB, name string) Watcher {
+func openBackend(t testing.TB, name string) (Watcher, *sinkLog) {
 	t.Helper()
-	w, err := Open(name, testOptions(t))
+	sink := newSinkLog()
+	w, err := Open(name, testOptions(t), sink)
 	if insidePIDNamespace() && slices.Contains(refusedInPIDNamespace, name) {
 		if !errors.Is(err, ErrNotSupported) {
 			t.Fatalf("backend %s opened in a pid namespace (%v); it must refuse", name, err)
@@ -96,19 +97,21 @@ func openBackend(t testing.TB, name string) Watcher {
 			t.Errorf("close %s: %v", name, err)
 		}
 	})
-	return w
+	return w, sink
 }
 
-// harness reads one watcher's events and keeps every one in log, so tests
-// can assert on what arrived, in order.
+// harness reads one watcher's events from its sink and keeps every one in
+// log, so tests can assert on what arrived, in order.
 type harness struct {
-	t   *testing.T
-	w   Watcher
-	log []Event
+	t    *testing.T
+	w    Watcher
+	sink *sinkLog
+	log  []Event
 }
 
 func openHarness(t *testing.T, name string) *harness {
-	return &harness{t: t, w: openBackend(t, name)}
+	w, sink := openBackend(t, name)
+	return &harness{t: t, w: w, sink: sink}
 }
 
 func (h *harness) watch(id proc.ID) {
@@ -129,17 +132,18 @@ func (h *harness) waitFor(what string, match func(Event) bool) Event {
 	}
 	timeout := time.After(eventDeadline)
 	for {
-		select {
-		case ev, ok := <-h.w.Events():
-			if !ok {
-				h.t.Fatalf("event stream closed while waiting for %s", what)
+		ev, ok := h.sink.next(timeout, h.w.Done())
+		if !ok {
+			select {
+			case <-h.w.Done():
+				h.t.Fatalf("the backend ended while waiting for %s", what)
+			default:
+				h.t.Fatalf("no %s within %v (events so far: %+v)", what, eventDeadline, h.log)
 			}
-			h.log = append(h.log, ev)
-			if match(ev) {
-				return ev
-			}
-		case <-timeout:
-			h.t.Fatalf("no %s within %v (events so far: %+v)", what, eventDeadline, h.log)
+		}
+		h.log = append(h.log, ev)
+		if match(ev) {
+			return ev
 		}
 	}
 }

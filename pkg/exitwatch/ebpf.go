@@ -28,8 +28,8 @@ import (
 )
 
 func init() {
-	register(backend{name: "ebpf", rank: 0, probe: probeEBPF, open: func(o Options) (Watcher, error) {
-		w, err := loadEBPF(o, 0)
+	register(backend{name: "ebpf", rank: 0, probe: probeEBPF, open: func(o Options, sink Sink) (Watcher, error) {
+		w, err := loadEBPF(o, sink, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -40,10 +40,9 @@ func init() {
 
 // lostCheckInterval bounds how long a lost event can go unnoticed when the
 // ring buffer falls silent right after the loss.
-const lostCheckInterval = readerWakeEvery
+const lostCheckInterval = ReaderWakeEvery
 
-// EBPFStats are the ebpf backend's counters, for metrics. The Watcher that
-// Open("ebpf") returns has a method Stats() EBPFStats.
+// EBPFStats are the ebpf backend's counters, for metrics (Mux.EBPFStats).
 type EBPFStats struct {
 	// Received counts events read from the ring buffer.
 	Received uint64
@@ -106,13 +105,12 @@ func sameBoottimeAsKernel(procRoot string) error {
 // two maps and sends the matches through a ring buffer.
 type ebpfWatcher struct {
 	heartbeat
+	*outlet
 	procRoot string
-	resync   func()
 	log      *slog.Logger
 	objs     ebpfObjects
 	links    []link.Link
 	reader   *ringbuf.Reader
-	out      *eventQueue
 	readDone chan struct{}
 
 	// mu guards the user-space copies of the maps, and keeps each kernel
@@ -141,7 +139,7 @@ type ebpfWatcher struct {
 
 // loadEBPF loads and attaches the programs without reading events yet, so a
 // test can let the ring buffer overflow. ringBytes 0 keeps the compiled size.
-func loadEBPF(opt Options, ringBytes uint32) (_ *ebpfWatcher, err error) {
+func loadEBPF(opt Options, sink Sink, ringBytes uint32) (_ *ebpfWatcher, err error) {
 	opt = opt.withDefaults()
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, fmt.Errorf("raising the memlock limit for BPF: %w", err)
@@ -164,10 +162,9 @@ func loadEBPF(opt Options, ringBytes uint32) (_ *ebpfWatcher, err error) {
 		}
 	}
 	w := &ebpfWatcher{
+		outlet:   newOutlet(sink),
 		procRoot: opt.ProcRoot,
-		resync:   opt.resync,
 		log:      opt.Logger.With("watcher", "ebpf"),
-		out:      newEventQueue(opt.deliver),
 		readDone: make(chan struct{}),
 		watched:  map[int]proc.ID{},
 		exes:     map[ebpfExeKey][]string{},
@@ -251,11 +248,6 @@ func (w *ebpfWatcher) start() {
 
 func (w *ebpfWatcher) Name() string { return "ebpf" }
 
-// tellsOOM says whether the kernel's own exit events say OOM or not.
-func (w *ebpfWatcher) tellsOOM() bool { return w.victimsSeen }
-
-func (w *ebpfWatcher) Events() <-chan Event { return w.out.out }
-
 // Stats returns the counters.
 func (w *ebpfWatcher) Stats() EBPFStats {
 	s := EBPFStats{Received: w.received.Load(), Rescans: w.rescans.Load()}
@@ -278,7 +270,7 @@ func (w *ebpfWatcher) Watch(id proc.ID) error {
 		// One pid, two identities: at most one of them is alive.
 		alive, ev := checkAlive(w.procRoot, cur)
 		if alive {
-			w.out.push(exitEvent(id, false, 0))
+			w.push(exitEvent(id, false, 0))
 			return nil
 		}
 		w.report(ev)
@@ -287,7 +279,7 @@ func (w *ebpfWatcher) Watch(id proc.ID) error {
 	if err != nil || st.StartTime != id.StartTime {
 		alive, ev := checkAlive(w.procRoot, id)
 		if !alive {
-			w.out.push(ev)
+			w.push(ev)
 			return nil
 		}
 	}
@@ -482,7 +474,7 @@ func (w *ebpfWatcher) reportFrom(ev Event, byKernel bool) {
 	}
 	w.mu.Unlock()
 	if watched {
-		w.out.push(ev)
+		w.push(ev)
 	}
 }
 
@@ -569,7 +561,7 @@ func (w *ebpfWatcher) read() {
 			w.log.Error("reading the BPF ring buffer", "err", err)
 			if failures++; failures >= maxReadFailures {
 				w.log.Error("the BPF ring buffer cannot be read: no more exits will be seen")
-				w.out.close() // Events ends: the consumer must know
+				w.outlet.close() // Done: the consumer must know
 				return
 			}
 		default:
@@ -595,6 +587,7 @@ func (w *ebpfWatcher) handle(raw []byte) {
 	case ebpfEventKindEVENT_EXIT:
 		ev := exitEvent(id, true, int(e.WaitStatus))
 		ev.At = at
+		ev.oomTold = w.victimsSeen
 		switch {
 		case e.Oom != 0:
 			ev.OOM = &OOMKill{}
@@ -607,7 +600,7 @@ func (w *ebpfWatcher) handle(raw []byte) {
 		paths := w.exes[e.Exe]
 		w.mu.Unlock()
 		for _, p := range paths {
-			w.out.push(Event{Kind: Exec, ID: id, Exe: p, PPID: int(e.Ppid), At: at})
+			w.push(Event{Kind: Exec, ID: id, Exe: p, PPID: int(e.Ppid), At: at})
 		}
 	default:
 		w.log.Error("unknown BPF event kind", "kind", e.Kind)
@@ -645,7 +638,7 @@ func (w *ebpfWatcher) rescanIfLost() {
 	w.log.Warn("BPF ring buffer overflowed; re-checking watched processes", "lost", n-w.lostSeen)
 	w.lostSeen = n
 	w.rescan()
-	w.resync() // lost exec events: what a supervisor waits for may have come
+	w.outlet.resync() // lost exec events: what a supervisor waits for may have come
 }
 
 // rescan reports every watched process that is no longer alive.
@@ -664,7 +657,7 @@ func (w *ebpfWatcher) rescan() {
 	}
 }
 
-// Close detaches the programs, stops the reader and closes Events.
+// Close detaches the programs, stops the reader and ends the outlet.
 func (w *ebpfWatcher) Close() error {
 	w.closeOnce.Do(func() {
 		w.closeErr = w.reader.Close()
@@ -678,7 +671,7 @@ func (w *ebpfWatcher) Close() error {
 		w.objsClosed = true
 		w.objsMu.Unlock()
 		w.closeKernelSide()
-		w.out.close()
+		w.outlet.close()
 	})
 	return w.closeErr
 }

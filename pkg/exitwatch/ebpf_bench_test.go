@@ -89,7 +89,7 @@ func loadForOverhead(b *testing.B) *ebpfWatcher {
 		}
 		ids[i] = id
 	}
-	w, err := loadEBPF(Options{}, 0)
+	w, err := loadEBPF(Options{}, newSinkLog(), 0)
 	if err != nil {
 		b.Fatal(err)
 	}

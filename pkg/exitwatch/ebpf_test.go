@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -40,7 +39,7 @@ func loadEBPFWith(t *testing.T, opt Options, ringBytes uint32) *ebpfWatcher {
 	} else if err != nil {
 		t.Fatalf("probing BPF: %v", err)
 	}
-	w, err := loadEBPF(opt, ringBytes)
+	w, err := loadEBPF(opt, newSinkLog(), ringBytes)
 	if err != nil {
 		t.Fatalf("loading the ebpf backend: %v", err)
 	}
@@ -80,20 +79,19 @@ func killAndReap(t *testing.T, cmd *exec.Cmd) {
 	_ = cmd.Wait()
 }
 
-// nextEvent returns the next event, failing the test at the deadline.
-func nextEvent(t *testing.T, w Watcher) Event {
+// nextEvent returns the next event w's sink got, failing the test at the
+// deadline.
+func nextEvent(t *testing.T, w *ebpfWatcher) Event {
 	t.Helper()
-	select {
-	case ev, ok := <-w.Events():
-		if !ok {
-			t.Fatal("Events closed early")
-		}
-		return ev
-	case <-time.After(ebpfTestDeadline):
-		t.Fatal("no event before the deadline")
+	ev, ok := sinkOf(w).next(time.After(ebpfTestDeadline), w.Done())
+	if !ok {
+		t.Fatal("no event before the deadline, or the backend ended")
 	}
-	return Event{}
+	return ev
 }
+
+// sinkOf is the sinkLog loadEBPFWith gave w.
+func sinkOf(w *ebpfWatcher) *sinkLog { return w.outlet.sink.(*sinkLog) }
 
 // copyExecutable copies src into dir under name, so it is a file of its own
 // (another inode) that runs the same program.
@@ -266,10 +264,7 @@ func TestEBPFRefusesABoottimeOffset(t *testing.T) {
 func TestEBPFLostEventsOnABusyHost(t *testing.T) {
 	testpriv.Root(t)
 	testproc.Crowd(t, 5000)
-	var resyncs atomic.Int32
-	opt := testOptions(t)
-	opt.resync = func() { resyncs.Add(1) }
-	w := loadEBPFWith(t, opt, uint32(os.Getpagesize()))
+	w := loadEBPFWith(t, testOptions(t), uint32(os.Getpagesize()))
 	const n = 100
 	masters := make([]*testproc.Proc, n)
 	workers := map[proc.ID]proc.ID{}
@@ -301,10 +296,10 @@ func TestEBPFLostEventsOnABusyHost(t *testing.T) {
 	}
 	// The rescan reports the deaths it finds before it tells the resync:
 	// the last exit can come a moment before it.
-	for deadline := time.Now().Add(10 * time.Second); resyncs.Load() == 0 && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(10 * time.Second); sinkOf(w).resyncCount() == 0 && time.Now().Before(deadline); {
 		time.Sleep(time.Millisecond)
 	}
-	if resyncs.Load() == 0 {
+	if sinkOf(w).resyncCount() == 0 {
 		t.Error("events were lost and nobody was told to resync within 10 s of the last exit")
 	}
 	for master, worker := range workers {

@@ -46,6 +46,9 @@ type Event struct {
 	// killed it.
 	OOM    *OOMKill
 	Sender *Sender
+	// oomTold: the backend saw for itself whether the OOM killer chose it
+	// (ebpf with mark_victim), so OOM nil means it did not.
+	oomTold bool
 	// Exec only: the watched executable path that was started, and the
 	// parent of the process that started it.
 	Exe  string
@@ -71,7 +74,19 @@ type Sender struct {
 	UID  int
 }
 
-// Watcher is one death-detection backend.
+// Sink takes a backend's events (Open) or one view's (Mux). Its methods
+// are called on the goroutine that saw the event (the backend's reader, or
+// the caller of Watch) and must never block.
+type Sink interface {
+	Exited(Event)
+	Execed(Event)
+	// Resync says events may have been lost: what the sink knows from
+	// events alone (a restarted process, a tree) must be checked in /proc.
+	Resync()
+}
+
+// Watcher is one death-detection backend. It reports to the Sink it was
+// opened with.
 type Watcher interface {
 	// Name is the backend's name: ebpf, netlink, pidfd or proc.
 	Name() string
@@ -94,7 +109,14 @@ type Watcher interface {
 	// miss a process that lives shorter than that.
 	WatchExec(path string) error
 	UnwatchExec(path string) error
-	// Events is the stream of exit and exec events; closed by Close.
-	Events() <-chan Event
+	// Done is closed once the backend has ended: after Close, or on its
+	// own when its event source failed (no exit can be seen any more).
+	Done() <-chan struct{}
+	// LastWake is when the backend's reader last woke (CLOCK_MONOTONIC), 0
+	// before it first did. Every reader wakes at least every
+	// ReaderWakeEvery, so a watchdog tells a live event path from a stuck
+	// one.
+	LastWake() time.Duration
+	// Close stops the backend; nothing reaches the Sink after it returns.
 	Close() error
 }

@@ -16,17 +16,6 @@ import (
 	"github.com/pwatch/pwatch/pkg/proc"
 )
 
-// Sink takes one view's events. Its methods are called on the goroutine
-// that saw the event (the backend's reader, or the caller of Watch) and
-// must never block.
-type Sink interface {
-	Exited(Event)
-	Execed(Event)
-	// Resync says events may have been lost: what the sink knows from
-	// events alone (a restarted process, a tree) must be checked in /proc.
-	Resync()
-}
-
 // Mux shares the host's one backend among many views (one per service):
 // it remembers which views watch which process (two pfiles may match the
 // same one) and hands each event to every owner, straight from the
@@ -35,13 +24,12 @@ type Sink interface {
 // here instead, so a view's Watch never fails.
 type Mux struct {
 	w        Watcher
+	trees    treeKeeper // the backend, when it keeps trees; else nil
 	procRoot string
 	poll     time.Duration
 	log      *slog.Logger
-	done     chan struct{} // closed when the backend's event stream ends
 	oom      *oomLog       // nil: the kernel log cannot be read here
-	oomStop  chan struct{} // ends the kernel log's drainer
-	oomDone  chan struct{}
+	oomDone  chan struct{} // closed when the kernel log's drainer ended
 
 	mu       sync.Mutex
 	owners   map[proc.ID][]*View
@@ -58,51 +46,51 @@ func OpenMux(name string, opt Options) (*Mux, error) {
 		procRoot: opt.ProcRoot,
 		poll:     opt.PollInterval,
 		log:      opt.Logger,
-		done:     make(chan struct{}),
 		owners:   map[proc.ID][]*View{},
 		execs:    map[string][]*View{},
 		views:    map[*View]struct{}{},
 		polled:   map[proc.ID]struct{}{},
 	}
-	opt.deliver, opt.resync = m.deliver, m.resync
-	w, err := Open(name, opt)
+	w, err := Open(name, opt, muxSink{m})
 	if err != nil {
 		return nil, err
 	}
 	m.w = w
+	m.trees, _ = w.(treeKeeper)
 	if m.oom = openOOMLogFor(opt); m.oom != nil {
-		m.oomStop = make(chan struct{})
 		m.oomDone = make(chan struct{})
-		go func() { defer close(m.oomDone); m.oom.keepDrained(m.oomStop) }()
+		go func() { defer close(m.oomDone); m.oom.keepDrained() }()
 	}
-	go func() {
-		for range w.Events() { // delivered directly; this only waits for the end
-		}
-		close(m.done)
-	}()
 	return m, nil
 }
 
-// Backend is the watcher behind the Mux (its name, its stats).
+// muxSink is how the backend reaches the Mux.
+type muxSink struct{ m *Mux }
+
+func (s muxSink) Exited(ev Event) { s.m.deliver(ev) }
+func (s muxSink) Execed(ev Event) { s.m.deliver(ev) }
+func (s muxSink) Resync()         { s.m.resync() }
+
+// Backend is the watcher behind the Mux.
 func (m *Mux) Backend() Watcher { return m.w }
 
-// Done is closed when the backend's event stream ended on its own: no exit
-// can be seen any more.
-func (m *Mux) Done() <-chan struct{} { return m.done }
+// Done is the backend's: closed once it ended, on its own or by Close.
+func (m *Mux) Done() <-chan struct{} { return m.w.Done() }
 
-// LastWake is when the backend's reader last woke (CLOCK_MONOTONIC).
-func (m *Mux) LastWake() time.Duration {
-	if h, ok := m.w.(interface{ LastWake() time.Duration }); ok {
-		return h.LastWake()
+// LastWake is the backend's: when its reader last woke.
+func (m *Mux) LastWake() time.Duration { return m.w.LastWake() }
+
+// EBPFStats are the ebpf backend's counters; false on another backend.
+func (m *Mux) EBPFStats() (EBPFStats, bool) {
+	w, ok := m.w.(*ebpfWatcher)
+	if !ok {
+		return EBPFStats{}, false
 	}
-	return 0
+	return w.Stats(), true
 }
 
 // KeepsTrees says whether the backend keeps process trees from events.
-func (m *Mux) KeepsTrees() bool {
-	_, ok := m.w.(treeKeeper)
-	return ok
-}
+func (m *Mux) KeepsTrees() bool { return m.trees != nil }
 
 // openOOMLogFor opens the kernel log where its pids are pcheck's (the
 // initial pid namespace), or says once why OOM kills are not told apart.
@@ -126,9 +114,8 @@ func (m *Mux) Close() error {
 	m.mu.Unlock()
 	err := m.w.Close() // no more deliveries, so no more reads of the log
 	if m.oom != nil {
-		close(m.oomStop)
-		<-m.oomDone
 		m.oom.close()
+		<-m.oomDone
 	}
 	return err
 }
@@ -170,8 +157,8 @@ func (v *View) Watch(mt proc.Match) {
 		m.mu.Unlock()
 		return
 	}
-	if tk, ok := m.w.(treeKeeper); ok {
-		if err := tk.Track(mt.ID, mt.Descendants); err != nil {
+	if m.trees != nil {
+		if err := m.trees.Track(mt.ID, mt.Descendants); err != nil {
 			m.log.Warn("cannot track all of a process's descendants", "pid", mt.ID.PID, "error", err)
 		}
 	}
@@ -188,11 +175,10 @@ func (v *View) Unwatch(id proc.ID) {
 // (root excluded); false when the backend keeps no trees or no longer
 // trusts them: scan /proc instead.
 func (v *View) Tree(root proc.ID) ([]proc.Process, bool) {
-	tk, ok := v.m.w.(treeKeeper)
-	if !ok {
+	if v.m.trees == nil {
 		return nil, false
 	}
-	tree, err := tk.Tree(root)
+	tree, err := v.m.trees.Tree(root)
 	if err != nil {
 		if !errors.Is(err, ErrNoTree) {
 			v.m.log.Warn("cannot read a process tree", "root", root.PID, "error", err)
@@ -206,11 +192,10 @@ func (v *View) Tree(root proc.ID) ([]proc.Process, bool) {
 // where the backend keeps trees: Tree(root) then lists what it started.
 // It is best effort (nothing happens on pidfd and proc).
 func (v *View) Follow(root proc.ID, ppid int) {
-	tk, ok := v.m.w.(treeKeeper)
-	if !ok {
+	if v.m.trees == nil {
 		return
 	}
-	if err := tk.Follow(root, ppid); err != nil {
+	if err := v.m.trees.Follow(root, ppid); err != nil {
 		v.m.log.Warn("cannot keep a process's tree", "pid", root.PID, "error", err)
 	}
 }
@@ -336,7 +321,7 @@ func (m *Mux) withOOM(ev Event) Event {
 	if m.oom == nil || (ev.Known && ev.Signal != int(syscall.SIGKILL)) {
 		return ev
 	}
-	if t, ok := m.w.(interface{ tellsOOM() bool }); ok && t.tellsOOM() && ev.Known && ev.OOM == nil {
+	if ev.oomTold && ev.OOM == nil {
 		return ev
 	}
 	kill, ok := m.oom.lookup(ev.ID)

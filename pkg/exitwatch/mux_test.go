@@ -4,8 +4,6 @@ package exitwatch
 
 import (
 	"errors"
-	"slices"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -14,56 +12,6 @@ import (
 	"github.com/pwatch/pwatch/internal/testproc"
 	"github.com/pwatch/pwatch/pkg/proc"
 )
-
-// sinkLog is a Sink that keeps what it is told.
-type sinkLog struct {
-	mu      sync.Mutex
-	events  []Event
-	resyncs int
-	more    chan struct{}
-}
-
-func newSinkLog() *sinkLog { return &sinkLog{more: make(chan struct{}, 1)} }
-
-func (s *sinkLog) Exited(ev Event) { s.add(ev) }
-func (s *sinkLog) Execed(ev Event) { s.add(ev) }
-func (s *sinkLog) Resync() {
-	s.mu.Lock()
-	s.resyncs++
-	s.mu.Unlock()
-}
-
-func (s *sinkLog) add(ev Event) {
-	s.mu.Lock()
-	s.events = append(s.events, ev)
-	s.mu.Unlock()
-	select {
-	case s.more <- struct{}{}:
-	default:
-	}
-}
-
-func (s *sinkLog) waitExit(t *testing.T, id proc.ID) Event {
-	t.Helper()
-	deadline := time.After(eventDeadline)
-	for {
-		s.mu.Lock()
-		i := slices.IndexFunc(s.events, func(ev Event) bool { return ev.Kind == Exit && ev.ID == id })
-		var ev Event
-		if i >= 0 {
-			ev = s.events[i]
-		}
-		s.mu.Unlock()
-		if i >= 0 {
-			return ev
-		}
-		select {
-		case <-s.more:
-		case <-deadline:
-			t.Fatalf("no exit of %v reached the sink", id)
-		}
-	}
-}
 
 func openMux(t *testing.T, backend string) *Mux {
 	t.Helper()
@@ -111,22 +59,23 @@ func TestMuxSharesOneProcess(t *testing.T) {
 }
 
 // refusingWatcher is a backend whose map is full: every Watch fails.
-type refusingWatcher struct{ out chan Event }
+type refusingWatcher struct{ done chan struct{} }
 
 func (refusingWatcher) Name() string             { return "refusing" }
 func (refusingWatcher) Watch(proc.ID) error      { return errors.New("map full") }
 func (refusingWatcher) Unwatch(proc.ID) error    { return nil }
 func (refusingWatcher) WatchExec(string) error   { return nil }
 func (refusingWatcher) UnwatchExec(string) error { return nil }
-func (w refusingWatcher) Events() <-chan Event   { return w.out }
-func (w refusingWatcher) Close() error           { close(w.out); return nil }
+func (w refusingWatcher) Done() <-chan struct{}  { return w.done }
+func (refusingWatcher) LastWake() time.Duration  { return 0 }
+func (w refusingWatcher) Close() error           { close(w.done); return nil }
 
 // A process the backend refuses is polled by the Mux: its death still
 // reaches the view, which never sees the refusal.
 func TestMuxPollsARefusedWatch(t *testing.T) {
 	m := &Mux{
-		w: refusingWatcher{out: make(chan Event)}, procRoot: "/proc", poll: 10 * time.Millisecond,
-		log: testOptions(t).Logger, done: make(chan struct{}),
+		w: refusingWatcher{done: make(chan struct{})}, procRoot: "/proc", poll: 10 * time.Millisecond,
+		log:    testOptions(t).Logger,
 		owners: map[proc.ID][]*View{}, execs: map[string][]*View{}, views: map[*View]struct{}{}, polled: map[proc.ID]struct{}{},
 	}
 	t.Cleanup(func() { m.Close() })

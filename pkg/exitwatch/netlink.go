@@ -3,10 +3,12 @@
 package exitwatch
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
+	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -128,59 +130,75 @@ type procEvent struct {
 	ackErr    uint32
 }
 
-// parseProcEvent decodes a cn_msg carrying a proc_event. The layout is the
-// kernel's (include/uapi/linux/cn_proc.h), in host byte order.
+// The layout of a proc connector message after its nlmsghdr: a cn_msg
+// (include/uapi/linux/connector.h), then a proc_event
+// (include/uapi/linux/cn_proc.h) whose event data starts at cnData; all in
+// host byte order.
+const (
+	cnIdxOff   = 0  // cn_msg.id.idx
+	cnValOff   = 4  // cn_msg.id.val
+	cnWhatOff  = 20 // proc_event.what
+	cnStampOff = 28 // proc_event.timestamp_ns
+	cnData     = 36 // proc_event.event_data
+)
+
+// parseProcEvent decodes a cn_msg carrying a proc_event, by offsets: it
+// runs for every event on the host, so it neither reflects nor allocates.
 func parseProcEvent(b []byte) (procEvent, bool) {
-	r := bytes.NewReader(b)
-	var cn nl.CnMsg
-	var hdr netlink.ProcEventHeader
-	if binary.Read(r, nl.NativeEndian(), &cn) != nil || binary.Read(r, nl.NativeEndian(), &hdr) != nil {
+	if len(b) < cnData {
 		return procEvent{}, false
 	}
-	if cn.ID.Idx != netlink.CN_IDX_PROC || cn.ID.Val != netlink.CN_VAL_PROC {
+	u32 := func(off int) int { return int(binary.NativeEndian.Uint32(b[off:])) }
+	if u32(cnIdxOff) != netlink.CN_IDX_PROC || u32(cnValOff) != netlink.CN_VAL_PROC {
 		return procEvent{}, false
 	}
-	ev := procEvent{what: hdr.What, at: time.Duration(hdr.Timestamp)}
-	switch hdr.What {
+	ev := procEvent{what: uint32(u32(cnWhatOff)), at: time.Duration(binary.NativeEndian.Uint64(b[cnStampOff:]))}
+	// The fields read: ack error; exit pid, tgid, code; fork parent pid,
+	// tgid, child pid, tgid; exec pid, tgid.
+	var fields int
+	switch ev.what {
 	case netlink.PROC_EVENT_NONE:
-		if binary.Read(r, nl.NativeEndian(), &ev.ackErr) != nil {
-			return procEvent{}, false
-		}
+		fields = 1
 	case netlink.PROC_EVENT_EXIT:
-		var e netlink.ExitProcEvent
-		if binary.Read(r, nl.NativeEndian(), &e) != nil {
-			return procEvent{}, false
-		}
-		ev.pid, ev.tgid, ev.exitCode = int(e.ProcessPid), int(e.ProcessTgid), int(e.ExitCode)
+		fields = 3
 	case netlink.PROC_EVENT_FORK:
-		var e netlink.ForkProcEvent
-		if binary.Read(r, nl.NativeEndian(), &e) != nil {
-			return procEvent{}, false
-		}
-		ev.pid, ev.tgid = int(e.ParentPid), int(e.ParentTgid)
-		ev.childPid, ev.childTgid = int(e.ChildPid), int(e.ChildTgid)
+		fields = 4
 	case netlink.PROC_EVENT_EXEC:
-		var e netlink.ExecProcEvent
-		if binary.Read(r, nl.NativeEndian(), &e) != nil {
-			return procEvent{}, false
-		}
-		ev.pid, ev.tgid = int(e.ProcessPid), int(e.ProcessTgid)
+		fields = 2
+	}
+	if len(b) < cnData+4*fields {
+		return procEvent{}, false
+	}
+	d := func(i int) int { return u32(cnData + 4*i) }
+	switch ev.what {
+	case netlink.PROC_EVENT_NONE:
+		ev.ackErr = uint32(d(0))
+	case netlink.PROC_EVENT_EXIT:
+		ev.pid, ev.tgid, ev.exitCode = d(0), d(1), d(2)
+	case netlink.PROC_EVENT_FORK:
+		ev.pid, ev.tgid, ev.childPid, ev.childTgid = d(0), d(1), d(2), d(3)
+	case netlink.PROC_EVENT_EXEC:
+		ev.pid, ev.tgid = d(0), d(1)
 	}
 	return ev, true
 }
 
 type netlinkWatcher struct {
 	heartbeat
-	opt   Options
-	queue *eventQueue
-	sock  *nl.NetlinkSocket
-	done  chan struct{}
+	*outlet
+	opt  Options
+	sock *nl.NetlinkSocket
+	done chan struct{}
 
 	mu sync.Mutex
 	// watched maps a pid to the start times watched under it (normally one;
 	// two only while a reused pid's old identity awaits its report).
 	watched map[int]map[uint64]struct{}
 	exes    exePaths
+	// exeKeys names the watched executables' files as last stat'ed (at
+	// WatchExec, or when a process ran a watched path's new file), so an
+	// exec costs one stat whatever the number of watched paths.
+	exeKeys map[fileKey]string
 	trees   treeTable
 	// losses counts overruns; a tree is trusted only when its root was
 	// tracked (by a scan) since the last one, as lost forks are not in it.
@@ -203,7 +221,7 @@ func hostPIDNamespace(o Options) error {
 	return nil
 }
 
-func openNetlink(opt Options) (Watcher, error) {
+func openNetlink(opt Options, sink Sink) (Watcher, error) {
 	if err := hostPIDNamespace(opt); err != nil {
 		return nil, err
 	}
@@ -212,17 +230,23 @@ func openNetlink(opt Options) (Watcher, error) {
 		return nil, err
 	}
 	w := &netlinkWatcher{
+		outlet:    newOutlet(sink),
 		opt:       opt,
-		queue:     newEventQueue(opt.deliver),
 		sock:      s,
 		done:      make(chan struct{}),
 		watched:   map[int]map[uint64]struct{}{},
 		exes:      exePaths{},
+		exeKeys:   map[fileKey]string{},
 		trees:     treeTable{},
 		trackedAt: map[proc.ID]int{},
 	}
-	// The reader wakes at least once a second (EAGAIN), for the watchdog.
-	tv := unix.NsecToTimeval(readerWakeEvery.Nanoseconds())
+	// Events it never uses stay in the kernel; without the filter (which
+	// every kernel with the connector has) they only cost more wakes.
+	if err := attachCnFilter(s.GetFd()); err != nil {
+		opt.Logger.Warn("netlink watcher: every host event will wake pcheck", "err", err)
+	}
+	// The reader wakes at least every ReaderWakeEvery (EAGAIN), for the watchdog.
+	tv := unix.NsecToTimeval(ReaderWakeEvery.Nanoseconds())
 	if err := s.SetReceiveTimeout(&tv); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("netlink connector: %w", err)
@@ -231,8 +255,7 @@ func openNetlink(opt Options) (Watcher, error) {
 	return w, nil
 }
 
-func (w *netlinkWatcher) Name() string         { return "netlink" }
-func (w *netlinkWatcher) Events() <-chan Event { return w.queue.out }
+func (w *netlinkWatcher) Name() string { return "netlink" }
 
 func (w *netlinkWatcher) Watch(id proc.ID) error {
 	if err := validID(id); err != nil {
@@ -251,7 +274,7 @@ func (w *netlinkWatcher) Watch(id proc.ID) error {
 		return fmt.Errorf("watch %v: %w", id, err)
 	}
 	if exiting {
-		w.queue.push(w.exitNow(id))
+		w.push(w.exitNow(id))
 		return nil
 	}
 	if w.watched[id.PID] == nil {
@@ -329,6 +352,9 @@ func (w *netlinkWatcher) WatchExec(path string) error {
 	w.mu.Lock()
 	if _, ok := w.exes[path]; !ok {
 		w.exes[path] = monotonicNow()
+		if k, err := statKey(path); err == nil {
+			w.exeKeys[k] = path
+		}
 	}
 	w.mu.Unlock()
 	return nil
@@ -337,6 +363,7 @@ func (w *netlinkWatcher) WatchExec(path string) error {
 func (w *netlinkWatcher) UnwatchExec(path string) error {
 	w.mu.Lock()
 	delete(w.exes, path)
+	maps.DeleteFunc(w.exeKeys, func(_ fileKey, p string) bool { return p == path })
 	w.mu.Unlock()
 	return nil
 }
@@ -347,7 +374,7 @@ func (w *netlinkWatcher) loop() {
 		w.beat()
 		msgs, from, err := w.sock.Receive()
 		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
-			continue // the once-a-second wake-up
+			continue // the ReaderWakeEvery wake-up
 		}
 		if errors.Is(err, unix.ENOBUFS) {
 			w.overrun()
@@ -359,7 +386,7 @@ func (w *netlinkWatcher) loop() {
 			w.mu.Unlock()
 			if !closed {
 				w.opt.Logger.Error("netlink watcher: receive failed, no more exits will be seen", "err", err)
-				w.queue.close() // Events ends: the consumer must know
+				w.outlet.close() // Done: the consumer must know
 			}
 			return
 		}
@@ -428,7 +455,7 @@ func (w *netlinkWatcher) threadExited(ev procEvent) {
 		}
 		w.forget(id)
 		w.trees.exited(id)
-		w.queue.push(exitEvent(id, !pidReused(w.opt.ProcRoot, id), ev.exitCode))
+		w.push(exitEvent(id, !pidReused(w.opt.ProcRoot, id), ev.exitCode))
 	}
 }
 
@@ -445,7 +472,7 @@ func (w *netlinkWatcher) execed(ev procEvent) {
 	if len(w.exes) == 0 {
 		return
 	}
-	path, ok := execMatch(w.opt.ProcRoot, ev.tgid, w.exes.keys())
+	path, ok := w.execPath(ev.tgid)
 	if !ok || ev.at < w.exes[path] {
 		return // not watched, or an exec from before the watch still queued
 	}
@@ -455,7 +482,32 @@ func (w *netlinkWatcher) execed(ev procEvent) {
 	}
 	id := proc.ID{PID: ev.tgid, StartTime: st.StartTime}
 	w.trees.execed(id, st.PPID)
-	w.queue.push(Event{Kind: Exec, ID: id, Exe: path, PPID: st.PPID, At: monotonicNow()})
+	w.push(Event{Kind: Exec, ID: id, Exe: path, PPID: st.PPID, At: monotonicNow()})
+}
+
+// execPath is the watched path whose file pid runs. A file not known by
+// its key is looked up by the path the kernel gives it: a watched path
+// whose file was replaced (a new inode), or created since its watch, is
+// stat'ed again, that one only. w.mu is held.
+func (w *netlinkWatcher) execPath(pid int) (string, bool) {
+	exe := w.opt.ProcRoot + "/" + strconv.Itoa(pid) + "/exe"
+	k, err := statKey(exe)
+	if err != nil {
+		return "", false // a kernel thread, or gone
+	}
+	if path, ok := w.exeKeys[k]; ok {
+		return path, true
+	}
+	target, err := os.Readlink(exe)
+	if _, watched := w.exes[target]; err != nil || !watched {
+		return "", false
+	}
+	if now, err := statKey(target); err != nil || now != k {
+		return "", false // replaced again meanwhile: its own exec will tell
+	}
+	maps.DeleteFunc(w.exeKeys, func(_ fileKey, p string) bool { return p == target })
+	w.exeKeys[k] = target
+	return target, true
 }
 
 // overrun handles lost events: every watched identity is checked through
@@ -469,7 +521,7 @@ func (w *netlinkWatcher) overrun() {
 			id := proc.ID{PID: pid, StartTime: start}
 			if exiting, err := groupExiting(w.opt.ProcRoot, id); err == nil && exiting {
 				w.forget(id)
-				w.queue.push(w.exitNow(id))
+				w.push(w.exitNow(id))
 			}
 		}
 	}
@@ -482,7 +534,7 @@ func (w *netlinkWatcher) overrun() {
 			w.trees.exited(t.id)
 		}
 	}
-	w.opt.resync()
+	w.outlet.resync()
 }
 
 func (w *netlinkWatcher) Close() error {
@@ -497,6 +549,6 @@ func (w *netlinkWatcher) Close() error {
 	_ = sendMcastOp(w.sock, procCnMcastIgnore)
 	w.sock.Close()
 	<-w.done
-	w.queue.close()
+	w.outlet.close()
 	return nil
 }

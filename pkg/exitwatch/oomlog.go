@@ -7,21 +7,22 @@ import (
 	"os"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/pwatch/pwatch/pkg/proc"
 )
 
 // oomLog reads the OOM killer's reports from the kernel log (/dev/kmsg):
 // which process it killed, its memory cgroup and resident memory. It is
-// read on demand, when a SIGKILL death is reported: the kernel logs the
+// read as the kernel writes it (keepDrained sleeps until a record comes),
+// and once more when a SIGKILL death is reported: the kernel logs the
 // kill right after sending SIGKILL and before the victim can exit, so the
 // report is there by then. On every backend this tells an OOM kill from
 // another SIGKILL (ebpf also knows from its tracepoint, and takes the
 // details from here).
 type oomLog struct {
 	mu      sync.Mutex
-	f       *os.File
+	f       *os.File // non-blocking, in Go's poller
+	fd      int
 	memcgs  map[int]string // pid -> memcg, from oom-kill: lines awaiting their Killed line
 	reports []oomReport    // newest last, at most maxOOMReports
 }
@@ -45,21 +46,25 @@ func openOOMLog() (*oomLog, error) {
 		f.Close()
 		return nil, err
 	}
-	return &oomLog{f: f, memcgs: map[int]string{}}, nil
+	return &oomLog{f: f, fd: int(f.Fd()), memcgs: map[int]string{}}, nil
 }
 
+// close ends keepDrained.
 func (l *oomLog) close() error { return l.f.Close() }
 
-// oomLogDrainEvery keeps the log read between deaths, so that the read at
-// a death (on the death path) finds little to parse.
-const oomLogDrainEvery = 5 * time.Second
-
-// keepDrained reads the log every oomLogDrainEvery until stop closes.
-func (l *oomLog) keepDrained(stop <-chan struct{}) {
-	every(oomLogDrainEvery, stop, func() {
+// keepDrained reads each record as the kernel logs it, until close, so
+// that the read at a death (on the death path) finds little to parse. It
+// sleeps in Go's poller between records: no timer wakes it.
+func (l *oomLog) keepDrained() {
+	rc, err := l.f.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = rc.Read(func(uintptr) bool {
 		l.mu.Lock()
 		l.drain()
 		l.mu.Unlock()
+		return false // all read: wait until the log is readable again
 	})
 }
 
@@ -70,7 +75,7 @@ func (l *oomLog) lookup(id proc.ID) (OOMKill, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.drain()
-	startNs := id.StartTime * 10_000_000 // USER_HZ ticks
+	startNs := uint64(proc.TicksDuration(id.StartTime))
 	for i := len(l.reports) - 1; i >= 0; i-- {
 		r := l.reports[i]
 		if r.pid == id.PID && startNs <= r.atNs {
@@ -85,7 +90,7 @@ func (l *oomLog) lookup(id proc.ID) (OOMKill, bool) {
 func (l *oomLog) drain() {
 	buf := make([]byte, 8192) // a record is at most 8 KiB (PRINTK_MESSAGE_MAX)
 	for {
-		n, err := syscall.Read(int(l.f.Fd()), buf)
+		n, err := syscall.Read(l.fd, buf)
 		switch {
 		case errors.Is(err, syscall.EPIPE):
 			continue // records were overwritten before we read them

@@ -37,9 +37,9 @@ func probePidfd(Options) error {
 
 type pidfdWatcher struct {
 	heartbeat
-	opt   Options
-	queue *eventQueue
-	exec  *execPoller
+	*outlet
+	opt  Options
+	exec *execPoller
 
 	epfd   int
 	wakefd int // an eventfd that ends the loop on Close
@@ -51,7 +51,7 @@ type pidfdWatcher struct {
 	closed bool
 }
 
-func openPidfd(opt Options) (Watcher, error) {
+func openPidfd(opt Options, sink Sink) (Watcher, error) {
 	if err := probePidfd(opt); err != nil {
 		return nil, err
 	}
@@ -70,21 +70,20 @@ func openPidfd(opt Options) (Watcher, error) {
 		return nil, fmt.Errorf("epoll_ctl: %w", err)
 	}
 	w := &pidfdWatcher{
+		outlet: newOutlet(sink),
 		opt:    opt,
-		queue:  newEventQueue(opt.deliver),
 		epfd:   epfd,
 		wakefd: wakefd,
 		done:   make(chan struct{}),
 		byFD:   map[int]proc.ID{},
 		byID:   map[proc.ID]int{},
 	}
-	w.exec = newExecPoller(opt, w.queue.push)
+	w.exec = newExecPoller(opt, w.push)
 	go w.loop()
 	return w, nil
 }
 
 func (w *pidfdWatcher) Name() string             { return "pidfd" }
-func (w *pidfdWatcher) Events() <-chan Event     { return w.queue.out }
 func (w *pidfdWatcher) WatchExec(p string) error { return w.exec.add(p) }
 
 func (w *pidfdWatcher) UnwatchExec(p string) error {
@@ -106,7 +105,7 @@ func (w *pidfdWatcher) Watch(id proc.ID) error {
 	}
 	fd, err := unix.PidfdOpen(id.PID, 0)
 	if errors.Is(err, unix.ESRCH) {
-		w.queue.push(exitEvent(id, false, 0))
+		w.push(exitEvent(id, false, 0))
 		return nil
 	}
 	if err != nil {
@@ -116,7 +115,7 @@ func (w *pidfdWatcher) Watch(id proc.ID) error {
 	// a process can we check it is the one meant.
 	if alive, ev := checkAlive(w.opt.ProcRoot, id); !alive {
 		unix.Close(fd)
-		w.queue.push(ev)
+		w.push(ev)
 		return nil
 	}
 	// A process that exits from here on makes fd readable, even before the
@@ -152,13 +151,13 @@ func (w *pidfdWatcher) loop() {
 	events := make([]unix.EpollEvent, 256)
 	for {
 		w.beat()
-		n, err := unix.EpollWait(w.epfd, events, int(readerWakeEvery.Milliseconds()))
+		n, err := unix.EpollWait(w.epfd, events, int(ReaderWakeEvery.Milliseconds()))
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
 		if err != nil {
 			w.opt.Logger.Error("pidfd watcher: epoll_wait failed, no more exits will be seen", "err", err)
-			w.queue.close() // Events ends: the consumer must know
+			w.outlet.close() // Done: the consumer must know
 			return
 		}
 		for _, ev := range events[:n] {
@@ -183,7 +182,7 @@ func (w *pidfdWatcher) exited(fd int) {
 	}
 	ev := w.status(fd, id)
 	w.forget(id, fd)
-	w.queue.push(ev)
+	w.push(ev)
 }
 
 func pidfdReadable(fd int) bool {
@@ -225,7 +224,7 @@ func (w *pidfdWatcher) Close() error {
 	}
 	w.mu.Unlock()
 	w.exec.close()
-	w.queue.close()
+	w.outlet.close()
 	unix.Close(w.wakefd)
 	return unix.Close(w.epfd)
 }

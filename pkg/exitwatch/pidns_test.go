@@ -66,7 +66,8 @@ func TestAutoInPIDNamespaceSeesDeaths(t *testing.T) {
 	if ns, err := proc.PIDNamespace("/proc"); err != nil || ns == proc.InitialPIDNamespace {
 		t.Fatalf("not in a pid namespace of its own (%d, %v)", ns, err)
 	}
-	w, err := Open("auto", testOptions(t))
+	sink := newSinkLog()
+	w, err := Open("auto", testOptions(t), sink)
 	if err != nil {
 		t.Fatalf("Open(auto) in a pid namespace: %v", err)
 	}
@@ -74,7 +75,7 @@ func TestAutoInPIDNamespaceSeesDeaths(t *testing.T) {
 	if slices.Contains(refusedInPIDNamespace, w.Name()) {
 		t.Fatalf("auto chose %s, which cannot see this namespace's pids", w.Name())
 	}
-	h := &harness{t: t, w: w}
+	h := &harness{t: t, w: w, sink: sink}
 	p := testproc.Sleep(t)
 	h.watch(p.ID)
 	p.Signal(syscall.SIGKILL)

@@ -5,7 +5,6 @@ package exitwatch
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"sync"
 	"time"
@@ -23,7 +22,7 @@ func init() {
 
 func probeProc(opt Options) error {
 	_, err := proc.ReadStat(opt.ProcRoot, os.Getpid())
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, proc.ErrGone) { // no stat of pcheck's own there
 		return fmt.Errorf("%s is not a procfs mount: %w (%w)", opt.ProcRoot, ErrNotSupported, err)
 	}
 	return err
@@ -31,9 +30,9 @@ func probeProc(opt Options) error {
 
 type procPoller struct {
 	heartbeat
-	opt   Options
-	queue *eventQueue
-	exec  *execPoller
+	*outlet
+	opt  Options
+	exec *execPoller
 
 	mu      sync.Mutex
 	watched map[proc.ID]struct{}
@@ -43,24 +42,23 @@ type procPoller struct {
 	closeOnce sync.Once
 }
 
-func openProc(opt Options) (Watcher, error) {
+func openProc(opt Options, sink Sink) (Watcher, error) {
 	if err := probeProc(opt); err != nil {
 		return nil, err
 	}
 	w := &procPoller{
+		outlet:  newOutlet(sink),
 		opt:     opt,
-		queue:   newEventQueue(opt.deliver),
 		watched: map[proc.ID]struct{}{},
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
-	w.exec = newExecPoller(opt, w.queue.push)
+	w.exec = newExecPoller(opt, w.push)
 	go w.loop()
 	return w, nil
 }
 
 func (w *procPoller) Name() string             { return "proc" }
-func (w *procPoller) Events() <-chan Event     { return w.queue.out }
 func (w *procPoller) WatchExec(p string) error { return w.exec.add(p) }
 
 func (w *procPoller) UnwatchExec(p string) error {
@@ -78,7 +76,7 @@ func (w *procPoller) Watch(id proc.ID) error {
 		return nil
 	}
 	if alive, ev := checkAlive(w.opt.ProcRoot, id); !alive {
-		w.queue.push(ev)
+		w.push(ev)
 		return nil
 	}
 	w.watched[id] = struct{}{}
@@ -94,7 +92,7 @@ func (w *procPoller) Unwatch(id proc.ID) error {
 
 func (w *procPoller) loop() {
 	defer close(w.done)
-	t := time.NewTicker(min(w.opt.PollInterval, readerWakeEvery))
+	t := time.NewTicker(min(w.opt.PollInterval, ReaderWakeEvery))
 	defer t.Stop()
 	last := time.Now()
 	for {
@@ -128,7 +126,7 @@ func (w *procPoller) poll() {
 		w.mu.Lock()
 		if _, ok := w.watched[id]; ok {
 			delete(w.watched, id)
-			w.queue.push(ev)
+			w.push(ev)
 		}
 		w.mu.Unlock()
 	}
@@ -139,7 +137,7 @@ func (w *procPoller) Close() error {
 		close(w.stop)
 		<-w.done
 		w.exec.close()
-		w.queue.close()
+		w.outlet.close()
 	})
 	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"syscall"
 	"time"
@@ -164,7 +163,7 @@ func (t *Table) open(id ID) *target {
 func (t *Table) verify(tg *target) {
 	st, err := ReadStat(t.root, tg.id.PID)
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, ErrGone):
 		tg.done = true
 	case err != nil:
 		tg.err = fmt.Errorf("verify %v: %w", tg.id, err)

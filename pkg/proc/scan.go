@@ -189,14 +189,14 @@ func (t *Table) uptimeTicks() (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("%s/uptime: %q is not seconds", t.root, field)
 	}
-	const userHZ = 100 // the unit of /proc start times on every Linux ABI
+	// /proc/uptime has two decimals: hundredths, which are ticks.
 	hundredths := uint64(0)
 	if len(frac) >= 2 {
 		if h, err := strconv.ParseUint(frac[:2], 10, 64); err == nil {
 			hundredths = h
 		}
 	}
-	return whole*userHZ + hundredths, nil
+	return whole*TicksPerSecond + hundredths*TicksPerSecond/100, nil
 }
 
 // Descendants lists every process below id now, parents before children.

@@ -107,7 +107,7 @@ func (t *Table) Snapshot() (*Snapshot, error) {
 	for _, p := range procs {
 		st, err := p.Stat()
 		if err != nil {
-			if !gone(err) {
+			if !IsGone(err) {
 				t.log.Debug("skip unreadable process", "pid", p.PID, "err", err)
 			}
 			continue

@@ -6,10 +6,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"strconv"
-	"syscall"
 )
 
 // Stat is the part of /proc/PID/stat that deciding life and death needs.
@@ -27,8 +25,7 @@ type Stat struct {
 }
 
 // ReadStat reads /proc/PID/stat under procRoot. A vanished process gives an
-// error for which errors.Is(err, fs.ErrNotExist) holds (ENOENT and ESRCH are
-// folded into it).
+// error wrapping ErrGone (ENOENT and ESRCH are folded into it).
 func ReadStat(procRoot string, pid int) (Stat, error) {
 	return ReadStatFile(procRoot + "/" + strconv.Itoa(pid) + "/stat")
 }
@@ -37,8 +34,8 @@ func ReadStat(procRoot string, pid int) (Stat, error) {
 func ReadStatFile(path string) (Stat, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		if errors.Is(err, syscall.ESRCH) {
-			err = fmt.Errorf("%w: %w", fs.ErrNotExist, err)
+		if IsGone(err) {
+			err = fmt.Errorf("%w: %w", ErrGone, err)
 		}
 		return Stat{}, err
 	}
@@ -112,7 +109,7 @@ const (
 func CheckAlive(procRoot string, id ID) (Life, Stat) {
 	st, err := ReadStat(procRoot, id.PID)
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, ErrGone):
 		return Gone, Stat{}
 	case err != nil:
 		return Running, Stat{}

@@ -16,7 +16,16 @@ import (
 
 // ErrGone says a process no longer exists (or its pid now belongs to
 // another process). It is normal, never worth more than a debug line.
+// Every function here that finds a process vanished returns an error
+// wrapping it.
 var ErrGone = errors.New("process gone")
+
+// IsGone tells whether err says a process vanished while it was read:
+// ErrGone, or the ENOENT or ESRCH a vanished /proc/PID gives to a read of
+// one's own.
+func IsGone(err error) bool {
+	return errors.Is(err, ErrGone) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH)
+}
 
 // State is the one-letter state of /proc/PID/stat: R, S, D, Z, T, t, X, I.
 type State byte
@@ -75,11 +84,6 @@ func NewTable(root string, log *slog.Logger) (*Table, error) {
 	return &Table{fs: fsys, root: root, log: log}, nil
 }
 
-// gone reports whether err means the process vanished while being read.
-func gone(err error) bool {
-	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH)
-}
-
 // stat reads /proc/PID/stat; a vanished process yields ErrGone.
 func (t *Table) stat(pid int) (procfs.ProcStat, error) {
 	p, err := t.fs.Proc(pid)
@@ -89,7 +93,7 @@ func (t *Table) stat(pid int) (procfs.ProcStat, error) {
 			return st, nil
 		}
 	}
-	if gone(err) {
+	if IsGone(err) {
 		return procfs.ProcStat{}, fmt.Errorf("pid %d: %w", pid, ErrGone)
 	}
 	return procfs.ProcStat{}, fmt.Errorf("read /proc/%d/stat: %w", pid, err)

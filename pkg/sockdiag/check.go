@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/pwatch/pwatch/pkg/proc"
 )
 
 // The ways a listen check fails. Each fails the stall check like an
@@ -70,7 +72,7 @@ func Check(port int, pids []int) (Result, error) {
 	for _, pid := range others {
 		l, err := ListenersIn(pid, port)
 		if err != nil {
-			if _, gone := netnsOf("/proc", pid); vanished(gone) {
+			if _, gone := netnsOf("/proc", pid); proc.IsGone(gone) {
 				continue
 			}
 			skipped = err

@@ -13,6 +13,8 @@ import (
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/pwatch/pwatch/pkg/proc"
 )
 
 // ErrSkipped: the check could not look where the service listens (its
@@ -114,7 +116,7 @@ func namespaces(procRoot string, pids []int) (own bool, others []int, unreadable
 	for _, pid := range pids {
 		ino, err := netnsOf(procRoot, pid)
 		switch {
-		case vanished(err):
+		case proc.IsGone(err):
 			continue
 		case err != nil:
 			if unreadable == nil {
