@@ -3,6 +3,11 @@
 // Command pcheck is pwatch's daemon: `pcheck run PFILE|DIR...` watches the
 // services its pfiles describe and brings them back when they die or stall.
 // All the work is in pkg/daemon; this file only maps flags into its config.
+
+// An idle pcheck should not wake to re-read its cgroup's CPU limit: the
+// limit it starts with is the one it keeps (GOMAXPROCS is set then).
+//
+//go:debug updatemaxprocs=0
 package main
 
 import (
