@@ -49,7 +49,9 @@ func Of(s *pfile.Service) Limits {
 }
 
 // Any says whether a limit is set.
-func (l Limits) Any() bool { return l.MemoryBytes > 0 || l.CPUPercent > 0 || l.FDs > 0 || l.Threads > 0 }
+func (l Limits) Any() bool {
+	return l.MemoryBytes > 0 || l.CPUPercent > 0 || l.FDs > 0 || l.Threads > 0
+}
 
 // Max is the limit's value (0: not set).
 func (l Limits) Max(limit string) float64 {
