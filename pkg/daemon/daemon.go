@@ -41,6 +41,7 @@ func Run(ctx context.Context, cfg Config, log *msg.Logger) error {
 		return err
 	}
 	defer d.mux.Close()
+	defer log.Observe(nil)
 	return d.serve(ctx, cfg, svcs, matchers)
 }
 
@@ -90,12 +91,17 @@ func newDaemon(ctx context.Context, cfg Config, log *msg.Logger) (*daemon, []*pf
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	hub, err := newEventHub(log)
+	if err != nil {
+		mux.Close()
+		return nil, nil, nil, err
+	}
 	if cfg.Watcher != "auto" { // auto has logged its choice, and why
 		slog.Info("death-detection backend", "watcher", mux.Backend().Name(), "process_trees_from_events", mux.KeepsTrees())
 	}
 	d := &daemon{
 		rules: rules, log: log, table: table, snaps: proc.NewSnapshots(table, snapshotRetention), mux: mux, guard: guard, runs: runs, store: store,
-		clock: supervise.NewMonotonicClock(), ctx: ctx,
+		clock: supervise.NewMonotonicClock(), ctx: ctx, events: hub,
 		ending:   make(chan struct{}, 1),
 		services: map[string]*running{},
 	}

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pwatch/pwatch/pkg/events"
 	"github.com/pwatch/pwatch/pkg/exitwatch"
 	"github.com/pwatch/pwatch/pkg/metrics"
 	"github.com/pwatch/pwatch/pkg/msg"
@@ -43,6 +44,7 @@ type daemon struct {
 	ending     chan struct{}    // a retry-over action asks pcheck to end
 	endCode    atomic.Int64     // with the highest status asked for
 	metrics    *metrics.Metrics // nil unless --metrics-listen
+	events     *events.Hub      // the event history
 
 	mu       sync.Mutex // serialises reloads and guards services
 	services map[string]*running

@@ -67,6 +67,9 @@ type Logger struct {
 	closeOnce sync.Once
 	// queueDropped counts lines dropped because the queue was full.
 	queueDropped atomic.Uint64
+	// observer, when set, sees every catalogue message (the event
+	// history); it must not block.
+	observer atomic.Pointer[func(Message)]
 }
 
 // queued is one line waiting for syslog, stamped when it was logged.
@@ -189,6 +192,19 @@ func (l *Logger) drain(deadline time.Time) {
 func (l *Logger) Log(m Message) {
 	l.slog.LogAttrs(context.Background(), m.Level, m.Text, m.Attrs...)
 	l.Syslog(SeverityOf(m.Level), m.Text)
+	if o := l.observer.Load(); o != nil {
+		(*o)(m)
+	}
+}
+
+// Observe hands every catalogue message logged from now on to o as well
+// (pcheck's event history); o must not block. nil stops it.
+func (l *Logger) Observe(o func(Message)) {
+	if o == nil {
+		l.observer.Store(nil)
+		return
+	}
+	l.observer.Store(&o)
 }
 
 // Syslog queues one line for syslog alone (a diagnostic that stderr already
