@@ -14,6 +14,7 @@ import (
 
 	"github.com/pwatch/pwatch/pkg/events"
 	"github.com/pwatch/pwatch/pkg/exitwatch"
+	"github.com/pwatch/pwatch/pkg/limits"
 	"github.com/pwatch/pwatch/pkg/metrics"
 	"github.com/pwatch/pwatch/pkg/msg"
 	"github.com/pwatch/pwatch/pkg/opstate"
@@ -44,6 +45,7 @@ type daemon struct {
 	ending     chan struct{}    // a retry-over action asks pcheck to end
 	endCode    atomic.Int64     // with the highest status asked for
 	metrics    *metrics.Metrics // nil unless --metrics-listen
+	limits     *limits.Sampler  // the services' resource limits (limits.go)
 	events     *events.Hub      // the event history
 
 	mu       sync.Mutex // serialises reloads and guards services
