@@ -82,8 +82,10 @@ type ServiceStatus struct {
 type Usage struct {
 	Time      time.Time `json:"time"`
 	Processes int       `json:"processes"`
-	// MemoryBytes is the sum of the processes' PSS (smaps_rollup).
+	// MemoryBytes is the sum of the processes' RSS, or of their PSS
+	// (MemoryPSS) when the RSS passes memory_max.
 	MemoryBytes *uint64 `json:"memory_bytes"`
+	MemoryPSS   bool    `json:"memory_pss"`
 	// CPUPercent is over the last sample period, of one core.
 	CPUPercent *float64 `json:"cpu_percent"`
 	CPUSeconds float64  `json:"cpu_seconds"`

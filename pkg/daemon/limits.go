@@ -103,7 +103,7 @@ func (m metricsSource) Usage() []metrics.ServiceUsage {
 		}
 		cfg := s.Config()
 		out = append(out, metrics.ServiceUsage{
-			Name: s.Name(), MemoryBytes: u.MemoryBytes, HasMemory: u.HasMemory, CPUSeconds: u.CPUSeconds,
+			Name: s.Name(), MemoryBytes: u.MemoryBytes, HasMemory: true, CPUSeconds: u.CPUSeconds,
 			FDs: u.FDs, HasFDs: u.HasFDs, Threads: u.Threads,
 			Limits: map[string]float64{
 				limits.MemoryMax: float64(cfg.MemoryMax), limits.CPUMax: float64(cfg.CPUMax),
@@ -121,10 +121,8 @@ func (d *daemon) usageOf(service string) *control.Usage {
 	if !ok {
 		return nil
 	}
-	cu := &control.Usage{Time: u.At, Processes: u.Processes, Threads: u.Threads, CPUSeconds: u.CPUSeconds}
-	if u.HasMemory {
-		cu.MemoryBytes = &u.MemoryBytes
-	}
+	cu := &control.Usage{Time: u.At, Processes: u.Processes, Threads: u.Threads, CPUSeconds: u.CPUSeconds,
+		MemoryBytes: &u.MemoryBytes, MemoryPSS: u.PSS}
 	if u.HasCPU {
 		cu.CPUPercent = &u.CPUPercent
 	}

@@ -74,10 +74,11 @@ type Usage struct {
 	At time.Time
 	// Processes sampled: the top-level processes and their descendants.
 	Processes int
-	// MemoryBytes is the sum of the processes' PSS; HasMemory is false
-	// when memory_max is not set (smaps_rollup is not read then).
+	// MemoryBytes is the sum of the processes' RSS, or of their PSS
+	// (PSS true) when their RSS passes memory_max: only then is the
+	// costly smaps_rollup read.
 	MemoryBytes uint64
-	HasMemory   bool
+	PSS         bool
 	// CPUPercent is the tree's CPU over the last period, in percent of
 	// one core; HasCPU is false on a tree's first sample.
 	CPUPercent float64
@@ -97,7 +98,7 @@ type Usage struct {
 func (u Usage) Value(limit string) (float64, bool) {
 	switch limit {
 	case MemoryMax:
-		return float64(u.MemoryBytes), u.HasMemory
+		return float64(u.MemoryBytes), true
 	case CPUMax:
 		return u.CPUPercent, u.HasCPU
 	case FDsMax:

@@ -9,7 +9,7 @@ import (
 
 const sec = time.Second
 
-func mem(b uint64) Usage { return Usage{MemoryBytes: b, HasMemory: true} }
+func mem(b uint64) Usage { return Usage{MemoryBytes: b} }
 
 // judgeAll feeds samples one second apart and returns the seconds at
 // which a breach acted.
@@ -73,7 +73,7 @@ func TestRuleNewTreeStartsAfresh(t *testing.T) {
 // With restart, one breach acts for all (the tree goes); with log, each
 // limit says its own line.
 func TestRuleOneRestartForSeveralLimits(t *testing.T) {
-	both := Usage{MemoryBytes: 2 << 30, HasMemory: true, Threads: 900}
+	both := Usage{MemoryBytes: 2 << 30, Threads: 900}
 	for _, tc := range []struct {
 		logOnly bool
 		want    int

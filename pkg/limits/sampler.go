@@ -30,23 +30,23 @@ type Target struct {
 	Restart func(ctx context.Context, b Breach, env []string, line msg.Message) error
 }
 
-// Reader reads one process's counters; only what want asks for.
+// Reader reads one process's counters. Read is every sample's (stat,
+// and the open descriptors with fds); PSS reads smaps_rollup, which costs
+// a walk of the process's page tables: only for a tree whose RSS passes
+// memory_max.
 type Reader interface {
-	Read(id proc.ID, want Want) (Counters, error)
+	Read(id proc.ID, fds bool) (Counters, error)
+	PSS(id proc.ID) (uint64, error)
 }
-
-// Want says which of a process's counters a sample needs: stat is always
-// read (CPU and threads); smaps_rollup and the fd directory only for the
-// limits that need them.
-type Want struct{ Memory, FDs bool }
 
 // Counters are one process's counters at one read.
 type Counters struct {
 	// CPUTicks is utime+stime in clock ticks (USER_HZ).
 	CPUTicks uint64
 	Threads  int
-	PSS      uint64
-	FDs      int
+	// RSS is the resident memory in bytes, shared pages counted whole.
+	RSS uint64
+	FDs int
 }
 
 // Logger writes the over-limit lines (pkg/msg's Logger).
@@ -168,25 +168,29 @@ func (s *Sampler) sampleOne(ctx context.Context, t Target) {
 // measure reads every process of tree. The CPU is the ticks each process
 // used since the last sample, over the time between: a process that
 // exited in between takes its last period's CPU with it, and one first
-// seen now counts from now.
+// seen now counts from now. The memory is the tree's RSS, unless that
+// passes memory_max: then its PSS decides (PSS is never more than RSS,
+// so under the limit by RSS is under it by PSS).
 func (s *Sampler) measure(tree []proc.ID, l Limits, v *served, now time.Duration) (Usage, map[proc.ID]uint64) {
-	want := Want{Memory: l.MemoryBytes > 0, FDs: l.FDs > 0}
-	u := Usage{At: time.Now(), HasMemory: want.Memory, HasFDs: want.FDs}
+	u := Usage{At: time.Now(), HasFDs: l.FDs > 0}
 	ticks := make(map[proc.ID]uint64, len(tree))
 	var used uint64
 	for _, id := range tree {
-		c, err := s.Read.Read(id, want)
+		c, err := s.Read.Read(id, u.HasFDs)
 		if err != nil {
 			continue // gone, or its pid reused: not the service's now
 		}
 		u.Processes++
 		u.Threads += c.Threads
-		u.MemoryBytes += c.PSS
+		u.MemoryBytes += c.RSS
 		u.FDs += c.FDs
 		ticks[id] = c.CPUTicks
 		if before, ok := v.ticks[id]; ok && c.CPUTicks >= before {
 			used += c.CPUTicks - before
 		}
+	}
+	if l.MemoryBytes > 0 && u.MemoryBytes > uint64(l.MemoryBytes) {
+		u.MemoryBytes, u.PSS = s.pss(ticks), true
 	}
 	if v.ticks != nil && now > v.at {
 		secs := float64(used) / userHZ
@@ -195,6 +199,17 @@ func (s *Sampler) measure(tree []proc.ID, l Limits, v *served, now time.Duration
 	}
 	u.CPUSeconds = v.cpu
 	return u, ticks
+}
+
+// pss is the sum of the PSS of the processes read (those in ticks).
+func (s *Sampler) pss(read map[proc.ID]uint64) uint64 {
+	var sum uint64
+	for id := range read {
+		if p, err := s.Read.PSS(id); err == nil {
+			sum += p
+		}
+	}
+	return sum
 }
 
 // userHZ is the unit of utime and stime in /proc/PID/stat.

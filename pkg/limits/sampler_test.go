@@ -17,24 +17,30 @@ import (
 )
 
 type fakeReader struct {
-	mu sync.Mutex
-	c  map[int]Counters
+	mu       sync.Mutex
+	c        map[int]Counters
+	pss      map[int]uint64
+	pssReads int
 }
 
-func (f *fakeReader) Read(id proc.ID, want Want) (Counters, error) {
+func (f *fakeReader) Read(id proc.ID, fds bool) (Counters, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c, ok := f.c[id.PID]
 	if !ok {
 		return Counters{}, errors.New("gone")
 	}
-	if !want.Memory {
-		c.PSS = 0
-	}
-	if !want.FDs {
+	if !fds {
 		c.FDs = 0
 	}
 	return c, nil
+}
+
+func (f *fakeReader) PSS(id proc.ID) (uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pssReads++
+	return f.pss[id.PID], nil
 }
 
 type logged struct {
@@ -73,8 +79,8 @@ func TestSamplerCPUAndRestart(t *testing.T) {
 	var clock time.Duration
 	s, _, restarts := sampler(Limits{CPUPercent: 50, For: 2 * sec}, r, &logged{}, &clock)
 	s.Sample(context.Background())
-	if u, ok := s.Usage("php"); !ok || u.HasCPU || u.Threads != 4 || u.Processes != 2 || u.HasFDs || u.HasMemory {
-		t.Fatalf("first sample %+v %v: want no CPU yet, 4 threads, no fds or memory (no such limits)", u, ok)
+	if u, ok := s.Usage("php"); !ok || u.HasCPU || u.Threads != 4 || u.Processes != 2 || u.HasFDs {
+		t.Fatalf("first sample %+v %v: want no CPU yet, 4 threads, no fds (no fds_max)", u, ok)
 	}
 	// 1 s later the tree used 0.8 s of CPU: 80 %.
 	for i := 1; i <= 3; i++ {
@@ -121,6 +127,29 @@ func TestSamplerLogOnlyAndNotUp(t *testing.T) {
 	}
 }
 
+// The tree's RSS decides while under memory_max; past it, the PSS
+// (smaps_rollup, read only then) does.
+func TestSamplerPSSOnlyPastTheLimitByRSS(t *testing.T) {
+	r := &fakeReader{c: map[int]Counters{10: {RSS: 40 << 20}, 11: {RSS: 40 << 20}}, pss: map[int]uint64{10: 30 << 20, 11: 10 << 20}}
+	var clock time.Duration
+	log := &logged{}
+	s, _, _ := sampler(Limits{MemoryBytes: 100 << 20, For: 0, LogOnly: true}, r, log, &clock)
+	s.Sample(context.Background())
+	if u, _ := s.Usage("php"); u.MemoryBytes != 80<<20 || u.PSS || r.pssReads != 0 {
+		t.Errorf("under the limit by RSS: %+v, %d PSS reads; want the RSS, no PSS read", u, r.pssReads)
+	}
+	r.c[11] = Counters{RSS: 90 << 20} // RSS 130 MiB, PSS 40 MiB: shared pages
+	s.Sample(context.Background())
+	if u, _ := s.Usage("php"); u.MemoryBytes != 40<<20 || !u.PSS || r.pssReads != 2 || len(log.lines) != 0 {
+		t.Errorf("past the limit by RSS only: %+v, %d PSS reads, lines %q; want the PSS, under the limit", u, r.pssReads, log.lines)
+	}
+	r.pss[11] = 80 << 20
+	s.Sample(context.Background())
+	if len(log.lines) != 1 || log.lines[0] != "Process ['php',pid=10] over memory_max: 110 MiB > 100 MiB for 0 s" {
+		t.Errorf("past the limit by PSS: lines %q", log.lines)
+	}
+}
+
 // The real reader on this test's own process.
 func TestProcReaderSelf(t *testing.T) {
 	pr, err := NewProcReader("")
@@ -131,14 +160,34 @@ func TestProcReaderSelf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := pr.Read(id, Want{Memory: true, FDs: true})
+	c, err := pr.Read(id, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Threads < 1 || c.PSS < 1<<20 || c.FDs < 3 {
-		t.Errorf("counters %+v: want threads, a PSS of a Go test binary, stdio", c)
+	pss, err := pr.PSS(id)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := pr.Read(proc.ID{PID: id.PID, StartTime: id.StartTime + 1}, Want{}); !errors.Is(err, proc.ErrGone) {
+	if c.Threads < 1 || c.RSS < 1<<20 || pss < 1<<20 || pss > c.RSS+1<<20 || c.FDs < 3 || c.CPUTicks == 0 {
+		t.Errorf("counters %+v, PSS %d: want threads, the RSS and PSS of a Go test binary, stdio, some CPU", c, pss)
+	}
+	if _, err := pr.Read(proc.ID{PID: id.PID, StartTime: id.StartTime + 1}, false); !errors.Is(err, proc.ErrGone) {
 		t.Errorf("a pid whose start time differs: err %v, want ErrGone", err)
+	}
+}
+
+// parseStat against procfs's parse of a real stat line, and a comm with
+// spaces and parentheses.
+func TestParseStat(t *testing.T) {
+	line := []byte("412 (php (fpm) x) S 1 412 412 0 -1 4194560 100 0 0 0 250 75 0 0 20 -5 7 0 123456 1000000 2048 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n")
+	c, start, err := parseStat(line, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.CPUTicks != 325 || c.Threads != 7 || start != 123456 || c.RSS != 2048*4096 {
+		t.Errorf("parsed %+v, start %d", c, start)
+	}
+	if _, _, err := parseStat([]byte("412 (php) S 1 x"), 4096); err == nil {
+		t.Error("a short stat line parsed")
 	}
 }
