@@ -4,7 +4,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/pwatch/pwatch/pkg/msg"
@@ -13,7 +12,8 @@ import (
 
 // restartForLimit asks the supervisor for a gentle restart with the reason
 // limit: SIGTERM to the tree, SIGKILL after grace, then the restart
-// script with env; line is logged when the request is taken.
+// script with env (PWATCH_LIMIT, PWATCH_LIMIT_VALUE); line is logged when
+// the request is taken.
 func restartForLimit(ctx context.Context, s *supervise.Service, env []string, grace time.Duration, line msg.Message) error {
-	return errors.New("supervise has no Restart yet")
+	return s.Restart(ctx, supervise.RestartRequest{Reason: supervise.ReasonLimit, Env: env, Grace: grace, Log: &line})
 }
