@@ -38,12 +38,13 @@ var watchers = []string{"ebpf", "netlink", "pidfd", "proc"}
 // worker is about to act.
 const limitServiceScript = `use strict;
 my ($mode, $dir) = @ARGV;
+my $mib = 100 << 20; # a variable: a constant 'x' x (100 << 20) is built at compile time
 $SIG{CHLD} = 'IGNORE';
 sub mark { open(my $f, '>', "$dir/$_[0].$$") or die; close $f }
 sub worker {
 	mark('worker');
-	if ($mode eq 'grow') { my $x = 'x' x (100 << 20); sleep 1 while 1 }
-	if ($mode eq 'spike') { my $x = 'x' x (100 << 20); select(undef, undef, undef, 0.8); exit 0 }
+	if ($mode eq 'grow') { my $x = 'x' x $mib; sleep 1 while 1 }
+	if ($mode eq 'spike') { my $x = 'x' x $mib; select(undef, undef, undef, 0.8); exit 0 }
 	if ($mode eq 'fds') { my @f; for (1 .. 300) { open(my $h, '<', '/dev/null') or die; push @f, $h } sleep 1 while 1 }
 	if ($mode eq 'spin') { fork(); 1 while 1 }
 	die "unknown mode $mode";
@@ -94,7 +95,10 @@ func newLimitService(t *testing.T, sc *scene, mode, keys string) *limitService {
 // the service's Up pid, once the master is ready.
 func (s *limitService) start(t *testing.T, sc *scene, watcher string) (*pcheckRun, int) {
 	t.Helper()
-	p := startPcheckWrapped(t, []string{"/usr/bin/env", "PWATCH_LIMIT_INTERVAL=" + limitInterval.String()}, sc.syslog, sc.dir, watcher, s.pfile)
+	// pcheck run, with --limit-interval after "run" (exec: the same pid).
+	wrap := filepath.Join(s.dir, "with-interval")
+	writeFile(t, wrap, "#!/bin/sh\npcheck=$1 cmd=$2\nshift 2\nexec \"$pcheck\" \"$cmd\" --limit-interval "+limitInterval.String()+" \"$@\"\n", 0o755)
+	p := startPcheckWrapped(t, []string{wrap}, sc.syslog, sc.dir, watcher, s.pfile)
 	lines, err := p.lines(waitCtx(t), 2)
 	if err != nil {
 		t.Fatal(err)

@@ -39,9 +39,12 @@ func (r *rule) reset() {
 }
 
 // judge takes one sample (taken at now, on the monotonic clock) and
-// returns the breaches that must act now. With acts that restart, one
-// breach is enough: the others are taken as acted, the tree goes.
-func (r *rule) judge(l Limits, master int, u Usage, now time.Duration) []Breach {
+// returns the breaches that must act now. slack is how much earlier than
+// limit_for a run may act: samples come a period apart, give or take the
+// timer's delay, and a run of samples that spans limit_for less a
+// millisecond has held for limit_for. With acts that restart, one breach
+// is enough: the others are taken as acted, the tree goes.
+func (r *rule) judge(l Limits, master int, u Usage, now, slack time.Duration) []Breach {
 	if master != r.master {
 		r.reset()
 		r.master = master
@@ -63,7 +66,7 @@ func (r *rule) judge(l Limits, master int, u Usage, now time.Duration) []Breach 
 			since = now
 			r.since[name] = now
 		}
-		if held := now - since; held >= l.For && !r.acted[name] {
+		if held := now - since; held+slack >= l.For && !r.acted[name] {
 			r.acted[name] = true
 			out = append(out, Breach{Limit: name, Value: v, Max: max, Held: held})
 		}

@@ -16,7 +16,7 @@ func mem(b uint64) Usage { return Usage{MemoryBytes: b} }
 func judgeAll(l Limits, samples []Usage) (acted []int, got []Breach) {
 	r := newRule()
 	for i, u := range samples {
-		if bs := r.judge(l, 100, u, time.Duration(i)*sec); len(bs) > 0 {
+		if bs := r.judge(l, 100, u, time.Duration(i)*sec, 0); len(bs) > 0 {
 			acted = append(acted, i)
 			got = append(got, bs...)
 		}
@@ -58,14 +58,14 @@ func TestRuleNewTreeStartsAfresh(t *testing.T) {
 	l := Limits{Threads: 5, For: 2 * sec}
 	over := Usage{Threads: 9}
 	r := newRule()
-	r.judge(l, 100, over, 0)
-	r.judge(l, 100, over, sec)
+	r.judge(l, 100, over, 0, 0)
+	r.judge(l, 100, over, sec, 0)
 	// The service restarted (new master): its first sample over the limit
 	// starts a new run.
-	if bs := r.judge(l, 200, over, 2*sec); len(bs) != 0 {
+	if bs := r.judge(l, 200, over, 2*sec, 0); len(bs) != 0 {
 		t.Errorf("a new tree acted on the old one's run: %+v", bs)
 	}
-	if bs := r.judge(l, 200, over, 4*sec); len(bs) != 1 {
+	if bs := r.judge(l, 200, over, 4*sec, 0); len(bs) != 1 {
 		t.Errorf("the new tree's own run did not act: %+v", bs)
 	}
 }
@@ -113,5 +113,20 @@ func TestFormat(t *testing.T) {
 		if got := Format(tc.limit, tc.v); got != tc.want {
 			t.Errorf("Format(%s, %v) = %q, want %q", tc.limit, tc.v, got, tc.want)
 		}
+	}
+}
+
+// A run a little short of limit_for by the timer's jitter acts (slack),
+// one short by a whole period does not.
+func TestRuleSlack(t *testing.T) {
+	l := Limits{Threads: 5, For: 2 * sec}
+	over := Usage{Threads: 9}
+	r := newRule()
+	r.judge(l, 100, over, 0, sec/4)
+	if bs := r.judge(l, 100, over, 1500*time.Millisecond, sec/4); len(bs) != 0 {
+		t.Errorf("acted a period early: %+v", bs)
+	}
+	if bs := r.judge(l, 100, over, 1999*time.Millisecond, sec/4); len(bs) != 1 || bs[0].Held != 1999*time.Millisecond {
+		t.Errorf("did not act a millisecond short of limit_for: %+v", bs)
 	}
 }

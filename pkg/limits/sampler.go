@@ -158,7 +158,7 @@ func (s *Sampler) sampleOne(ctx context.Context, t Target) {
 	u, ticks := s.measure(tree, t.Limits, v, now)
 	s.mu.Lock()
 	v.ticks, v.at, v.last = ticks, now, u
-	breaches := v.rule.judge(t.Limits, tree[0].PID, u, now)
+	breaches := v.rule.judge(t.Limits, tree[0].PID, u, now, s.interval()/4)
 	s.mu.Unlock()
 	for _, b := range breaches {
 		s.act(ctx, t, tree[0].PID, b)

@@ -62,7 +62,7 @@ func sampler(l Limits, r *fakeReader, log *logged, clock *time.Duration) (*Sampl
 	tree := &[]proc.ID{{PID: 10}, {PID: 11}}
 	restarts := make(chan restartCall, 10)
 	s := &Sampler{
-		Read: r, Log: log, Slog: slog.New(slog.DiscardHandler), Now: func() time.Duration { return *clock },
+		Read: r, Log: log, Slog: slog.New(slog.DiscardHandler), Now: func() time.Duration { return *clock }, Interval: sec,
 		Targets: func() []Target {
 			return []Target{{Name: "php", Limits: l, Tree: func() []proc.ID { return *tree },
 				Restart: func(_ context.Context, b Breach, env []string, line msg.Message) error {
