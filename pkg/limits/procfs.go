@@ -17,17 +17,24 @@ import (
 )
 
 // ProcReader reads the counters from /proc. What every sample reads of
-// every process (stat, and the size of the fd directory) is read with one
-// open, read and close into a buffer it keeps, and parsed by hand: through
-// os.File and procfs's parser it cost ten times as much
-// (BenchmarkLimitSampler). The rare read, smaps_rollup, goes through
-// procfs. A ProcReader is not safe for concurrent use (the one sampler
-// uses it).
+// every process (stat, and the size of the fd directory) is read into a
+// buffer it keeps and parsed by hand: through os.File and procfs's parser
+// it cost ten times as much (BenchmarkLimitSampler). Each process's stat
+// stays open from one sample to the next (one pread a sample instead of
+// open, read and close), up to a quarter of RLIMIT_NOFILE; the open file
+// is the process's own, never a later one's with its pid. The rare read,
+// smaps_rollup, goes through procfs. A ProcReader is not safe for
+// concurrent use (the one sampler uses it).
 type ProcReader struct {
 	root string
 	fs   procfs.FS
 	buf  []byte
 	page uint64
+	// kept are the open stat files, used marks those read since the
+	// last EndSample; keep bounds how many stay open.
+	kept map[proc.ID]int
+	used map[proc.ID]bool
+	keep int
 }
 
 // NewProcReader reads under the proc mount root ("" is /proc).
@@ -39,7 +46,62 @@ func NewProcReader(root string) (*ProcReader, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &ProcReader{root: root, fs: pfs, buf: make([]byte, 4096), page: uint64(os.Getpagesize())}, nil
+	keep := 0
+	var lim syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil {
+		keep = int(min(lim.Cur/4, 1<<20))
+	}
+	return &ProcReader{
+		root: root, fs: pfs, buf: make([]byte, 4096), page: uint64(os.Getpagesize()),
+		kept: map[proc.ID]int{}, used: map[proc.ID]bool{}, keep: keep,
+	}, nil
+}
+
+// EndSample closes the stat files of the processes not read since the
+// last call (gone, or no longer in a sampled tree).
+func (r *ProcReader) EndSample() {
+	for id, fd := range r.kept {
+		if !r.used[id] {
+			syscall.Close(fd)
+			delete(r.kept, id)
+		}
+	}
+	clear(r.used)
+}
+
+// Close closes every kept file.
+func (r *ProcReader) Close() {
+	clear(r.used)
+	r.EndSample()
+}
+
+// readStat reads id's stat: with its kept file, else by opening it
+// (and keeping it while the budget allows).
+func (r *ProcReader) readStat(id proc.ID, dir string) (int, error) {
+	r.used[id] = true
+	if fd, ok := r.kept[id]; ok {
+		n, err := syscall.Pread(fd, r.buf, 0)
+		if err == nil && n > 0 {
+			return n, nil
+		}
+		syscall.Close(fd) // the process is gone (ESRCH)
+		delete(r.kept, id)
+		return 0, fmt.Errorf("pid %d: %w", id.PID, proc.ErrGone)
+	}
+	fd, err := syscall.Open(dir+"/stat", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, gone(err)
+	}
+	n, err := syscall.Read(fd, r.buf)
+	if err != nil || len(r.kept) >= r.keep || id.StartTime == 0 {
+		syscall.Close(fd)
+	} else {
+		r.kept[id] = fd // kept only once its start time is checked (Read)
+	}
+	if err != nil {
+		return 0, gone(err)
+	}
+	return n, nil
 }
 
 // Read reads id's stat (CPU ticks, threads, RSS) and, with fds, its open
@@ -47,16 +109,20 @@ func NewProcReader(root string) (*ProcReader, error) {
 // differs) is an error: it is not the service's.
 func (r *ProcReader) Read(id proc.ID, fds bool) (Counters, error) {
 	dir := r.root + "/" + strconv.Itoa(id.PID)
-	n, err := r.readFile(dir + "/stat")
+	n, err := r.readStat(id, dir)
 	if err != nil {
 		return Counters{}, err
 	}
 	c, start, err := parseStat(r.buf[:n], r.page)
-	if err != nil {
-		return Counters{}, fmt.Errorf("pid %d: %w", id.PID, err)
+	if err == nil && id.StartTime != 0 && start != id.StartTime {
+		err = proc.ErrGone
 	}
-	if id.StartTime != 0 && start != id.StartTime {
-		return Counters{}, fmt.Errorf("pid %d: %w", id.PID, proc.ErrGone)
+	if err != nil {
+		if fd, ok := r.kept[id]; ok { // not the process it was kept for
+			syscall.Close(fd)
+			delete(r.kept, id)
+		}
+		return Counters{}, fmt.Errorf("pid %d: %w", id.PID, err)
 	}
 	if fds {
 		if c.FDs, err = r.fdCount(id.PID, dir); err != nil {
@@ -78,20 +144,6 @@ func (r *ProcReader) PSS(id proc.ID) (uint64, error) {
 		return 0, err
 	}
 	return m.Pss, nil
-}
-
-// readFile reads path into r.buf (a stat line fits it).
-func (r *ProcReader) readFile(path string) (int, error) {
-	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return 0, gone(err)
-	}
-	defer syscall.Close(fd)
-	n, err := syscall.Read(fd, r.buf)
-	if err != nil {
-		return 0, gone(err)
-	}
-	return n, nil
 }
 
 // fdCount is the size of /proc/PID/fd, which is the number of open

@@ -86,6 +86,11 @@ type served struct {
 func (s *Sampler) Run(ctx context.Context) {
 	t := time.NewTicker(s.interval())
 	defer t.Stop()
+	defer func() {
+		if c, ok := s.Read.(interface{ Close() }); ok {
+			c.Close()
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -135,6 +140,9 @@ func (s *Sampler) Sample(ctx context.Context) {
 		}
 	}
 	s.mu.Unlock()
+	if e, ok := s.Read.(interface{ EndSample() }); ok {
+		e.EndSample()
+	}
 }
 
 func (s *Sampler) sampleOne(ctx context.Context, t Target) {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -189,5 +190,44 @@ func TestParseStat(t *testing.T) {
 	}
 	if _, _, err := parseStat([]byte("412 (php) S 1 x"), 4096); err == nil {
 		t.Error("a short stat line parsed")
+	}
+}
+
+// A kept stat file serves the next samples, and its process's end is
+// seen through it (never a later process with the pid); EndSample closes
+// the files of processes no longer read.
+func TestProcReaderKeepsStatOpen(t *testing.T) {
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	id, _, err := proc.Identify("/proc", cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, err := NewProcReader("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	for range 2 {
+		if _, err := pr.Read(id, false); err != nil {
+			t.Fatal(err)
+		}
+		pr.EndSample()
+	}
+	if len(pr.kept) != 1 {
+		t.Fatalf("%d stat files kept, want 1", len(pr.kept))
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	if _, err := pr.Read(id, false); !errors.Is(err, proc.ErrGone) {
+		t.Errorf("after its end: err %v, want ErrGone", err)
+	}
+	pr.EndSample()
+	pr.EndSample()
+	if len(pr.kept) != 0 {
+		t.Errorf("%d stat files still open", len(pr.kept))
 	}
 }
