@@ -83,7 +83,7 @@ type Usage struct {
 	Time      time.Time `json:"time"`
 	Processes int       `json:"processes"`
 	// MemoryBytes is the sum of the processes' RSS, or of their PSS
-	// (MemoryPSS) when the RSS passes memory_max.
+	// (MemoryPSS) when the RSS passes 90 % of memory_max.
 	MemoryBytes *uint64 `json:"memory_bytes"`
 	MemoryPSS   bool    `json:"memory_pss"`
 	// CPUPercent is over the last sample period, of one core.

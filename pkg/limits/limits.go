@@ -75,8 +75,8 @@ type Usage struct {
 	// Processes sampled: the top-level processes and their descendants.
 	Processes int
 	// MemoryBytes is the sum of the processes' RSS, or of their PSS
-	// (PSS true) when their RSS passes memory_max: only then is the
-	// costly smaps_rollup read.
+	// (PSS true) when their RSS passes 90 % of memory_max: only then is
+	// the costly smaps_rollup read.
 	MemoryBytes uint64
 	PSS         bool
 	// CPUPercent is the tree's CPU over the last period, in percent of

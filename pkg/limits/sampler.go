@@ -33,7 +33,7 @@ type Target struct {
 // Reader reads one process's counters. Read is every sample's (stat,
 // and the open descriptors with fds); PSS reads smaps_rollup, which costs
 // a walk of the process's page tables: only for a tree whose RSS passes
-// memory_max.
+// 90 % of memory_max.
 type Reader interface {
 	Read(id proc.ID, fds bool) (Counters, error)
 	PSS(id proc.ID) (uint64, error)
@@ -177,8 +177,9 @@ func (s *Sampler) sampleOne(ctx context.Context, t Target) {
 // used since the last sample, over the time between: a process that
 // exited in between takes its last period's CPU with it, and one first
 // seen now counts from now. The memory is the tree's RSS, unless that
-// passes memory_max: then its PSS decides (PSS is never more than RSS,
-// so under the limit by RSS is under it by PSS).
+// passes nine tenths of memory_max: then its PSS (PSS is never more than
+// RSS, so under the limit by RSS is under it by PSS; from 90 % up the
+// figure is exact, for the limit and for an alert near it).
 func (s *Sampler) measure(tree []proc.ID, l Limits, v *served, now time.Duration) (Usage, map[proc.ID]uint64) {
 	u := Usage{At: time.Now(), HasFDs: l.FDs > 0}
 	ticks := make(map[proc.ID]uint64, len(tree))
@@ -197,7 +198,7 @@ func (s *Sampler) measure(tree []proc.ID, l Limits, v *served, now time.Duration
 			used += c.CPUTicks - before
 		}
 	}
-	if l.MemoryBytes > 0 && u.MemoryBytes > uint64(l.MemoryBytes) {
+	if l.MemoryBytes > 0 && u.MemoryBytes > uint64(l.MemoryBytes)/10*9 {
 		u.MemoryBytes, u.PSS = s.pss(ticks), true
 	}
 	if v.ticks != nil && now > v.at {

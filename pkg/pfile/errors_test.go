@@ -64,8 +64,6 @@ var errorCases = []struct {
 		`t.pfile:4:14: limit_action: "restrat" is not restart or log (did you mean restart?)`}},
 	{"limit_for without a limit", pf(lProc, lRS, "limit_for 10"), []string{
 		`t.pfile:3:1: limit_for: only allowed with memory_max, cpu_max, fds_max or threads_max (no limit is set)`}},
-	{"limit_grace with limit_action log", pf(lProc, lRS, "cpu_max 90", "limit_action log", "limit_grace 5"), []string{
-		`t.pfile:5:1: limit_grace: has no use with limit_action log (nothing is killed)`}},
 	{"retry_backoff below 1", pf(lProc, lRS, "retry_interval 1", "retry_backoff 0.5"), []string{
 		`t.pfile:4:15: retry_backoff: "0.5" is not a factor from 1 to 10 (a number such as 2 or 1.5, at most 3 decimals)`}},
 	{"retry_backoff too large", pf(lProc, lRS, "retry_interval 1", "retry_backoff 11"), []string{

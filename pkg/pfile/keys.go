@@ -266,7 +266,7 @@ var processKeys = []keySpec{
 		checks: []func(*parser, *keyPos){func(p *parser, at *keyPos) {
 			onlyWithLimits(p, at, "limit_grace")
 			if at != nil && p.svc.LimitAction == LimitLog {
-				p.errorf(at.line, at.col, "limit_grace: has no use with limit_action log (nothing is killed)")
+				p.warnf(at.line, at.col, "limit_grace has no effect with limit_action log (nothing is killed)")
 			}
 		}},
 	},
