@@ -202,6 +202,7 @@ func expectLimitRestart(t *testing.T, p *pcheckRun, watcher string, master int) 
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("as it came to syslog:\n\t%s", strings.Join(got[2:], "\n\t"))
 	got = got[3:]
 	gentle := regexp.MustCompile(`^Process \['svc',pid=` + strconv.Itoa(master) + `\] (killed by signal 15 \(SIGTERM\)|exited \(status unknown\))`)
 	if got[0] != down("svc", master) || !gentle.MatchString(got[1]) || got[2] != tryRestart("svc") || !upLine.MatchString(got[3]) {
