@@ -75,10 +75,9 @@ func New(src Source, opts Options) *Metrics {
 		m.probes,
 		m.deaths,
 		newScrapeCollector(src, m.counts),
-		m.limitRestarts,
 	)
 	if us, ok := src.(UsageSource); ok {
-		m.reg.MustRegister(newUsageCollector(us))
+		m.reg.MustRegister(newUsageCollector(us, m.limitRestarts))
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{

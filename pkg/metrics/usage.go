@@ -28,16 +28,19 @@ type ServiceUsage struct {
 	Limits map[string]float64
 }
 
-// usageCollector turns the samples into metrics at each scrape.
+// usageCollector turns the samples into metrics at each scrape, and
+// shows the limit restarts (at 0 for each limit set before its first, so
+// that rate() sees the first).
 type usageCollector struct {
 	src                          UsageSource
+	restarts                     *prometheus.CounterVec
 	memory, cpu, fds, threads, l *prometheus.Desc
 }
 
-func newUsageCollector(src UsageSource) *usageCollector {
+func newUsageCollector(src UsageSource, restarts *prometheus.CounterVec) *usageCollector {
 	svc := []string{"service"}
 	return &usageCollector{
-		src:     src,
+		src: src, restarts: restarts,
 		memory:  prometheus.NewDesc("pwatch_service_memory_bytes", "Memory of the service's whole tree: the sum of its processes' PSS (sampled with memory_max only).", svc, nil),
 		cpu:     prometheus.NewDesc("pwatch_service_cpu_seconds_total", "CPU the service's tree used between samples, since it was first sampled (processes that exit between two samples take their last period's CPU with them).", svc, nil),
 		fds:     prometheus.NewDesc("pwatch_service_fds", "Open file descriptors of the service's tree (sampled with fds_max only).", svc, nil),
@@ -50,6 +53,7 @@ func (c *usageCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.memory, c.cpu, c.fds, c.threads, c.l} {
 		ch <- d
 	}
+	c.restarts.Describe(ch)
 }
 
 func (c *usageCollector) Collect(ch chan<- prometheus.Metric) {
@@ -77,9 +81,11 @@ func (c *usageCollector) Collect(ch chan<- prometheus.Metric) {
 		for limit, v := range u.Limits {
 			if v > 0 {
 				emit(c.l, prometheus.GaugeValue, v, u.Name, limit)
+				_, _ = c.restarts.GetMetricWithLabelValues(u.Name, limit)
 			}
 		}
 	}
+	c.restarts.Collect(ch)
 }
 
 // LimitRestart counts one restart of service because limit was exceeded

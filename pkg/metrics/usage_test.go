@@ -27,6 +27,8 @@ func TestUsageIsScraped(t *testing.T) {
 	mustValue(t, fams, 2<<30, "pwatch_service_limit", "service", "php", "limit", "memory_max")
 	mustAbsent(t, fams, "pwatch_service_limit", "service", "php", "limit", "cpu_max")
 	mustValue(t, fams, 1, "pwatch_limit_restarts_total", "service", "php", "limit", "memory_max")
+	mustValue(t, fams, 0, "pwatch_limit_restarts_total", "service", "php", "limit", "fds_max") // shown before its first
+	mustAbsent(t, fams, "pwatch_limit_restarts_total", "service", "php", "limit", "cpu_max")   // not set
 	// Not sampled without its limit: absent, never a false 0.
 	mustAbsent(t, fams, "pwatch_service_memory_bytes", "service", "java")
 	mustAbsent(t, fams, "pwatch_service_fds", "service", "java")
