@@ -108,6 +108,7 @@ func (d *daemon) startLocked(cfg *pfile.Service, m proc.Matcher, carried *superv
 	r := &running{svc: svc, view: view, cancel: cancel, done: make(chan struct{})}
 	d.services[cfg.Name] = r
 	go func() { defer close(r.done); svc.Run(ctx) }()
+	d.limits.Wake() // it may have limits: the sampler wakes if it slept
 }
 
 // stopLocked stops supervising name, leaving its processes alone. d.mu is

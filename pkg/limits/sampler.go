@@ -70,6 +70,7 @@ type Sampler struct {
 
 	mu     sync.Mutex
 	served map[string]*served
+	wake   chan struct{} // Wake's: a target may have come
 }
 
 // served is what the sampler keeps of one service between samples.
@@ -82,23 +83,54 @@ type served struct {
 	seen  bool // sampled in the current period
 }
 
-// Run samples until ctx ends.
+// Run samples until ctx ends. While no service has limits it sleeps
+// until Wake.
 func (s *Sampler) Run(ctx context.Context) {
-	t := time.NewTicker(s.interval())
-	defer t.Stop()
 	defer func() {
 		if c, ok := s.Read.(interface{ Close() }); ok {
 			c.Close()
 		}
 	}()
+	t := time.NewTimer(s.interval())
+	defer t.Stop()
 	for {
+		idle := len(s.Targets()) == 0
+		if idle {
+			t.Stop()
+		}
 		select {
 		case <-ctx.Done():
 			return
+		case <-s.wakeChan():
+			if idle {
+				t.Reset(s.interval())
+			}
 		case <-t.C:
 			s.Sample(ctx)
+			t.Reset(s.interval())
 		}
 	}
+}
+
+// Wake tells a sleeping sampler that a service may have limits now (one
+// was started or reloaded). It never blocks; nil does nothing.
+func (s *Sampler) Wake() {
+	if s == nil {
+		return
+	}
+	select {
+	case s.wakeChan() <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Sampler) wakeChan() chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.wake == nil {
+		s.wake = make(chan struct{}, 1)
+	}
+	return s.wake
 }
 
 func (s *Sampler) interval() time.Duration {

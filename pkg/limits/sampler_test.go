@@ -231,3 +231,42 @@ func TestProcReaderKeepsStatOpen(t *testing.T) {
 		t.Errorf("%d stat files still open", len(pr.kept))
 	}
 }
+
+// With no service with limits the sampler sleeps (asks for its targets
+// once, then waits); Wake brings it back to sampling.
+func TestSamplerSleepsWithoutTargets(t *testing.T) {
+	var mu sync.Mutex
+	asked, have := 0, false
+	sampled := make(chan struct{}, 100)
+	r := &fakeReader{c: map[int]Counters{10: {}}}
+	s := &Sampler{Read: r, Log: &logged{}, Slog: slog.New(slog.DiscardHandler), Interval: 10 * time.Millisecond,
+		Targets: func() []Target {
+			mu.Lock()
+			defer mu.Unlock()
+			asked++
+			if !have {
+				return nil
+			}
+			return []Target{{Name: "php", Limits: Limits{Threads: 100}, Tree: func() []proc.ID {
+				sampled <- struct{}{}
+				return []proc.ID{{PID: 10}}
+			}}}
+		}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	time.Sleep(100 * time.Millisecond) // ten periods: an awake sampler would ask ten times
+	mu.Lock()
+	if asked != 1 {
+		t.Errorf("an idle sampler asked for its targets %d times in ten periods, want once", asked)
+	}
+	have = true
+	mu.Unlock()
+	s.Wake()
+	select {
+	case <-sampled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no sample after Wake")
+	}
+}
