@@ -43,6 +43,7 @@ func Run(ctx context.Context, cfg Config, log *msg.Logger) error {
 	}
 	defer d.mux.Close()
 	defer log.Observe(nil)
+	defer d.startNotify(ctx)()
 	return d.serve(ctx, cfg, svcs, matchers)
 }
 
@@ -59,6 +60,10 @@ func newDaemon(ctx context.Context, cfg Config, log *msg.Logger) (*daemon, []*pf
 		return nil, nil, nil, fmt.Errorf("--reboot-command: %w", err)
 	}
 	rebootCmd.UnsafeSkipTrust = cfg.SkipTrustCheck
+	notifier, err := newNotifier(cfg, log)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	rules := ruleSource{paths: cfg.Paths, rebootProgram: rebootCmd.Argv[0], skipTrust: cfg.SkipTrustCheck}
 	svcs, matchers, err := rules.load(log)
 	if err != nil {
@@ -106,7 +111,7 @@ func newDaemon(ctx context.Context, cfg Config, log *msg.Logger) (*daemon, []*pf
 	}
 	d := &daemon{
 		rules: rules, log: log, table: table, snaps: proc.NewSnapshots(table, snapshotRetention), mux: mux, guard: guard, runs: runs, store: store,
-		clock: supervise.NewMonotonicClock(), ctx: ctx, events: hub,
+		clock: supervise.NewMonotonicClock(), ctx: ctx, events: hub, notifier: notifier,
 		ending:   make(chan struct{}, 1),
 		services: map[string]*running{},
 	}

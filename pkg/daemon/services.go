@@ -17,6 +17,7 @@ import (
 	"github.com/pwatch/pwatch/pkg/limits"
 	"github.com/pwatch/pwatch/pkg/metrics"
 	"github.com/pwatch/pwatch/pkg/msg"
+	notifier "github.com/pwatch/pwatch/pkg/notify"
 	"github.com/pwatch/pwatch/pkg/opstate"
 	"github.com/pwatch/pwatch/pkg/pfile"
 	"github.com/pwatch/pwatch/pkg/probe"
@@ -47,6 +48,8 @@ type daemon struct {
 	metrics    *metrics.Metrics // nil unless --metrics-listen
 	limits     *limits.Sampler  // the services' resource limits (limits.go)
 	events     *events.Hub      // the event history
+
+	notifier *notifier.Notifier // nil unless --notify-command
 
 	mu       sync.Mutex // serialises reloads and guards services
 	services map[string]*running

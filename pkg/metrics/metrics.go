@@ -79,6 +79,9 @@ func New(src Source, opts Options) *Metrics {
 	if us, ok := src.(UsageSource); ok {
 		m.reg.MustRegister(newUsageCollector(us, m.limitRestarts))
 	}
+	if ns, ok := src.(NotifySource); ok {
+		m.reg.MustRegister(newNotifyCollector(ns))
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
 		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),
