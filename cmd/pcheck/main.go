@@ -28,6 +28,7 @@ import (
 	"github.com/pwatch/pwatch/pkg/control"
 	"github.com/pwatch/pwatch/pkg/daemon"
 	"github.com/pwatch/pwatch/pkg/exitwatch"
+	"github.com/pwatch/pwatch/pkg/limits"
 	"github.com/pwatch/pwatch/pkg/metrics"
 	"github.com/pwatch/pwatch/pkg/msg"
 	"github.com/pwatch/pwatch/pkg/notify"
@@ -85,11 +86,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return cliapp.Run(ctx, app, args)
 }
 
+// minLimitInterval bounds --limit-interval: sampling every tree more
+// often would cost more than it could tell.
+const minLimitInterval = 100 * time.Millisecond
+
 func runFlags() []cli.Flag {
 	env := func(name string) []string { return []string{"PWATCH_" + name} }
 	return []cli.Flag{
 		&cli.StringFlag{Name: "watcher", Value: "auto", EnvVars: env("WATCHER"), Usage: "death-detection backend: " + watcherChoices()},
 		&cli.DurationFlag{Name: "poll-interval", Value: time.Second, EnvVars: env("POLL_INTERVAL"), Usage: "the proc backend's period"},
+		&cli.DurationFlag{Name: "limit-interval", Value: limits.DefaultInterval, EnvVars: env("LIMIT_INTERVAL"), Usage: "how often the trees of the services with limits (memory_max, cpu_max, fds_max, threads_max) are sampled; at least 100ms"},
 		&cli.StringFlag{Name: "control-socket", Value: control.DefaultSocket, EnvVars: env("CONTROL_SOCKET"), Usage: "where padmin reaches pcheck"},
 		&cli.StringFlag{Name: "state-dir", Value: "/var/lib/pwatch", EnvVars: env("STATE_DIR"), Usage: "where state that outlives pcheck is kept"},
 		&cli.StringFlag{Name: "syslog-socket", Value: "/dev/log", EnvVars: env("SYSLOG_SOCKET"), Usage: "local syslog socket (missing: warn once, go on)"},
@@ -124,6 +130,9 @@ func runDaemon(c *cli.Context, stderr io.Writer) error {
 	if w := c.String("watcher"); w != "auto" && !slices.Contains(exitwatch.Backends(), w) {
 		return cliapp.UsageError("--watcher %q: want %s", w, watcherChoices())
 	}
+	if li := c.Duration("limit-interval"); li < minLimitInterval {
+		return cliapp.UsageError("--limit-interval %s: want at least %s", li, minLimitInterval)
+	}
 	if _, err := notify.ParseEvents(c.String("notify-events")); err != nil {
 		return cliapp.UsageError("--notify-events %v", err)
 	}
@@ -145,6 +154,7 @@ func runDaemon(c *cli.Context, stderr io.Writer) error {
 		Paths:           c.Args().Slice(),
 		Watcher:         c.String("watcher"),
 		PollInterval:    c.Duration("poll-interval"),
+		LimitInterval:   c.Duration("limit-interval"),
 		ControlSocket:   c.String("control-socket"),
 		StateDir:        c.String("state-dir"),
 		RebootCommand:   c.String("reboot-command"),

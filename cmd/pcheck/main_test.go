@@ -25,6 +25,7 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		"run --watcher bogus x":        "pcheck: --watcher \"bogus\": want auto, ",
 		"run --poll-interval abc x":    "pcheck: invalid value \"abc\" for --poll-interval: ",
 		"run --log-format xml x":       "pcheck: --log-format \"xml\": want text or json\n",
+		"run --limit-interval 10ms x":  "pcheck: --limit-interval 10ms: want at least 100ms\n",
 		"run --syslog-facility nope x": "pcheck: --syslog-facility: unknown syslog facility \"nope\"",
 		"nosuch":                       "pcheck: unknown command \"nosuch\" (see 'pcheck --help')\n",
 	} {

@@ -15,20 +15,20 @@ import (
 
 // FormatStatus writes padmin status's table:
 //
-//	SERVICE  STATE      PIDS  UPTIME  RESTARTS  LEFT  NEXT          CHECKS  LAST EVENT                                LAST DEATH
-//	apache2  Up         1234  3h02m   0         3     -             ok      May 24 09:35:26 ('apache2',pid=1234) Up  May 24 09:35:20 killed by the OOM killer
-//	tomcat   RetryOver  -     -       3         0     re-arm 9m30s  -       May 24 09:40:01 Retry over ('tomcat') action=continue  -
+//	SERVICE  STATE      PIDS  UPTIME  RESTARTS  LEFT  NEXT          CHECKS  MEM       CPU  FDS  LAST EVENT                                LAST DEATH
+//	apache2  Up         1234  3h02m   0         3     -             ok      412.5MiB  12%  88   May 24 09:35:26 ('apache2',pid=1234) Up  May 24 09:35:20 killed by the OOM killer
+//	tomcat   RetryOver  -     -       3         0     re-arm 9m30s  -       -         -    -    May 24 09:40:01 Retry over ('tomcat') action=continue  -
 //
 // The daemon's texts quote what came from outside (a sender's comm), so
 // each cell also passes quote.Line: a raw control byte, tab or newline
 // that reached the table anyway is quoted, never sent to the terminal.
 func FormatStatus(w io.Writer, services []ServiceStatus) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVICE\tSTATE\tPIDS\tUPTIME\tRESTARTS\tLEFT\tNEXT\tCHECKS\tLAST EVENT\tLAST DEATH")
+	fmt.Fprintln(tw, "SERVICE\tSTATE\tPIDS\tUPTIME\tRESTARTS\tLEFT\tNEXT\tCHECKS\t"+usageHeader+"\tLAST EVENT\tLAST DEATH")
 	for _, s := range services {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n",
 			quote.Line(s.Name), quote.Line(s.State), formatPIDs(s.PIDs), formatUptime(s.UptimeSeconds), s.Restarts, s.AttemptsLeft,
-			formatNext(s), quote.Line(formatChecks(s.Checks)), quote.Line(formatEvent(s.LastEvent)), quote.Line(formatDeath(s.LastDeath)))
+			formatNext(s), quote.Line(formatChecks(s.Checks)), formatUsage(s.Usage), quote.Line(formatEvent(s.LastEvent)), quote.Line(formatDeath(s.LastDeath)))
 	}
 	return tw.Flush()
 }

@@ -71,6 +71,26 @@ type ServiceStatus struct {
 	LastDeath *Death `json:"last_death,omitempty"`
 	// Checks are the service's stall-check blocks.
 	Checks []CheckStatus `json:"checks,omitempty"`
+	// Usage is the last sample of the service's tree; only services with
+	// limits are sampled (null for the others).
+	Usage *Usage `json:"usage,omitempty"`
+}
+
+// Usage is one sample of a service's tree (the top-level processes and
+// every descendant). A value not sampled (no such limit, or the CPU of a
+// first sample) is null.
+type Usage struct {
+	Time      time.Time `json:"time"`
+	Processes int       `json:"processes"`
+	// MemoryBytes is the sum of the processes' RSS, or of their PSS
+	// (MemoryPSS) when the RSS passes 90 % of memory_max.
+	MemoryBytes *uint64 `json:"memory_bytes"`
+	MemoryPSS   bool    `json:"memory_pss"`
+	// CPUPercent is over the last sample period, of one core.
+	CPUPercent *float64 `json:"cpu_percent"`
+	CPUSeconds float64  `json:"cpu_seconds"`
+	FDs        *int     `json:"fds"`
+	Threads    int      `json:"threads"`
 }
 
 // Death is why a process died: the cause in one word (exit, signal, oom,

@@ -45,6 +45,9 @@ type Config struct {
 	// SkipTrustCheck turns the trust rule's refusals into warnings
 	// (pkg/trust): for tests only.
 	SkipTrustCheck bool
+	// LimitInterval is how often the trees of the services with limits
+	// are sampled; 0 is limits.DefaultInterval.
+	LimitInterval time.Duration
 	// ProcRoot is the proc mount; "" is /proc.
 	ProcRoot string
 }

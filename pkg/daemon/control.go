@@ -65,6 +65,7 @@ func (d *daemon) Status(_ context.Context, name string) ([]control.ServiceStatus
 		if e := st.LastDeath; e != nil {
 			cs.LastDeath = deathOf(*e, st.LastDeathAt)
 		}
+		cs.Usage = d.usageOf(st.Name)
 		for _, c := range s.Checks() {
 			cc := control.CheckStatus{
 				Block: c.Check.Block, Kind: c.Check.Kind.String(), Port: c.Check.Port,

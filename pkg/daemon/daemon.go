@@ -144,6 +144,9 @@ func (d *daemon) serve(ctx context.Context, cfg Config, svcs []*pfile.Service, m
 		return err
 	}
 	defer stopHTTP()
+	if err := d.startLimits(ctx, cfg); err != nil {
+		return err
+	}
 	ctl, err := control.Listen(cfg.ControlSocket, d, slog)
 	if err != nil {
 		return err

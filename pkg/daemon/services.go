@@ -14,6 +14,7 @@ import (
 
 	"github.com/pwatch/pwatch/pkg/events"
 	"github.com/pwatch/pwatch/pkg/exitwatch"
+	"github.com/pwatch/pwatch/pkg/limits"
 	"github.com/pwatch/pwatch/pkg/metrics"
 	"github.com/pwatch/pwatch/pkg/msg"
 	notifier "github.com/pwatch/pwatch/pkg/notify"
@@ -45,6 +46,7 @@ type daemon struct {
 	ending     chan struct{}    // a retry-over action asks pcheck to end
 	endCode    atomic.Int64     // with the highest status asked for
 	metrics    *metrics.Metrics // nil unless --metrics-listen
+	limits     *limits.Sampler  // the services' resource limits (limits.go)
 	events     *events.Hub      // the event history
 
 	notifier *notifier.Notifier // nil unless --notify-command
@@ -109,6 +111,7 @@ func (d *daemon) startLocked(cfg *pfile.Service, m proc.Matcher, carried *superv
 	r := &running{svc: svc, view: view, cancel: cancel, done: make(chan struct{})}
 	d.services[cfg.Name] = r
 	go func() { defer close(r.done); svc.Run(ctx) }()
+	d.limits.Wake() // it may have limits: the sampler wakes if it slept
 }
 
 // stopLocked stops supervising name, leaving its processes alone. d.mu is

@@ -36,12 +36,14 @@ type Options struct {
 // Metrics is pcheck's metric registry. Its methods may be called on a nil
 // *Metrics (metrics off), and concurrently.
 type Metrics struct {
-	reg     *prometheus.Registry
-	probes  *prometheus.HistogramVec
-	deaths  *prometheus.CounterVec
-	counts  *counters
-	handler http.Handler
-	log     *slog.Logger
+	reg    *prometheus.Registry
+	probes *prometheus.HistogramVec
+	deaths *prometheus.CounterVec
+	counts *counters
+	// limitRestarts counts the restarts of pkg/limits, by limit.
+	limitRestarts *prometheus.CounterVec
+	handler       http.Handler
+	log           *slog.Logger
 }
 
 // New returns the registry of src's metrics, plus the Go runtime's and the
@@ -61,7 +63,11 @@ func New(src Source, opts Options) *Metrics {
 			Help: "Deaths of a service's top-level processes, by cause: exit, signal, oom, pcheck (a stall check's kill), unknown.",
 		}, []string{"service", "cause"}),
 		counts: newCounters(opts.RestartReasons),
-		log:    log,
+		limitRestarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pwatch_limit_restarts_total",
+			Help: "Restarts because the service's tree exceeded a limit (memory_max, cpu_max, fds_max, threads_max) for limit_for.",
+		}, []string{"service", "limit"}),
+		log: log,
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -70,6 +76,9 @@ func New(src Source, opts Options) *Metrics {
 		m.deaths,
 		newScrapeCollector(src, m.counts),
 	)
+	if us, ok := src.(UsageSource); ok {
+		m.reg.MustRegister(newUsageCollector(us, m.limitRestarts))
+	}
 	if ns, ok := src.(NotifySource); ok {
 		m.reg.MustRegister(newNotifyCollector(ns))
 	}
@@ -165,6 +174,7 @@ func (m *Metrics) Forget(service string) {
 	}
 	m.probes.DeletePartialMatch(prometheus.Labels{"service": service})
 	m.deaths.DeletePartialMatch(prometheus.Labels{"service": service})
+	m.limitRestarts.DeletePartialMatch(prometheus.Labels{"service": service})
 	m.counts.forget(service)
 }
 

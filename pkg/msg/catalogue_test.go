@@ -36,6 +36,8 @@ func TestCatalogueTexts(t *testing.T) {
 		{DeathWatchStopped("ebpf"), "Death watch stopped ('ebpf'): no exit can be seen any more; pcheck ends", slog.LevelError},
 		{Adopted("apache2", []int{1234, 1240}), "Running service adopted ('apache2',pid=1234,1240)", slog.LevelInfo},
 		{OrphansKilled("apache2", []int{1241}), "Orphaned processes of a dead master killed ('apache2',pid=1241)", slog.LevelWarn},
+		{OverLimit("php", 412, "memory_max", "1.21 GiB", "1 GiB", 30*time.Second), "Process ['php',pid=412] over memory_max: 1.21 GiB > 1 GiB for 30 s, restarting", slog.LevelWarn},
+		{OverLimitLogged("php", 412, "cpu_max", "93%", "50%", 2500*time.Millisecond), "Process ['php',pid=412] over cpu_max: 93% > 50% for 3 s", slog.LevelWarn},
 		{ProgramRefused("apache2", "/tmp/x.restart", "/tmp/x.restart: owned by uid 65534 (nobody), not root; pcheck runs it as root"), "Program refused ('apache2',/tmp/x.restart): /tmp/x.restart: owned by uid 65534 (nobody), not root; pcheck runs it as root; not run", slog.LevelError},
 	} {
 		if tc.m.Text != tc.text || tc.m.String() != tc.text {

@@ -63,3 +63,26 @@ func ProgramRefused(name, program, why string) Message {
 		fmt.Sprintf("Program refused ('%s',%s): %s; not run", name, program, why),
 		slog.String(KeyService, name), slog.String(KeyCommand, program), slog.String(KeyReason, why))
 }
+
+// OverLimit: the service's tree exceeded a limit (memory_max, cpu_max,
+// fds_max, threads_max) on every sample for held, and is restarted
+// gently: "Process ['php',pid=412] over memory_max: 1.21 GiB > 1 GiB for
+// 30 s, restarting". value and max are written as the limit is (sizes in
+// KiB, MiB or GiB, CPU in percent); pid is the service's first top-level
+// process.
+func OverLimit(name string, pid int, limit, value, max string, held time.Duration) Message {
+	return overLimit(name, pid, limit, value, max, held, ", restarting", "restart")
+}
+
+// OverLimitLogged is OverLimit for limit_action log: nothing is restarted.
+func OverLimitLogged(name string, pid int, limit, value, max string, held time.Duration) Message {
+	return overLimit(name, pid, limit, value, max, held, "", "log")
+}
+
+func overLimit(name string, pid int, limit, value, max string, held time.Duration, tail, action string) Message {
+	return message(slog.LevelWarn, "limit",
+		fmt.Sprintf("Process ['%s',pid=%d] over %s: %s > %s for %d s%s", name, pid, limit, value, max, int64(held.Round(time.Second)/time.Second), tail),
+		slog.String(KeyService, name), slog.Int(KeyPID, pid), slog.String("limit", limit),
+		slog.String("value", value), slog.String("max", max), slog.Duration("for", held),
+		slog.String(KeyAction, action), slog.String(KeyReason, "limit"))
+}

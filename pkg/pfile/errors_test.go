@@ -49,6 +49,21 @@ var errorCases = []struct {
 		`t.pfile:3:14: kill_timeout: 31536001 is too large (expected at most 31536000 seconds)`}},
 	{"recovery_timeout 0", pf(lProc, lRS, "retry_over_action reboot", "recovery_timeout 0"), []string{
 		`t.pfile:4:18: recovery_timeout: 0 is too small (expected at least 1 second)`}},
+	// ---- the limits ----
+	{"memory_max with a unit it does not know", pf(lProc, lRS, "memory_max 512MB"), []string{
+		`t.pfile:3:12: memory_max: "512MB" is not a size: expected a whole number of bytes, or with K, M or G, e.g. 512M, from 1 to 1024T`}},
+	{"memory_max 0", pf(lProc, lRS, "memory_max 0"), []string{
+		`t.pfile:3:12: memory_max: "0" is not a size: expected a whole number of bytes, or with K, M or G, e.g. 512M, from 1 to 1024T`}},
+	{"memory_max too large", pf(lProc, lRS, "memory_max 2000000G"), []string{
+		`t.pfile:3:12: memory_max: "2000000G" is not a size: expected a whole number of bytes, or with K, M or G, e.g. 512M, from 1 to 1024T`}},
+	{"cpu_max a fraction", pf(lProc, lRS, "cpu_max 50.5"), []string{
+		`t.pfile:3:9: cpu_max: "50.5" is not a whole number (expected at least 1)`}},
+	{"fds_max 0", pf(lProc, lRS, "fds_max 0"), []string{
+		`t.pfile:3:9: fds_max: 0 is too small (expected at least 1)`}},
+	{"limit_action unknown", pf(lProc, lRS, "fds_max 10", "limit_action restrat"), []string{
+		`t.pfile:4:14: limit_action: "restrat" is not restart or log (did you mean restart?)`}},
+	{"limit_for without a limit", pf(lProc, lRS, "limit_for 10"), []string{
+		`t.pfile:3:1: limit_for: only allowed with memory_max, cpu_max, fds_max or threads_max (no limit is set)`}},
 	{"retry_backoff below 1", pf(lProc, lRS, "retry_interval 1", "retry_backoff 0.5"), []string{
 		`t.pfile:4:15: retry_backoff: "0.5" is not a factor from 1 to 10 (a number such as 2 or 1.5, at most 3 decimals)`}},
 	{"retry_backoff too large", pf(lProc, lRS, "retry_interval 1", "retry_backoff 11"), []string{

@@ -212,6 +212,64 @@ var processKeys = []keySpec{
 		set:  func(s *Service, v any) { s.StartOnLoad = v.(bool) },
 		rule: func(s *Service, r *Rules) { r.StartOnLoad = s.StartOnLoad },
 	},
+	// The limits on the service tree (limits.go).
+	{
+		name: "memory_max", value: sizeValue, def: "none",
+		doc:     "restart the service (`limit_action`) when its whole tree (the top processes and every descendant) holds more memory than this for `limit_for`: the sum of the processes' PSS from `/proc/PID/smaps_rollup` (shared pages split among their sharers); see [operations.md](operations.md#resource-limits)",
+		example: "512M", json: "memory_max",
+		set:  func(s *Service, v any) { s.MemoryMax = v.(int64) },
+		rule: func(s *Service, r *Rules) { r.MemoryMax = optionalInt64(s.MemoryMax) },
+	},
+	{
+		name: "cpu_max", value: intRange(1, MaxCPU, "percent of one core"), def: "none",
+		doc:     "the same for the tree's CPU over the last sample period, in percent of one core (`250` is two and a half cores)",
+		example: "90", json: "cpu_max",
+		set:  func(s *Service, v any) { s.CPUMax = v.(int) },
+		rule: func(s *Service, r *Rules) { r.CPUMax = optionalInt(s.CPUMax) },
+	},
+	{
+		name: "fds_max", value: count(1), def: "none",
+		doc:     "the same for the tree's open file descriptors",
+		example: "4096", json: "fds_max",
+		set:  func(s *Service, v any) { s.FDsMax = v.(int) },
+		rule: func(s *Service, r *Rules) { r.FDsMax = optionalInt(s.FDsMax) },
+	},
+	{
+		name: "threads_max", value: count(1), def: "none",
+		doc:     "the same for the tree's threads",
+		example: "500", json: "threads_max",
+		set:  func(s *Service, v any) { s.ThreadsMax = v.(int) },
+		rule: func(s *Service, r *Rules) { r.ThreadsMax = optionalInt(s.ThreadsMax) },
+	},
+	{
+		name: "limit_for", value: secondsValue(0), dflt: DefaultLimitFor,
+		doc:     "only with a limit: it acts once exceeded on every sample for this long (one spike does nothing)",
+		example: "60", json: "limit_for",
+		set:    func(s *Service, v any) { s.LimitFor = v.(time.Duration) },
+		rule:   func(s *Service, r *Rules) { r.LimitFor = secs(s.LimitFor) },
+		checks: []func(*parser, *keyPos){func(p *parser, at *keyPos) { onlyWithLimits(p, at, "limit_for") }},
+	},
+	{
+		name: "limit_action", value: limitActionValue, dflt: LimitRestart,
+		doc:     "only with a limit: `restart` (SIGTERM to the tree, SIGKILL after `limit_grace`, then `restart_script` with the reason `limit`) or `log` (the line only)",
+		example: "log", json: "limit_action",
+		set:    func(s *Service, v any) { s.LimitAction = v.(LimitAction) },
+		rule:   func(s *Service, r *Rules) { r.LimitAction = s.LimitAction },
+		checks: []func(*parser, *keyPos){func(p *parser, at *keyPos) { onlyWithLimits(p, at, "limit_action") }},
+	},
+	{
+		name: "limit_grace", value: secondsValue(0), dflt: DefaultLimitGrace,
+		doc:     "only with a limit: after a limit restart's SIGTERM, wait this long before SIGKILL",
+		example: "20", json: "limit_grace",
+		set:  func(s *Service, v any) { s.LimitGrace = v.(time.Duration) },
+		rule: func(s *Service, r *Rules) { r.LimitGrace = secs(s.LimitGrace) },
+		checks: []func(*parser, *keyPos){func(p *parser, at *keyPos) {
+			onlyWithLimits(p, at, "limit_grace")
+			if at != nil && p.svc.LimitAction == LimitLog {
+				p.warnf(at.line, at.col, "limit_grace has no effect with limit_action log (nothing is killed)")
+			}
+		}},
+	},
 }
 
 // httpsOnly is the restriction of the tls keys.

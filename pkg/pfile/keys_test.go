@@ -100,6 +100,9 @@ var exampleWith = map[string][]string{
 	"retry_interval_max": {"retry_interval 5", "retry_backoff 2"},
 	"recovery_timeout":   {"retry_over_action reboot"},
 	"tls_ca":             {"tls_verify yes"},
+	"limit_for":          {"memory_max 1G"},
+	"limit_action":       {"memory_max 1G"},
+	"limit_grace":        {"memory_max 1G"},
 }
 
 // alsoChanges are the fields a key's example fills as a derived default.

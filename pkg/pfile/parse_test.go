@@ -224,6 +224,7 @@ func TestDefaults(t *testing.T) {
 		RetryInterval: 0, RetryBackoff: 1, StableUptime: 60 * time.Second,
 		RetryOverAction: ActionContinue, KillTimeout: 10 * time.Second,
 		StartOnLoad: true,
+		LimitFor:    30 * time.Second, LimitAction: LimitRestart, LimitGrace: 10 * time.Second,
 		Checks: []Check{{
 			Kind: KindHTTP, Block: "_bi_webserv", Line: 3, Library: "/opt/HA/PSWE/lib/lib_bi_webserv.so",
 			Interval: 60 * time.Second, Duration: 600 * time.Second, Port: 8080, Host: "127.0.0.1",
@@ -271,6 +272,13 @@ func TestAllKeys(t *testing.T) {
 		"recovery_timeout 900",
 		"kill_timeout 0",
 		"start_on_load no",
+		"memory_max 2G",
+		"cpu_max 250",
+		"fds_max 4096",
+		"threads_max 800",
+		"limit_for 60",
+		"limit_action restart",
+		"limit_grace 20",
 		"_bi_webservs{",
 		"PS_EXEC DLL:/opt/HA/PSWE/lib/lib_bi_webservs.so:DIRECT:-:30:1:5:90:8443:[::1]:3:/health?x=1",
 		"PS_ACTION DLL:/opt/HA/PSWE/lib/lib_bi_webservs.so:DIRECT:--:0:0",
@@ -294,8 +302,10 @@ func TestAllKeys(t *testing.T) {
 		StableUptime: 30 * time.Second, RearmAfter: 600 * time.Second, RetryOverAction: ActionReboot,
 		RetryOverScript: []string{"/usr/local/bin/alert", "tomcat"},
 		RecoveryTimeout: 900 * time.Second, KillTimeout: 0, StartOnLoad: false,
+		MemoryMax: 2 << 30, CPUMax: 250, FDsMax: 4096, ThreadsMax: 800,
+		LimitFor: 60 * time.Second, LimitAction: LimitRestart, LimitGrace: 20 * time.Second,
 		Checks: []Check{{
-			Kind: KindHTTPS, Block: "_bi_webservs", Line: 20, Library: "/opt/HA/PSWE/lib/lib_bi_webservs.so",
+			Kind: KindHTTPS, Block: "_bi_webservs", Line: 27, Library: "/opt/HA/PSWE/lib/lib_bi_webservs.so",
 			Interval: 30 * time.Second, StopAfterDetect: true, Duration: 90 * time.Second, Port: 8443,
 			Host: "::1", Timeout: 3 * time.Second, Path: "/health?x=1", ActionError: false,
 			TLSVerify: true, TLSCA: "/etc/ssl/certs/ca-certificates.crt", TLSServerName: "www.example.org",
@@ -522,9 +532,10 @@ func TestRulesJSON(t *testing.T) {
 		sort.Strings(ks)
 		return ks
 	}
-	wantKeys := []string{"args", "checks", "grace", "kill_timeout", "min_count", "name", "pidfile", "process",
+	wantKeys := []string{"args", "checks", "cpu_max", "fds_max", "grace", "kill_timeout",
+		"limit_action", "limit_for", "limit_grace", "memory_max", "min_count", "name", "pidfile", "process",
 		"rearm_after", "recovery_timeout", "restart_script", "restart_timeout", "retry_backoff", "retry_count", "retry_interval",
-		"retry_interval_max", "retry_over_action", "retry_over_script", "stable_uptime", "start_on_load", "user"}
+		"retry_interval_max", "retry_over_action", "retry_over_script", "stable_uptime", "start_on_load", "threads_max", "user"}
 	if got := keys(m); !reflect.DeepEqual(got, wantKeys) {
 		t.Errorf("keys %v, want %v", got, wantKeys)
 	}

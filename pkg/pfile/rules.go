@@ -28,13 +28,21 @@ type Rules struct {
 	RetryIntervalMax *int64 `json:"retry_interval_max"`
 	StableUptime     int64  `json:"stable_uptime"`
 	// RearmAfter is null when a retry over waits for padmin start.
-	RearmAfter      *int64       `json:"rearm_after"`
-	RetryOverAction Action       `json:"retry_over_action"`
-	RetryOverScript []string     `json:"retry_over_script"`
-	RecoveryTimeout *int64       `json:"recovery_timeout"`
-	KillTimeout     int64        `json:"kill_timeout"`
-	StartOnLoad     bool         `json:"start_on_load"`
-	Checks          []CheckRules `json:"checks"`
+	RearmAfter      *int64   `json:"rearm_after"`
+	RetryOverAction Action   `json:"retry_over_action"`
+	RetryOverScript []string `json:"retry_over_script"`
+	RecoveryTimeout *int64   `json:"recovery_timeout"`
+	KillTimeout     int64    `json:"kill_timeout"`
+	StartOnLoad     bool     `json:"start_on_load"`
+	// The limits are null when not set.
+	MemoryMax   *int64       `json:"memory_max"`
+	CPUMax      *int         `json:"cpu_max"`
+	FDsMax      *int         `json:"fds_max"`
+	ThreadsMax  *int         `json:"threads_max"`
+	LimitFor    int64        `json:"limit_for"`
+	LimitAction LimitAction  `json:"limit_action"`
+	LimitGrace  int64        `json:"limit_grace"`
+	Checks      []CheckRules `json:"checks"`
 }
 
 // CheckRules is the JSON view of one Check.

@@ -64,6 +64,19 @@ type Service struct {
 	KillTimeout     time.Duration
 	StartOnLoad     bool
 
+	// Limits on the whole service tree (limits.go); 0 is no limit.
+	// MemoryMax is in bytes, CPUMax in percent of one core.
+	MemoryMax  int64
+	CPUMax     int
+	FDsMax     int
+	ThreadsMax int
+	// LimitFor is how long a limit must be exceeded, sample after sample,
+	// before LimitAction; LimitGrace is the wait between SIGTERM and
+	// SIGKILL of a limit restart.
+	LimitFor    time.Duration
+	LimitAction LimitAction
+	LimitGrace  time.Duration
+
 	// Checks holds one entry per _bi_ block, in file order.
 	Checks []Check
 }

@@ -434,3 +434,31 @@ func TestPIDFileTextIsNotLogged(t *testing.T) {
 		t.Errorf("the text of the file the pidfile names was logged: %q", logged.String())
 	}
 }
+
+// Below lists a snapshot's processes under one, parents first, by
+// identity only; an identity the snapshot does not hold (its pid now
+// another process's) lists nothing.
+func TestSnapshotBelow(t *testing.T) {
+	root := buildFixture(t, map[string]string{"SCRIPT": writeScript(t, t.TempDir(), "#!/bin/sh")})
+	table, err := NewTable(root, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := table.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	master := s.nodes[100].ID
+	ids, ok := s.Below(master)
+	if !ok || len(ids) == 0 || ids[0].PID != 101 && ids[0].PID != 102 {
+		t.Fatalf("below 100: %v %v, want its workers first", ids, ok)
+	}
+	for _, id := range ids {
+		if id.PID == 100 || s.nodes[id.PID] == nil {
+			t.Errorf("below 100 lists %v", id)
+		}
+	}
+	if _, ok := s.Below(ID{PID: 100, StartTime: master.StartTime + 1}); ok {
+		t.Error("an identity the snapshot does not hold was found")
+	}
+}

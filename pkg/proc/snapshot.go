@@ -235,6 +235,29 @@ func (s *Snapshot) below(n *node) []Process {
 	return out
 }
 
+// Below lists the identities of every process under id, parents before
+// children, without reading anything more (the limits' sampler); false
+// when the snapshot does not hold id.
+func (s *Snapshot) Below(id ID) ([]ID, bool) {
+	n := s.nodes[id.PID]
+	if n == nil || n.ID != id {
+		return nil, false
+	}
+	var out []ID
+	queue := slices.Clone(n.children)
+	seen := map[int]bool{id.PID: true}
+	for len(queue) > 0 {
+		c := queue[0]
+		queue = queue[1:]
+		if !seen[c.ID.PID] {
+			seen[c.ID.PID] = true
+			out = append(out, c.ID)
+			queue = append(queue, c.children...)
+		}
+	}
+	return out, true
+}
+
 // Group lists the processes of the process group or the session that
 // leader led, started no earlier than leader: what a restart script left
 // running, its double-forked daemons aside. Once leader is reaped its
