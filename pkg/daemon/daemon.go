@@ -41,6 +41,9 @@ func Run(ctx context.Context, cfg Config, log *msg.Logger) error {
 		return err
 	}
 	defer d.mux.Close()
+	if d.history != nil {
+		defer d.history.Close() // after the hub is detached (defers run last first)
+	}
 	defer log.Observe(nil)
 	return d.serve(ctx, cfg, svcs, matchers)
 }
@@ -91,7 +94,7 @@ func newDaemon(ctx context.Context, cfg Config, log *msg.Logger) (*daemon, []*pf
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	hub, err := newEventHub(log)
+	hub, history, err := newEventHub(log, cfg.StateDir)
 	if err != nil {
 		mux.Close()
 		return nil, nil, nil, err
@@ -101,12 +104,12 @@ func newDaemon(ctx context.Context, cfg Config, log *msg.Logger) (*daemon, []*pf
 	}
 	d := &daemon{
 		rules: rules, log: log, table: table, snaps: proc.NewSnapshots(table, snapshotRetention), mux: mux, guard: guard, runs: runs, store: store,
-		clock: supervise.NewMonotonicClock(), ctx: ctx, events: hub,
+		clock: supervise.NewMonotonicClock(), ctx: ctx, events: hub, history: history,
 		ending:   make(chan struct{}, 1),
 		services: map[string]*running{},
 	}
 	d.rebootNode = func(ctx context.Context, service string) error {
-		err := reboot.Reboot(ctx, guard, rebootCmd, service, slog)
+		err := reboot.Reboot(ctx, guard, announcedReboot{cmd: rebootCmd, log: log, service: service}, service, slog)
 		if refused := (*trust.Refusal)(nil); errors.As(err, &refused) {
 			log.Log(msg.ProgramRefused(service, refused.Program, refused.Why()))
 		}

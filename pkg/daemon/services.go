@@ -45,6 +45,7 @@ type daemon struct {
 	endCode    atomic.Int64     // with the highest status asked for
 	metrics    *metrics.Metrics // nil unless --metrics-listen
 	events     *events.Hub      // the event history
+	history    *events.Store    // and its copy in the state dir; nil: none
 
 	mu       sync.Mutex // serialises reloads and guards services
 	services map[string]*running
@@ -179,6 +180,7 @@ func (d *daemon) Reload(ctx context.Context, name string) []error {
 	if err != nil {
 		errs := flatten(err)
 		d.log.Slog().Error("reload refused; the running rules stay", "errors", err)
+		d.log.Log(msg.ReloadRefused(name, len(errs)))
 		return errs
 	}
 	if name != "" {
@@ -216,6 +218,7 @@ func (d *daemon) Reload(ctx context.Context, name string) []error {
 			}
 		}
 	}
+	d.log.Log(msg.Reloaded(name))
 	return nil
 }
 

@@ -36,6 +36,12 @@ func TestCatalogueTexts(t *testing.T) {
 		{DeathWatchStopped("ebpf"), "Death watch stopped ('ebpf'): no exit can be seen any more; pcheck ends", slog.LevelError},
 		{Adopted("apache2", []int{1234, 1240}), "Running service adopted ('apache2',pid=1234,1240)", slog.LevelInfo},
 		{OrphansKilled("apache2", []int{1241}), "Orphaned processes of a dead master killed ('apache2',pid=1241)", slog.LevelWarn},
+		{Rebooting("apache2"), "Rebooting the node ('apache2')", slog.LevelError},
+		{Rearmed("apache2", 10*time.Minute), "Retry over re-armed ('apache2'): trying again after 10m0s, attempts reset", slog.LevelWarn},
+		{Reloaded("apache2"), "Rules reloaded (pfile='apache2')", slog.LevelInfo},
+		{Reloaded(""), "Rules reloaded (pfile='')", slog.LevelInfo},
+		{ReloadRefused("", 2), "Reload refused (pfile=''): 2 errors; the running rules stay", slog.LevelError},
+		{CommandExecute(CommandRestart, "apache2"), "Command execute. [restart] pfile='apache2'", slog.LevelInfo},
 		{ProgramRefused("apache2", "/tmp/x.restart", "/tmp/x.restart: owned by uid 65534 (nobody), not root; pcheck runs it as root"), "Program refused ('apache2',/tmp/x.restart): /tmp/x.restart: owned by uid 65534 (nobody), not root; pcheck runs it as root; not run", slog.LevelError},
 	} {
 		if tc.m.Text != tc.text || tc.m.String() != tc.text {

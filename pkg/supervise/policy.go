@@ -194,7 +194,7 @@ func (s *Service) rearm(ctx context.Context) {
 	s.moveLocked(Down)
 	s.mu.Unlock()
 	s.forget()
-	s.d.Slog.Info("rearm_after passed: trying the service again, its attempts reset", "service", s.cfg.Name, "retry_count", s.cfg.RetryCount)
+	s.d.Log.Log(msg.Rearmed(s.cfg.Name, s.cfg.RearmAfter))
 	s.begin(ctx, beginRearm)
 }
 
