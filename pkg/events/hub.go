@@ -17,12 +17,12 @@ const DefaultKeep = 1000
 type Hub struct {
 	now func() Stamp
 
-	mu   sync.Mutex
+	mu    sync.Mutex
 	ring  []Event // at most keep; once full, the oldest is at ring[start]
 	start int
 	keep  int
-	seq  uint64
-	subs map[*Subscription]struct{}
+	seq   uint64
+	subs  map[*Subscription]struct{}
 	// sinks are called, in order, with every published event under mu (so
 	// they see events in Seq order): the disk store. They must not block
 	// for long.
