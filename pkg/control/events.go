@@ -46,6 +46,10 @@ const (
 	DefaultFollowBuffer = 256
 	MaxFollowBuffer     = 4096
 	followWriteTimeout  = 30 * time.Second
+	// followSocketBuffer is a follower's kernel send buffer: small, so
+	// that a reader that falls behind is soon counted in Dropped rather
+	// than silently pinning kernel memory (a few dozen events fit).
+	followSocketBuffer = 32 << 10
 	// followBatch bounds the events one Response of a stream carries.
 	followBatch = 64
 )
@@ -101,6 +105,7 @@ func (s *Server) follow(ctx context.Context, conn *net.UnixConn, req Request, pe
 		buf = DefaultFollowBuffer
 	}
 	buf = min(buf, MaxFollowBuffer)
+	conn.SetWriteBuffer(followSocketBuffer)
 	sub, backlog := src.EventHub().Subscribe(filterOf(req), buf)
 	defer sub.Close()
 	// A write blocked on a reader that does not read ends with the

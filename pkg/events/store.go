@@ -76,6 +76,9 @@ func OpenStore(dir string, keep int, log *slog.Logger) (*Store, []Event, error) 
 	}
 	s := &Store{dir: dir, keep: keep, log: log,
 		wake: make(chan struct{}, 1), done: make(chan struct{}), gone: make(chan struct{})}
+	if err := os.MkdirAll(dir, 0o700); err != nil { // as the other records' writers do
+		return nil, nil, fmt.Errorf("event history: %w", err)
+	}
 	old := s.read(OldFile)
 	cur := s.read(File)
 	f, err := os.OpenFile(filepath.Join(dir, File), os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
