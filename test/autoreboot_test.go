@@ -104,18 +104,7 @@ func TestAutoReboot(t *testing.T) {
 	healthAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	flags := append(rig.flags(3, 3600), "--health-listen", healthAddr)
 
-	// The template, but for this instance's options, its port, a stall
-	// within 10 s (the template's 60 s would only make the test slower) and
-	// 1 s between attempts (the template's 10 s, likewise).
-	src := templatePfile(t, name+".pfile")
-	src = setKey(t, src, "args", srv.args)
-	src = setKey(t, src, "restart_script", strings.Join(srv.script, " "))
-	src = setKey(t, src, "retry_over_script", strings.Join(append(
-		[]string{template("autoreboot.retry-over"), "-d", records}, srv.script[1:]...), " "))
-	src = setKey(t, src, "retry_interval", "1")
-	src = setExec(t, src, 10, 10, srv.port)
-	pf := filepath.Join(sc.dir, name+".pfile")
-	writeFile(t, pf, src, 0o644)
+	pf := autoRebootPfile(t, sc, srv, name, records)
 
 	master := srv.start(t)
 	p := startPcheckFlags(t, sc, flags, pf)
@@ -146,19 +135,7 @@ func TestAutoReboot(t *testing.T) {
 	if got, want := p.padminOK(t, "reboot-count").out, "1 of 3 automatic reboots within 3600s\n"; got != want {
 		t.Fatalf("padmin reboot-count printed %q, want %q", got, want)
 	}
-	// The retry-over script ran before the reboot and kept why Apache
-	// would not start; its output, in pcheck's log, says where.
-	saved, _ := filepath.Glob(filepath.Join(records, "*-"+name, "configtest"))
-	if len(saved) != 1 {
-		t.Fatalf("the retry-over script kept %v, want one record with a configtest", saved)
-	}
-	if b, _ := os.ReadFile(saved[0]); !strings.Contains(string(b), "ThisIsNotAnApacheDirective") {
-		t.Fatalf("the record's configtest does not name the bad directive:\n%s", b)
-	}
-	note := regexp.MustCompile(regexp.QuoteMeta(name+" not recovered: rebooting; the state before the reboot is in "+records+"/") + `\S+-` + regexp.QuoteMeta(name))
-	if !note.MatchString(p.stderr.String()) {
-		t.Fatalf("pcheck's log has no line of the retry-over script matching %s:\n%s", note, p.stderr.String())
-	}
+	expectRetryOverRecord(t, p, name, records)
 
 	// The reboot: pcheck ends, so does every other process, and the fault
 	// with them. The node stays out of the balancer throughout.
@@ -190,5 +167,41 @@ func TestAutoReboot(t *testing.T) {
 	rig.expectCount(t, 1)
 	for _, m := range sc.syslog.Messages() {
 		t.Logf("syslog: %s", m.Raw)
+	}
+}
+
+// autoRebootPfile writes the apache2 template for srv: this instance's
+// options, its port, a stall within 10 s (the template's 60 s would only
+// make the test slower) and 1 s between attempts (the template's 10 s,
+// likewise), with the retry-over script keeping its records in records.
+func autoRebootPfile(t *testing.T, sc *scene, srv *server, name, records string) (pf string) {
+	t.Helper()
+	src := templatePfile(t, name+".pfile")
+	src = setKey(t, src, "args", srv.args)
+	src = setKey(t, src, "restart_script", strings.Join(srv.script, " "))
+	src = setKey(t, src, "retry_over_script", strings.Join(append(
+		[]string{template("autoreboot.retry-over"), "-d", records}, srv.script[1:]...), " "))
+	src = setKey(t, src, "retry_interval", "1")
+	src = setExec(t, src, 10, 10, srv.port)
+	pf = filepath.Join(sc.dir, name+".pfile")
+	writeFile(t, pf, src, 0o644)
+	return pf
+}
+
+// expectRetryOverRecord checks that the retry-over script ran before the
+// reboot and kept why Apache would not start, and that its output, in
+// pcheck's log, says where.
+func expectRetryOverRecord(t *testing.T, p *pcheckRun, name, records string) {
+	t.Helper()
+	saved, _ := filepath.Glob(filepath.Join(records, "*-"+name, "configtest"))
+	if len(saved) != 1 {
+		t.Fatalf("the retry-over script kept %v, want one record with a configtest", saved)
+	}
+	if b, _ := os.ReadFile(saved[0]); !strings.Contains(string(b), "ThisIsNotAnApacheDirective") {
+		t.Fatalf("the record's configtest does not name the bad directive:\n%s", b)
+	}
+	note := regexp.MustCompile(regexp.QuoteMeta(name+" not recovered: rebooting; the state before the reboot is in "+records+"/") + `\S+-` + regexp.QuoteMeta(name))
+	if !note.MatchString(p.stderr.String()) {
+		t.Fatalf("pcheck's log has no line of the retry-over script matching %s:\n%s", note, p.stderr.String())
 	}
 }

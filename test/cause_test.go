@@ -51,69 +51,17 @@ func TestCauseOfDeath(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			pid := upPID(t, lines[1], "svc")
-			n := 2
-			die := func(how func(pid int), want *regexp.Regexp) {
-				t.Helper()
-				// Up comes as soon as the process runs the executable: wait
-				// until its signal handlers are in place.
-				pollUntil(t, fmt.Sprintf("saw pid %d ready", pid), func() bool {
-					_, err := os.Stat(filepath.Join(cores, fmt.Sprintf("ready.%d", pid)))
-					return err == nil
-				})
-				how(pid)
-				got, err := p.rawLines(waitCtx(t), n+4)
-				if err != nil {
-					t.Fatal(err)
-				}
-				got = got[n:]
-				if got[0] != down("svc", pid) || !want.MatchString(got[1]) || got[2] != tryRestart("svc") {
-					t.Fatalf("pcheck logged\n\t%s\nwant Down, a line matching %s, a restart", strings.Join(got, "\n\t"), want)
-				}
-				t.Logf("%s: %s", watcher, got[1])
-				pid = upPID(t, got[3], "svc")
-				n += 4
-			}
-			signal := func(sig syscall.Signal) func(int) {
-				return func(pid int) {
-					if err := syscall.Kill(pid, sig); err != nil { // the Up pid, alive and ours
-						t.Fatal(err)
-					}
-				}
-			}
-			exact := func(s string) *regexp.Regexp { return regexp.MustCompile("^" + regexp.QuoteMeta(s) + "$") }
+			r := &deathRig{t: t, p: p, cores: cores, pid: upPID(t, lines[1], "svc"), n: 2}
+			r.killByCommand(watcher, envLog)
 
-			var killer int
-			die(func(pid int) {
-				kill := exec.Command("/bin/kill", "-9", strconv.Itoa(pid))
-				if out, err := kill.CombinedOutput(); err != nil {
-					t.Fatalf("kill: %v\n%s", err, out)
-				}
-				killer = kill.Process.Pid
-			}, regexp.MustCompile(`^Process \['svc',pid=\d+\] killed by signal 9 \(SIGKILL\)(, sent by pid \d+ \(kill, uid 0\))?$`))
-			wantEnv := []string{"PWATCH_CAUSE=signal ", "PWATCH_SIGNAL=9 "}
-			if watcher == "ebpf" {
-				got, _ := p.rawLines(waitCtx(t), n)
-				if want := fmt.Sprintf(", sent by pid %d (kill, uid 0)", killer); !strings.HasSuffix(got[n-3], want) {
-					t.Errorf("ebpf: the kill's line %q does not name its sender (%s)", got[n-3], want)
-				}
-				wantEnv = append(wantEnv, "PWATCH_SENDER_COMM=kill ", fmt.Sprintf("PWATCH_SENDER_PID=%d ", killer))
-			}
-			last := lastLine(t, envLog) + " "
-			for _, kv := range wantEnv {
-				if !strings.Contains(last, kv) {
-					t.Errorf("the restart script's environment %q lacks %q", last, kv)
-				}
-			}
-
-			die(signal(syscall.SIGUSR1), exact(ended("svc", pid, "exited with status 3")))
+			r.die(r.signal(syscall.SIGUSR1), exact(ended("svc", r.pid, "exited with status 3")))
 			if last := lastLine(t, envLog); !strings.Contains(last, "PWATCH_CAUSE=exit PWATCH_EXIT_STATUS=3 ") {
 				t.Errorf("after exit 3 the restart script saw %q", last)
 			}
-			die(signal(syscall.SIGUSR2), exact(ended("svc", pid, "killed by signal 11 (SIGSEGV), core dumped")))
-			die(func(pid int) {
+			r.die(r.signal(syscall.SIGUSR2), exact(ended("svc", r.pid, "killed by signal 11 (SIGSEGV), core dumped")))
+			r.die(func(pid int) {
 				writeFile(t, filepath.Join(memcg, "cgroup.procs"), strconv.Itoa(pid), 0o644)
-				signal(syscall.SIGHUP)(pid)
+				r.signal(syscall.SIGHUP)(pid)
 			}, regexp.MustCompile(`^Process \['svc',pid=\d+\] killed by the OOM killer \(memory cgroup /`+regexp.QuoteMeta(filepath.Base(memcg))+`, rss \d+ kB\)$`))
 			st := p.waitState(t, "svc", "Up")
 			if d := st.LastDeath; d == nil || d.Cause != "oom" || !d.OOM || d.RSSKiB <= 0 {
@@ -122,6 +70,80 @@ func TestCauseOfDeath(t *testing.T) {
 		})
 	}
 }
+
+// deathRig kills the test service's process one way after another and
+// reads pcheck's lines about each death.
+type deathRig struct {
+	t     *testing.T
+	p     *pcheckRun
+	cores string // where the service says it is ready
+	pid   int    // the service's Up pid
+	n     int    // pcheck's lines read so far
+}
+
+// die kills the Up process with how and expects Down, a line matching
+// want, a restart and Up again.
+func (r *deathRig) die(how func(pid int), want *regexp.Regexp) {
+	t := r.t
+	t.Helper()
+	// Up comes as soon as the process runs the executable: wait until its
+	// signal handlers are in place.
+	pollUntil(t, fmt.Sprintf("saw pid %d ready", r.pid), func() bool {
+		_, err := os.Stat(filepath.Join(r.cores, fmt.Sprintf("ready.%d", r.pid)))
+		return err == nil
+	})
+	how(r.pid)
+	got, err := r.p.rawLines(waitCtx(t), r.n+4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = got[r.n:]
+	if got[0] != down("svc", r.pid) || !want.MatchString(got[1]) || got[2] != tryRestart("svc") {
+		t.Fatalf("pcheck logged\n\t%s\nwant Down, a line matching %s, a restart", strings.Join(got, "\n\t"), want)
+	}
+	t.Logf("%s", got[1])
+	r.pid = upPID(t, got[3], "svc")
+	r.n += 4
+}
+
+func (r *deathRig) signal(sig syscall.Signal) func(int) {
+	return func(pid int) {
+		if err := syscall.Kill(pid, sig); err != nil { // the Up pid, alive and ours
+			r.t.Fatal(err)
+		}
+	}
+}
+
+// killByCommand kills the service with /bin/kill -9: the line says the
+// signal (and, on ebpf, who sent it), and so does the restart script's
+// environment.
+func (r *deathRig) killByCommand(watcher, envLog string) {
+	t := r.t
+	var killer int
+	r.die(func(pid int) {
+		kill := exec.Command("/bin/kill", "-9", strconv.Itoa(pid))
+		if out, err := kill.CombinedOutput(); err != nil {
+			t.Fatalf("kill: %v\n%s", err, out)
+		}
+		killer = kill.Process.Pid
+	}, regexp.MustCompile(`^Process \['svc',pid=\d+\] killed by signal 9 \(SIGKILL\)(, sent by pid \d+ \(kill, uid 0\))?$`))
+	wantEnv := []string{"PWATCH_CAUSE=signal ", "PWATCH_SIGNAL=9 "}
+	if watcher == "ebpf" {
+		got, _ := r.p.rawLines(waitCtx(t), r.n)
+		if want := fmt.Sprintf(", sent by pid %d (kill, uid 0)", killer); !strings.HasSuffix(got[r.n-3], want) {
+			t.Errorf("ebpf: the kill's line %q does not name its sender (%s)", got[r.n-3], want)
+		}
+		wantEnv = append(wantEnv, "PWATCH_SENDER_COMM=kill ", fmt.Sprintf("PWATCH_SENDER_PID=%d ", killer))
+	}
+	last := lastLine(t, envLog) + " "
+	for _, kv := range wantEnv {
+		if !strings.Contains(last, kv) {
+			t.Errorf("the restart script's environment %q lacks %q", last, kv)
+		}
+	}
+}
+
+func exact(s string) *regexp.Regexp { return regexp.MustCompile("^" + regexp.QuoteMeta(s) + "$") }
 
 // newMemcgDir makes a 32 MiB memory cgroup (cgroup v1) for the test.
 func newMemcgDir(t *testing.T, name string) string {

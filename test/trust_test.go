@@ -129,35 +129,7 @@ func TestTrustRuleRefusesUnsafeFiles(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			r := newTrustRig(t)
-			c.make(t, r)
-			want := c.want(r)
-
-			p := startPcheckFlags(t, r.sc, nil, r.pfileDir)
-			status, err := p.waitExit(waitCtx(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if status != 1 {
-				t.Errorf("pcheck exit status %d, want 1 (a refused load)", status)
-			}
-			if !strings.Contains(p.stderr.String(), want) {
-				t.Errorf("pcheck's stderr:\n%s\nwant the line %q", p.stderr.String(), want)
-			}
-			if _, err := os.Lstat(p.control); !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("the refused pcheck opened its control socket: %v", err)
-			}
-			if r.scriptRan(t) {
-				t.Error("the restart script ran although the load was refused")
-			}
-
-			code, out := r.check(t)
-			if code != 1 || !strings.Contains(out, want+"\n") || strings.Contains(out, "OK ") {
-				t.Errorf("padmin check: exit %d, printed:\n%s\nwant exit 1, the line %q and no OK", code, out, want)
-			}
-			if r.scriptRan(t) {
-				t.Error("padmin check ran the restart script")
-			}
+			expectRefusedLoad(t, c.make, c.want)
 		})
 	}
 
@@ -176,6 +148,42 @@ func TestTrustRuleRefusesUnsafeFiles(t *testing.T) {
 			t.Error("the service is Up but its restart script never ran")
 		}
 	})
+}
+
+// expectRefusedLoad makes a trust rig unsafe with unsafe and checks that
+// pcheck refuses to load it (exit 1, the line want gives, no control
+// socket, no script run) and that padmin check says the same.
+func expectRefusedLoad(t *testing.T, unsafe func(*testing.T, *trustRig), want func(*trustRig) string) {
+	t.Helper()
+	r := newTrustRig(t)
+	unsafe(t, r)
+	wantLine := want(r)
+
+	p := startPcheckFlags(t, r.sc, nil, r.pfileDir)
+	status, err := p.waitExit(waitCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status != 1 {
+		t.Errorf("pcheck exit status %d, want 1 (a refused load)", status)
+	}
+	if !strings.Contains(p.stderr.String(), wantLine) {
+		t.Errorf("pcheck's stderr:\n%s\nwant the line %q", p.stderr.String(), wantLine)
+	}
+	if _, err := os.Lstat(p.control); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the refused pcheck opened its control socket: %v", err)
+	}
+	if r.scriptRan(t) {
+		t.Error("the restart script ran although the load was refused")
+	}
+
+	code, out := r.check(t)
+	if code != 1 || !strings.Contains(out, wantLine+"\n") || strings.Contains(out, "OK ") {
+		t.Errorf("padmin check: exit %d, printed:\n%s\nwant exit 1, the line %q and no OK", code, out, wantLine)
+	}
+	if r.scriptRan(t) {
+		t.Error("padmin check ran the restart script")
+	}
 }
 
 // TestTrustRuleOnReload: a script made unsafe after the start refuses

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
+	"runtime/debug"
 	"strconv"
 	"syscall"
 	"time"
@@ -94,6 +95,10 @@ func newDaemon(ctx context.Context, cfg Config, log *msg.Logger) (*daemon, []*pf
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	// Loading the BPF programs decoded the kernel's BTF: megabytes of heap
+	// that are garbage now. Give them back at once rather than over the
+	// scavenger's minutes, so an idle pcheck is small from the start.
+	debug.FreeOSMemory()
 	hub, history, err := newEventHub(log, cfg.StateDir)
 	if err != nil {
 		mux.Close()
@@ -227,8 +232,9 @@ func (d *daemon) serveHTTP(cfg Config) (func(), error) {
 	}
 	if cfg.MetricsListen != "" {
 		m := metrics.New(src, metrics.Options{
-			RestartReasons: []string{supervise.ReasonDown, supervise.ReasonStall, supervise.ReasonSocket, supervise.ReasonStart, supervise.ReasonRearm},
-			Logger:         slog,
+			RestartReasons: []string{supervise.ReasonDown, supervise.ReasonStall, supervise.ReasonSocket, supervise.ReasonStart, supervise.ReasonRearm,
+				supervise.ReasonOperator, supervise.ReasonLimit},
+			Logger: slog,
 		})
 		d.metrics = m
 		mux(cfg.MetricsListen).Handle("/metrics", m.Handler())

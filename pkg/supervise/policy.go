@@ -70,16 +70,18 @@ func (s *Service) failedLocked() {
 // diedLocked weighs a death: a service that stayed Up for stable_uptime,
 // or that pcheck did not restart, starts its backoff afresh; one that died
 // sooner after a restart counts as a failed attempt, and with backoff its
-// restart waits its pause (a crash loop slows down). s.mu is held.
-func (s *Service) diedLocked() {
+// restart waits its pause (a crash loop slows down). It says whether the
+// death came that soon. s.mu is held.
+func (s *Service) diedLocked() (soon bool) {
 	now := s.d.Clock.Now()
 	if !s.fromRestart || now-s.upSince >= s.cfg.StableUptime {
 		s.streak, s.nextAt = 0, 0
-		return
+		return false
 	}
 	if backoffOn(s.cfg) {
 		s.failedLocked()
 	}
+	return true
 }
 
 // waitPause waits until the next attempt is due. A service started by hand

@@ -101,11 +101,13 @@ func (s *Service) kill(ctx context.Context, ids []proc.ID) []proc.ID {
 	return left
 }
 
-// lastDeathEnding is why the service last died, nil before any death.
-func (s *Service) lastDeathEnding() *msg.Ending {
+// deathEnv tells a script why the service last died (causeEnv), and, when
+// a restart request killed it, the request's reason and variables.
+func (s *Service) deathEnv() []string {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.lastDeath
+	e, req := s.lastDeath, s.lastDeathFor
+	s.mu.Unlock()
+	return requestEnv(causeEnv(e), req)
 }
 
 // errRecoveryTimeout ends a recovery that took longer than
@@ -113,8 +115,9 @@ func (s *Service) lastDeathEnding() *msg.Ending {
 var errRecoveryTimeout = errors.New("recovery_timeout passed")
 
 // recover runs restart attempts until the service is Up, its retries are
-// over, or it is stopped. first is pcheck's first start of the service: that
-// attempt uses up none of retry_count. Each attempt waits out the pause
+// over, or it is stopped. first is an attempt that uses up none of
+// retry_count: pcheck's first start of the service, or a restart pcheck
+// was asked for (Restart). Each attempt waits out the pause
 // the policy set (policy.go). With recovery_timeout, a service not back in
 // time reboots the node, retries left or not.
 func (s *Service) recover(ctx context.Context, reason string, oldPID int, first bool) {
@@ -164,7 +167,7 @@ func (s *Service) recover(ctx context.Context, reason string, oldPID int, first 
 			return
 		}
 		s.setState(Restarting)
-		if first {
+		if first && reason == ReasonStart {
 			s.d.Slog.Info("first start of the service by pcheck: not a restart, retry_count is left whole",
 				"service", s.cfg.Name, "retry_count", s.cfg.RetryCount)
 		}
@@ -268,7 +271,7 @@ func (s *Service) restartOnce(ctx context.Context, reason string, oldPID, attemp
 		"PWATCH_ATTEMPTS_LEFT=" + strconv.Itoa(left),
 	}
 	if oldPID != 0 {
-		env = append(env, causeEnv(s.lastDeathEnding())...)
+		env = append(env, s.deathEnv()...)
 	}
 	var script proc.ID
 	started := func(pid int) {
@@ -393,7 +396,7 @@ func (s *Service) retryOver(ctx context.Context) {
 	s.log(msg.RetryOver(s.cfg.Name, action.String()))
 	if len(s.cfg.RetryOverScript) > 0 {
 		sctx, cancel := context.WithTimeout(ctx, s.cfg.RestartTimeout)
-		env := append([]string{"PWATCH_SERVICE=" + s.cfg.Name, "PWATCH_ACTION=" + action.String()}, causeEnv(s.lastDeathEnding())...)
+		env := append([]string{"PWATCH_SERVICE=" + s.cfg.Name, "PWATCH_ACTION=" + action.String()}, s.deathEnv()...)
 		err := s.runScript(sctx, s.cfg.RetryOverScript, env, s.scriptLogger("retry_over_script"), nil)
 		cancel()
 		if err != nil {

@@ -91,14 +91,19 @@ type Service struct {
 	lastSeenAt  time.Time
 	last        string
 	lastAt      time.Time
-	pending     []input       // inputs not yet handled, in arrival order
-	paused      bool          // padmin stop: set at once, before the loop sees it
-	stallReason string        // set when a stall check killed the service
-	ended       bool          // Run has returned: no input is taken
-	cancel      func()        // cancels the recovery under way, if any
-	wake        chan struct{} // a new input is pending
-	appeared    chan struct{} // an exec of the service's executable was seen
-	resync      chan struct{} // events were lost: scan /proc
+	pending     []input // inputs not yet handled, in arrival order
+	paused      bool    // padmin stop: set at once, before the loop sees it
+	stallReason string  // set when a stall check killed the service
+	// requested is the restart request that killed the service, if one
+	// did (with stallReason its reason); killGrace is its SIGTERM's grace
+	// while its kill runs.
+	requested *RestartRequest
+	killGrace time.Duration
+	ended     bool          // Run has returned: no input is taken
+	cancel    func()        // cancels the recovery under way, if any
+	wake      chan struct{} // a new input is pending
+	appeared  chan struct{} // an exec of the service's executable was seen
+	resync    chan struct{} // events were lost: scan /proc
 	// spawned are the processes seen starting the service's executable,
 	// newest last: with their trees, where a restarted service is looked
 	// for without a scan.
@@ -109,6 +114,8 @@ type Service struct {
 	// lastDeath is why a top-level process last died (nil before any).
 	lastDeath   *msg.Ending
 	lastDeathAt time.Time
+	// lastDeathFor is the restart request that caused it (nil: none).
+	lastDeathFor *RestartRequest
 	// owned is what its restart script started as another user
 	// (scriptowned.go).
 	owned scriptOwned
@@ -129,7 +136,8 @@ const (
 	inExit inputKind = iota + 1
 	inStop
 	inStart
-	inKill // a stall check wants the service's tree killed
+	inKill    // a stall check wants the service's tree killed
+	inRestart // a restart request (padmin restart, a broken limit)
 )
 
 type input struct {
@@ -138,6 +146,8 @@ type input struct {
 	done  chan<- error    // commands: given the result
 	check int             // inKill: the block that found the stall
 	gen   uint64          // inKill: the Up spell it was found in
+	// inRestart: the request
+	restart *RestartRequest
 }
 
 // New returns the supervisor of cfg; Run starts it.
@@ -428,7 +438,7 @@ func (s *Service) Answering() bool {
 	if !s.busy {
 		return true
 	}
-	bound := max(s.cfg.RestartTimeout, maxPause(s.cfg), 2*s.cfg.KillTimeout+s.d.ExitWait) + stepSlack
+	bound := max(s.cfg.RestartTimeout, maxPause(s.cfg), 2*s.cfg.KillTimeout+s.d.ExitWait, s.killGrace+proc.DefaultKillWait) + stepSlack
 	return s.d.Clock.Now()-s.progressAt <= bound
 }
 
@@ -511,17 +521,17 @@ func (s *Service) handle(ctx context.Context, in input) {
 		if st := s.State(); (st != Up && st != Stalled) || !s.owns(in.ev.ID) {
 			return // an old identity's late news
 		}
-		reason := s.takeStallReason()
+		reason, req := s.takeStallReason()
 		ending := endingOf(in.ev, reason)
 		s.log(msg.Down(s.cfg.Name, in.ev.ID.PID))
 		s.log(msg.Ended(s.cfg.Name, in.ev.ID.PID, ending))
-		s.recordDeath(ending)
+		s.recordDeath(ending, req)
 		s.mu.Lock()
-		s.diedLocked()
+		uncounted := s.weighDeathLocked(req)
 		s.moveLocked(Down)
 		s.mu.Unlock()
 		s.afterDeath(ctx, in.ev.ID)
-		s.recover(ctx, reason, in.ev.ID.PID, false)
+		s.recover(ctx, reason, in.ev.ID.PID, uncounted)
 	case inStop:
 		s.unwatchAll()
 		s.mu.Lock()
@@ -555,6 +565,8 @@ func (s *Service) handle(ctx context.Context, in input) {
 		}
 	case inKill:
 		s.killForStall(ctx, in)
+	case inRestart:
+		s.killForRestart(ctx, in)
 	}
 }
 
@@ -599,16 +611,32 @@ func (s *Service) idleLooks() bool {
 }
 
 // takeStallReason is the reason for the recovery of a death: the stall
-// check's if it killed the service, else down.
-func (s *Service) takeStallReason() string {
+// check's or the restart request's if it killed the service (with the
+// request), else down.
+func (s *Service) takeStallReason() (string, *RestartRequest) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r := s.stallReason
-	s.stallReason = ""
+	r, req := s.stallReason, s.requested
+	s.stallReason, s.requested = "", nil
 	if r == "" {
-		return ReasonDown
+		return ReasonDown, nil
 	}
-	return r
+	return r, req
+}
+
+// weighDeathLocked weighs a death for the restart policy and says whether
+// its first restart attempt is not counted: a padmin restart never is; a
+// broken limit is, as a death is, when it comes within stable_uptime of a
+// restart by pcheck. s.mu is held.
+func (s *Service) weighDeathLocked(req *RestartRequest) (uncounted bool) {
+	switch {
+	case req == nil:
+		s.diedLocked()
+		return false
+	case req.Reason == ReasonLimit:
+		return !s.diedLocked()
+	}
+	return true
 }
 
 // Paused says padmin stopped the service (at once, before its loop has
@@ -633,6 +661,7 @@ func (s *Service) watch(found []proc.Match) {
 	s.moveLocked(Up)
 	s.upSince = s.d.Clock.Now()
 	s.fromRestart, s.recReason = false, ""
+	s.stallReason, s.requested = "", nil // a kill's reason belongs to its own death
 	s.mu.Unlock()
 	for _, m := range found {
 		s.d.Watcher.Watch(m)
@@ -765,6 +794,13 @@ func pidsOf(ms []proc.Match) []int {
 	return pids
 }
 
+// killedBy names, for the ending line, what in pcheck killed a service
+// for each recovery reason that is pcheck's own kill.
+var killedBy = map[string]string{
+	ReasonStall: "stall check", ReasonSocket: "stall check",
+	ReasonOperator: "padmin restart", ReasonLimit: "limit",
+}
+
 // endingOf is how and why the process of ev ended; reason is the
 // recovery's: a stall check's kill is pcheck's own.
 func endingOf(ev exitwatch.Event, reason string) msg.Ending {
@@ -772,8 +808,8 @@ func endingOf(ev exitwatch.Event, reason string) msg.Ending {
 	switch {
 	case ev.OOM != nil:
 		e.OOM, e.Memcg, e.RSSKiB = true, ev.OOM.Memcg, ev.OOM.RSSKiB
-	case ev.Known && ev.Signal != 0 && (reason == ReasonStall || reason == ReasonSocket):
-		e.ByPcheck = "stall check"
+	case ev.Known && ev.Signal != 0 && killedBy[reason] != "":
+		e.ByPcheck = killedBy[reason]
 	case ev.Sender != nil:
 		e.SenderPID, e.SenderComm, e.SenderUID = ev.Sender.PID, ev.Sender.Comm, ev.Sender.UID
 	}
@@ -782,9 +818,9 @@ func endingOf(ev exitwatch.Event, reason string) msg.Ending {
 
 // recordDeath keeps the last death's cause for padmin and the scripts, and
 // counts it.
-func (s *Service) recordDeath(e msg.Ending) {
+func (s *Service) recordDeath(e msg.Ending, req *RestartRequest) {
 	s.mu.Lock()
-	s.lastDeath, s.lastDeathAt = &e, time.Now()
+	s.lastDeath, s.lastDeathAt, s.lastDeathFor = &e, time.Now(), req
 	s.mu.Unlock()
 	s.d.Observer.Death(s.cfg.Name, e.Cause())
 }

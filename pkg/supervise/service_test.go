@@ -48,6 +48,11 @@ type fakeProcs struct {
 	// did. entered hears that a kill waits at the gate.
 	gate    chan struct{}
 	entered chan struct{}
+	// table, when set, kills for real (the running process is a real
+	// child of the test's); its exit comes from the test.
+	table *proc.Table
+	// opts are the options of every Kill, in order.
+	opts []proc.KillOptions
 }
 
 func (f *fakeProcs) Find() ([]proc.Match, error) {
@@ -99,6 +104,11 @@ func (f *fakeProcs) die() proc.ID {
 func (f *fakeProcs) Kill(ctx context.Context, ids []proc.ID, o proc.KillOptions) ([]proc.ID, error) {
 	f.mu.Lock()
 	f.killed = append(f.killed, ids...)
+	f.opts = append(f.opts, o)
+	if f.table != nil {
+		f.mu.Unlock()
+		return f.killForReal(ctx, ids, o)
+	}
 	unkillable, onDeath, gate := f.unkillable, f.onDeath, f.gate
 	hit := o.Signal == syscall.SIGKILL && f.cur != nil && slices.Contains(ids, f.cur.ID)
 	f.mu.Unlock()

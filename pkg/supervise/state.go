@@ -15,7 +15,8 @@ const (
 	Down
 	// Restarting: the restart script runs or its processes are awaited.
 	Restarting
-	// Stalled: a stall check failed for its duration; the tree is being killed.
+	// Stalled: pcheck is killing the tree to restart it: a stall check
+	// failed for its duration, or a restart was asked for (Restart).
 	Stalled
 	// Paused: padmin stop; nothing is watched or restarted.
 	Paused
