@@ -222,7 +222,8 @@ func TestEventHistoryCorruptOrTornIsSetAside(t *testing.T) {
 
 // TestPadminRestart: padmin restart of an Up service goes through the
 // recovery (Command execute., the kill, Try to restart with reason
-// operator, Up with a new pid) and uses up no attempt.
+// operator, Up with a new pid) and uses up no attempt; one not Up is
+// refused.
 func TestPadminRestart(t *testing.T) {
 	srv := newServer(t, "nginx")
 	sc := newScene(t)
@@ -257,6 +258,23 @@ func TestPadminRestart(t *testing.T) {
 		t.Fatalf("no restart with reason operator in %+v", evs)
 	}
 	showEvents(t, p, "--service", "nginx")
+
+	// A service that is not Up is not restarted: the error names its state.
+	p.padmin(t, "stop", "nginx")
+	out, err = exec.Command(bin.padmin, "--control-socket", p.control, "restart", "nginx").CombinedOutput()
+	if code := exitCode(err); code != 1 || !strings.Contains(string(out), "paused") {
+		t.Fatalf("padmin restart of a Paused service: exit %d, %q", code, out)
+	}
+}
+
+func exitCode(err error) int {
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
 }
 
 // TestSlowFollowerDoesNotSlowPcheck: a follower that never reads loses
