@@ -54,6 +54,7 @@ type Store struct {
 	size    int
 	dirty   bool
 	retired []*os.File // rotated generations, for the syncer to sync and close
+	newName bool       // a file was created or renamed: the directory needs a sync too
 	failing bool       // the last write failed (logged once)
 
 	wake      chan struct{}
@@ -88,7 +89,7 @@ func OpenStore(dir string, keep int, log *slog.Logger) (*Store, []Event, error) 
 	if cur.unterminated {
 		f.Write([]byte{'\n'}) // the last line was whole but for its newline
 	}
-	s.f, s.lines, s.size = f, len(cur.events), cur.size
+	s.f, s.lines, s.size, s.newName = f, len(cur.events), cur.size, true
 	go s.syncLoop()
 	return s, lastOf(append(old.events, cur.events...), keep), nil
 }
@@ -161,7 +162,7 @@ func (s *Store) rotateLocked() {
 		f = nil
 	}
 	s.retired = append(s.retired, s.f)
-	s.f, s.lines, s.size, s.dirty = f, 0, 0, f != nil
+	s.f, s.lines, s.size, s.dirty, s.newName = f, 0, 0, f != nil, true
 	select {
 	case s.wake <- struct{}{}:
 	default:
@@ -187,13 +188,13 @@ func (s *Store) syncLoop() {
 	}
 }
 
-// sync flushes the current file, the rotated ones and, after a rotation,
-// the directory. The disk is waited for outside the lock: Append never
+// sync flushes the current file, the rotated ones and, after a file was
+// created or renamed, the directory. The disk is waited for outside the lock: Append never
 // waits for it.
 func (s *Store) sync() {
 	s.mu.Lock()
-	f, dirty, retired := s.f, s.dirty, s.retired
-	s.dirty, s.retired = false, nil
+	f, dirty, retired, newName := s.f, s.dirty, s.retired, s.newName
+	s.dirty, s.retired, s.newName = false, nil, false
 	s.mu.Unlock()
 	for _, old := range retired {
 		old.Sync()
@@ -204,7 +205,7 @@ func (s *Store) sync() {
 			s.log.Warn("event history: cannot sync it", "file", s.Path(), "error", err)
 		}
 	}
-	if len(retired) > 0 {
+	if newName {
 		if d, err := os.Open(s.dir); err == nil {
 			d.Sync()
 			d.Close()
