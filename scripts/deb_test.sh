@@ -94,6 +94,10 @@ for f in /usr/share/bash-completion/completions/padmin /usr/share/zsh/vendor-com
 	[ -f "$f" ] || fail "$f: missing"
 	ok
 done
+for f in /usr/share/pwatch/notify/mail /usr/share/pwatch/notify/webhook; do
+	[ -x "$f" ] || fail "$f: missing or not executable"
+	ok
+done
 # The installed bash completion completes the installed padmin.
 got=$(bash -c 'source /usr/share/bash-completion/completions/padmin; COMP_WORDS=(padmin reb); COMP_CWORD=1; _pwatch; echo "${COMPREPLY[*]}"')
 [ "$got" = reboot-count ] || fail "bash completion of 'padmin reb': $got"

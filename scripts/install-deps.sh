@@ -2,17 +2,20 @@
 # SPDX-License-Identifier: Apache-2.0
 # Installs what building and testing pwatch needs on a Debian machine:
 # clang/llvm for the BPF objects, the real servers the end-to-end tests
-# drive, stress-ng to load the CPUs in the starvation tests, lintian and man-db for the package (make deb), promtool (in the
-# prometheus package) for the metrics and alerting rules, zsh and fish for
-# the completion tests. The tests start their servers themselves: no
-# service of these packages is started or left enabled, and no process
-# this script did not start is signalled.
+# drive, stress-ng to load the CPUs in the starvation tests, lintian and
+# man-db for the package (make deb), promtool (in the prometheus package)
+# for the metrics and alerting rules, zsh and fish for the completion
+# tests, chromium for the status page's browser test (test/web_test.go
+# drives it headless with chromedp). The tests start their servers
+# themselves: no service of these packages is started or left enabled,
+# and no process this script did not start is signalled.
 set -euo pipefail
 pkgs=(clang llvm libbpf-dev apache2 nginx tomcat10 default-jre-headless openssl ca-certificates iproute2 procps stress-ng)
 # The OCF agent's tests (scripts/ocf/): a Pacemaker cluster stack, ocf-tester
 # (resource-agents), xmllint (libxml2-utils), unshare (util-linux).
 pkgs+=(pacemaker pacemaker-cli-utils corosync resource-agents crmsh libxml2-utils util-linux)
 pkgs+=(lintian man-db prometheus zsh fish)
+pkgs+=(chromium)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

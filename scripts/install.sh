@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # Installs pwatch from a built tree (make build): the binaries, the systemd
 # unit, /etc/pwatch with its pfile.d and scripts directories, and the sample
-# pfiles and restart scripts as templates (nothing is enabled). It starts
-# and enables nothing unless given --enable.
+# pfiles, restart scripts and notify commands as templates (nothing is
+# enabled). It starts and enables nothing unless given --enable.
 #
 # Usage: scripts/install.sh [--enable] [--bin DIR]
 #   --enable   enable and start pwatch.service (with DESTDIR: only enable it
@@ -109,6 +109,8 @@ else
 #PWATCH_SYSLOG_FACILITY=daemon
 #PWATCH_METRICS_LISTEN=127.0.0.1:9750
 #PWATCH_HEALTH_LISTEN=127.0.0.1:9751
+#PWATCH_NOTIFY_COMMAND='/etc/pwatch/scripts/notify-mail root'
+#PWATCH_NOTIFY_EVENTS=down,stall,retry_over,reboot,limit
 DEFAULTS
 	chmod 0644 "$DESTDIR$defaults"
 	say "$defaults"
@@ -120,6 +122,11 @@ install -d -m 0755 "$DESTDIR$sharedir/pfile" "$DESTDIR$sharedir/restart"
 install -m 0644 "$src"/pfile/*.pfile "$src"/pfile/README*.md "$DESTDIR$sharedir/pfile/"
 install -m 0755 "$src"/scripts/restart/*.restart "$src"/scripts/restart/*.retry-over "$DESTDIR$sharedir/restart/"
 say "$sharedir/pfile/ $sharedir/restart/ (templates)"
+# Sample notify commands (--notify-command), with their READMEs.
+install -d -m 0755 "$DESTDIR$sharedir/notify"
+install -m 0755 "$src/scripts/notify/mail" "$src/scripts/notify/webhook" "$DESTDIR$sharedir/notify/"
+install -m 0644 "$src"/scripts/notify/README*.md "$DESTDIR$sharedir/notify/"
+say "$sharedir/notify/ (samples)"
 
 install -d -m 0755 "$DESTDIR$docdir"
 install -m 0644 "$src/docs/operations.md" "$src/docs/pfile.md" "$src/docs/behaviour.md" "$src/docs/migrating.md" "$src/docs/cluster.md" "$DESTDIR$docdir/"

@@ -78,6 +78,12 @@ done
 for s in scripts/restart/*.restart scripts/restart/*.retry-over; do
 	file_is "$root/usr/local/share/pwatch/restart/$(basename "$s")" 755
 done
+for s in scripts/notify/mail scripts/notify/webhook; do
+	file_is "$root/usr/local/share/pwatch/notify/$(basename "$s")" 755
+done
+for r in scripts/notify/README*.md; do
+	file_is "$root/usr/local/share/pwatch/notify/$(basename "$r")" 644
+done
 for d in operations pfile behaviour migrating cluster; do
 	file_is "$root/usr/local/share/doc/pwatch/$d.md" 644
 done

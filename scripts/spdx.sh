@@ -65,6 +65,12 @@ rule() {
 	bpf/*.c) echo "1 // $bpf" ;;
 	bpf/*.h) echo "1 /* $bpf */" ;;
 	*.c) echo "1 // $apache" ;;
+	# The status page's embedded assets (pkg/web/assets): a comment in
+	# each one's own syntax, the page's template in html/template's.
+	*.js) echo "1 // $apache" ;;
+	*.css) echo "1 /* $apache */" ;;
+	*.svg) echo "1 <!-- $apache -->" ;;
+	pkg/web/assets/*.html) echo "1 {{/* $apache */ -}}" ;;
 	*)
 		IFS= read -r first <"$f" || true
 		case $first in

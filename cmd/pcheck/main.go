@@ -25,6 +25,7 @@ import (
 	"github.com/pwatch/pwatch/pkg/exitwatch"
 	"github.com/pwatch/pwatch/pkg/metrics"
 	"github.com/pwatch/pwatch/pkg/msg"
+	"github.com/pwatch/pwatch/pkg/notify"
 )
 
 func main() {
@@ -93,7 +94,13 @@ func runFlags() []cli.Flag {
 		&cli.Int64Flag{Name: "reboot-window", Value: 86400, EnvVars: env("REBOOT_WINDOW"), Usage: "the reboot guard's window, in seconds"},
 		&cli.StringFlag{Name: "metrics-listen", EnvVars: env("METRICS_LISTEN"), Usage: "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464; off unless given)"},
 		&cli.StringFlag{Name: "health-listen", EnvVars: env("HEALTH_LISTEN"), Usage: "serve /healthz and /healthz/NAME at ADDR: 200 when Up, 503 otherwise (off unless given)"},
-		&cli.IntFlag{Name: "http-max-conns", Value: metrics.DefaultMaxConns, EnvVars: env("HTTP_MAX_CONNS"), Usage: "connections each of --metrics-listen and --health-listen holds at most; more wait in the kernel's queue (a low RLIMIT_NOFILE lowers it)"},
+		&cli.StringFlag{Name: "web-listen", EnvVars: env("WEB_LISTEN"), Usage: "serve the read-only status page at http://ADDR/ (e.g. 127.0.0.1:9465; off unless given)"},
+		// Notifications (pkg/notify, docs/operations.md).
+		&cli.StringFlag{Name: "notify-command", EnvVars: env("NOTIFY_COMMAND"), Usage: "run CMD for each event of --notify-events, the event in PWATCH_* variables and as JSON on stdin; split like a shell, run without one (off unless given)"},
+		&cli.StringFlag{Name: "notify-events", Value: notify.DefaultEvents, EnvVars: env("NOTIFY_EVENTS"), Usage: "the events --notify-command is run for, by the catalogue's event names: " + strings.Join(notify.KnownEvents, ", ")},
+		&cli.IntFlag{Name: "notify-burst", Value: notify.DefaultBurst, EnvVars: env("NOTIFY_BURST"), Usage: "at most this many notifications per service within --notify-per; past it, one summary when the window ends"},
+		&cli.DurationFlag{Name: "notify-per", Value: notify.DefaultPer, EnvVars: env("NOTIFY_PER"), Usage: "the window of --notify-burst"},
+		&cli.IntFlag{Name: "http-max-conns", Value: metrics.DefaultMaxConns, EnvVars: env("HTTP_MAX_CONNS"), Usage: "connections each of --metrics-listen, --health-listen and --web-listen holds at most; more wait in the kernel's queue (a low RLIMIT_NOFILE lowers it)"},
 		// No PWATCH_ variable: turning the rule off must be on the command line.
 		&cli.BoolFlag{Name: "unsafe-skip-trust-check", Usage: "for tests only: load pfiles and scripts that others than root could have written, with a warning at every load (see docs/behaviour.md, Trust)"},
 		&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: env("LOG_FORMAT"), Usage: "stderr lines: text or json"},
@@ -111,6 +118,15 @@ func runDaemon(c *cli.Context, stderr io.Writer) error {
 	}
 	if w := c.String("watcher"); w != "auto" && !slices.Contains(exitwatch.Backends(), w) {
 		return cliapp.UsageError("--watcher %q: want %s", w, watcherChoices())
+	}
+	if _, err := notify.ParseEvents(c.String("notify-events")); err != nil {
+		return cliapp.UsageError("--notify-events %v", err)
+	}
+	if n := c.Int("notify-burst"); n < 1 {
+		return cliapp.UsageError("--notify-burst %d: want at least 1", n)
+	}
+	if d := c.Duration("notify-per"); d < time.Second {
+		return cliapp.UsageError("--notify-per %s: want at least 1s", d)
 	}
 	log, err := msg.NewLogger(msg.Config{
 		Ident: "pcheck", Facility: facility, SyslogSocket: c.String("syslog-socket"),
@@ -131,6 +147,11 @@ func runDaemon(c *cli.Context, stderr io.Writer) error {
 		RebootWindow:    time.Duration(c.Int64("reboot-window")) * time.Second,
 		MetricsListen:   c.String("metrics-listen"),
 		HealthListen:    c.String("health-listen"),
+		WebListen:       c.String("web-listen"),
+		NotifyCommand:   c.String("notify-command"),
+		NotifyEvents:    c.String("notify-events"),
+		NotifyBurst:     c.Int("notify-burst"),
+		NotifyPer:       c.Duration("notify-per"),
 		HTTPMaxConns:    c.Int("http-max-conns"),
 		SkipTrustCheck:  c.Bool("unsafe-skip-trust-check"),
 	}, log)

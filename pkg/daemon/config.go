@@ -31,9 +31,17 @@ type Config struct {
 	// MetricsListen and HealthListen are the addresses of the Prometheus
 	// metrics (/metrics) and health (/healthz) endpoints; "" is off.
 	MetricsListen, HealthListen string
+	// WebListen is the address of the status page (pkg/web); "" is off.
+	WebListen string
 	// HTTPMaxConns caps each of those listeners' connections (< 1:
 	// metrics.DefaultMaxConns); a low RLIMIT_NOFILE lowers it (fds.go).
 	HTTPMaxConns int
+	// NotifyCommand is run for each event of NotifyEvents (a list, ""
+	// the default), at most NotifyBurst per service within NotifyPer (0:
+	// 5 and 10 minutes); "" is no notifications (pkg/notify).
+	NotifyCommand, NotifyEvents string
+	NotifyBurst                 int
+	NotifyPer                   time.Duration
 	// SkipTrustCheck turns the trust rule's refusals into warnings
 	// (pkg/trust): for tests only.
 	SkipTrustCheck bool

@@ -46,6 +46,7 @@ func Run(ctx context.Context, cfg Config, log *msg.Logger) error {
 		defer d.history.Close() // after the hub is detached (defers run last first)
 	}
 	defer log.Observe(nil)
+	defer d.startNotify(ctx)()
 	return d.serve(ctx, cfg, svcs, matchers)
 }
 
@@ -62,6 +63,10 @@ func newDaemon(ctx context.Context, cfg Config, log *msg.Logger) (*daemon, []*pf
 		return nil, nil, nil, fmt.Errorf("--reboot-command: %w", err)
 	}
 	rebootCmd.UnsafeSkipTrust = cfg.SkipTrustCheck
+	notifier, err := newNotifier(cfg, log)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	rules := ruleSource{paths: cfg.Paths, rebootProgram: rebootCmd.Argv[0], skipTrust: cfg.SkipTrustCheck}
 	svcs, matchers, err := rules.load(log)
 	if err != nil {
@@ -109,7 +114,7 @@ func newDaemon(ctx context.Context, cfg Config, log *msg.Logger) (*daemon, []*pf
 	}
 	d := &daemon{
 		rules: rules, log: log, table: table, snaps: proc.NewSnapshots(table, snapshotRetention), mux: mux, guard: guard, runs: runs, store: store,
-		clock: supervise.NewMonotonicClock(), ctx: ctx, events: hub, history: history,
+		clock: supervise.NewMonotonicClock(), ctx: ctx, events: hub, history: history, notifier: notifier,
 		ending:   make(chan struct{}, 1),
 		services: map[string]*running{},
 	}
@@ -215,10 +220,11 @@ func notify(log *slog.Logger, send func() error) {
 	}
 }
 
-// serveHTTP starts the metrics and health endpoints that cfg asks for
-// (one listener when both share an address) and returns their stop.
+// serveHTTP starts the metrics and health endpoints and the status page
+// that cfg asks for (one listener for those that share an address) and
+// returns their stop.
 func (d *daemon) serveHTTP(cfg Config) (func(), error) {
-	if cfg.MetricsListen == "" && cfg.HealthListen == "" {
+	if cfg.MetricsListen == "" && cfg.HealthListen == "" && cfg.WebListen == "" {
 		return func() {}, nil
 	}
 	src := metricsSource{d}
@@ -244,6 +250,9 @@ func (d *daemon) serveHTTP(cfg Config) (func(), error) {
 		mux(cfg.HealthListen).Handle("/healthz", h)
 		mux(cfg.HealthListen).Handle("/healthz/", h)
 	}
+	if cfg.WebListen != "" {
+		mux(cfg.WebListen)
+	}
 	limit, err := raiseFDLimit()
 	if err != nil {
 		return nil, err
@@ -258,7 +267,14 @@ func (d *daemon) serveHTTP(cfg Config) (func(), error) {
 			"nofile", limit, "http_max_conns", want, "each", maxConns)
 	}
 	var servers []*metrics.Server
+	closePage := func() {}
+	if cfg.WebListen != "" {
+		page := d.statusPage(maxConns)
+		mux(cfg.WebListen).Handle("/", page)
+		closePage = page.Close
+	}
 	stop := func() {
+		closePage()
 		for _, s := range servers {
 			s.Close()
 		}

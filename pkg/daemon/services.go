@@ -16,6 +16,7 @@ import (
 	"github.com/pwatch/pwatch/pkg/exitwatch"
 	"github.com/pwatch/pwatch/pkg/metrics"
 	"github.com/pwatch/pwatch/pkg/msg"
+	notifier "github.com/pwatch/pwatch/pkg/notify"
 	"github.com/pwatch/pwatch/pkg/opstate"
 	"github.com/pwatch/pwatch/pkg/pfile"
 	"github.com/pwatch/pwatch/pkg/probe"
@@ -46,6 +47,8 @@ type daemon struct {
 	metrics    *metrics.Metrics // nil unless --metrics-listen
 	events     *events.Hub      // the event history
 	history    *events.Store    // and its copy in the state dir; nil: none
+
+	notifier *notifier.Notifier // nil unless --notify-command
 
 	mu       sync.Mutex // serialises reloads and guards services
 	services map[string]*running

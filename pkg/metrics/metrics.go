@@ -70,6 +70,9 @@ func New(src Source, opts Options) *Metrics {
 		m.deaths,
 		newScrapeCollector(src, m.counts),
 	)
+	if ns, ok := src.(NotifySource); ok {
+		m.reg.MustRegister(newNotifyCollector(ns))
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
 		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),

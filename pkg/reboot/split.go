@@ -82,3 +82,7 @@ func indexRune(rs []rune, from int, r rune) int {
 	}
 	return -1
 }
+
+// SplitCommandLine is splitCommandLine for the other commands pcheck takes
+// on its command line in the same form (--notify-command).
+func SplitCommandLine(line string) ([]string, error) { return splitCommandLine(line) }

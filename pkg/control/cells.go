@@ -1,0 +1,17 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package control
+
+// The cells of padmin status's table, for other views of the same status
+// (pcheck's status page), so that both say the same in the same words.
+
+// UptimeText is an uptime as padmin status shows it: 42s, 5m07s, 3h02m;
+// "-" for none.
+func UptimeText(seconds int64) string { return formatUptime(seconds) }
+
+// NextText is what is due next: "attempt 12s", "re-arm 9m30s" or "-".
+func NextText(s ServiceStatus) string { return formatNext(s) }
+
+// ChecksText is the state of the stall-check blocks: "-", "ok",
+// "failing since ...", or BLOCK=STATE for each of several.
+func ChecksText(checks []CheckStatus) string { return formatChecks(checks) }
