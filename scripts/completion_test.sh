@@ -26,6 +26,8 @@ bash_complete() {
 expect "bash: padmin st" "$(bash_complete padmin st)" "$(printf 'status\nstop\nstart')"
 expect "bash: padmin reboot-count --r" "$(bash_complete padmin reboot-count --r)" "--reset"
 expect "bash: padmin status --" "$(bash_complete padmin status --)" "$(printf -- '--json\n--help')"
+expect "bash: padmin res" "$(bash_complete padmin res)" "restart"
+expect "bash: padmin events --f" "$(bash_complete padmin events --f)" "--follow"
 expect "bash: pcheck r" "$(bash_complete pcheck r)" "run"
 expect "bash: pcheck run --wat" "$(bash_complete pcheck run --wat)" "--watcher"
 expect "bash: padmin check (files)" "$(bash_complete padmin check '')" ""
@@ -50,6 +52,7 @@ expect "zsh: padmin check (files)" "$(zsh_complete padmin check '')" "<files>"
 # fish: complete -C runs the registered completions on a command line.
 fish_complete() { fish --no-config -c "source $comp/pwatch.fish; complete -C '$1'"; }
 expect "fish: padmin st" "$(fish_complete 'padmin st' | sort)" "$(printf 'start\nstatus\nstop')"
+expect "fish: padmin events --s" "$(fish_complete 'padmin events --s' | cut -f1 | sort)" "$(printf -- '--service\n--since')"
 expect "fish: pcheck run --log" "$(fish_complete 'pcheck run --log')" "--log-format"
 files=$(cd scripts && fish --no-config -c "source $comp/pwatch.fish; complete -C 'padmin check restart/demo.re'")
 expect "fish: padmin check (files)" "$files" "restart/demo.restart"

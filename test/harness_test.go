@@ -196,7 +196,8 @@ func (p *pcheckRun) waitExit(ctx context.Context) (int, error) {
 // catalogue (pkg/msg/diagnostics.go). lines and allLines leave them out:
 // the tests of the catalogue's sequences read the catalogue alone, and
 // those of the diagnostics wait for them by name.
-var diagnostics = []string{"Running service adopted (", "Recovery timeout (", "Death watch stopped (", "Orphaned processes of a dead master killed ("}
+var diagnostics = []string{"Running service adopted (", "Recovery timeout (", "Death watch stopped (", "Orphaned processes of a dead master killed (",
+	"Rebooting the node (", "Retry over re-armed (", "Rules reloaded (", "Reload refused ("}
 
 func isDiagnostic(text string) bool {
 	return slices.ContainsFunc(diagnostics, func(p string) bool { return strings.HasPrefix(text, p) })

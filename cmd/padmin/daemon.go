@@ -24,6 +24,8 @@ func daemonCommands() []*cli.Command {
 		reloadCommand(),
 		serviceCommand(msg.CommandStop, "stop watching NAME; its processes are left alone", stop),
 		serviceCommand(msg.CommandStart, "watch NAME again, its counters reset", start),
+		restartCommand(),
+		eventsCommand(),
 	}
 }
 

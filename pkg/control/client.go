@@ -47,18 +47,11 @@ func Call(ctx context.Context, path string, req Request) (Response, error) {
 		ctx, cancel = context.WithTimeout(ctx, callTimeout)
 		defer cancel()
 	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", path)
-	switch {
-	case errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM):
-		return Response{}, fmt.Errorf("%w: %v", PermissionDenied(os.Getuid()), err)
-	case err != nil:
-		return Response{}, &UnreachableError{Path: path, Err: err}
-	}
-	defer conn.Close()
-	if err := checkServer(conn.(*net.UnixConn), path); err != nil {
+	conn, err := dial(ctx, path)
+	if err != nil {
 		return Response{}, err
 	}
+	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
 	defer stop()
 
@@ -79,6 +72,24 @@ func Call(ctx context.Context, path string, req Request) (Response, error) {
 		return resp, errors.New(resp.Error)
 	}
 	return resp, nil
+}
+
+// dial connects to the pcheck at path, and checks it is pcheck.
+func dial(ctx context.Context, path string) (*net.UnixConn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", path)
+	switch {
+	case errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM):
+		return nil, fmt.Errorf("%w: %v", PermissionDenied(os.Getuid()), err)
+	case err != nil:
+		return nil, &UnreachableError{Path: path, Err: err}
+	}
+	conn := c.(*net.UnixConn)
+	if err := checkServer(conn, path); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
 }
 
 // checkServer refuses a server that is not pcheck: the one listening must
@@ -115,11 +126,14 @@ type Client struct {
 }
 
 func (c Client) call(ctx context.Context, req Request) (Response, error) {
-	path := c.Path
-	if path == "" {
-		path = DefaultSocket
+	return Call(ctx, c.path(), req)
+}
+
+func (c Client) path() string {
+	if c.Path == "" {
+		return DefaultSocket
 	}
-	return Call(ctx, path, req)
+	return c.Path
 }
 
 // Status of one service, or all when name is "".

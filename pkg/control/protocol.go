@@ -9,6 +9,8 @@ package control
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/pwatch/pwatch/pkg/events"
 )
 
 // The commands a Request carries.
@@ -29,6 +31,11 @@ type Request struct {
 	Name string `json:"name,omitempty"`
 	// Reset clears the reboot counter (reboot-count only).
 	Reset bool `json:"reset,omitempty"`
+	// Since, Follow and Buffer are those of events (events.go): Name is
+	// then the service whose events are wanted ("": all).
+	Since  *time.Time `json:"since,omitempty"`
+	Follow bool       `json:"follow,omitempty"`
+	Buffer int        `json:"buffer,omitempty"`
 }
 
 // Response is pcheck's answer; which fields are set depends on the command.
@@ -45,6 +52,12 @@ type Response struct {
 	ReloadErrors []string `json:"reload_errors,omitempty"`
 	// Reboots answers reboot-count.
 	Reboots *RebootCount `json:"reboots,omitempty"`
+	// Events answers events, oldest first. In a stream (Following),
+	// Dropped counts the events pcheck could not queue for this reader
+	// so far.
+	Events    []events.Event `json:"events,omitempty"`
+	Dropped   uint64         `json:"dropped,omitempty"`
+	Following bool           `json:"following,omitempty"`
 }
 
 // ServiceStatus is one line of padmin status.

@@ -218,6 +218,10 @@ func (s *Server) serve(conn *net.UnixConn) {
 	}
 	ctx, cancel := s.whileConnected(conn)
 	defer cancel()
+	if req.Command == CommandEvents && req.Follow {
+		s.follow(ctx, conn, req, pid)
+		return
+	}
 	s.reply(conn, s.dispatch(ctx, req))
 }
 
@@ -289,7 +293,10 @@ func (s *Server) dispatch(ctx context.Context, req Request) Response {
 			resp.Reboots = &rc
 		}
 	default:
-		err = fmt.Errorf("unknown command %q", req.Command)
+		var known bool
+		if resp, known, err = s.dispatchHistory(ctx, req); !known {
+			err = fmt.Errorf("unknown command %q", req.Command)
+		}
 	}
 	if err != nil {
 		return Response{Error: err.Error()}

@@ -101,7 +101,11 @@ func (d *daemon) Stop(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	return s.Stop(ctx)
+	if err := s.Stop(ctx); err != nil {
+		return err
+	}
+	d.recordCommand(msg.CommandStop, name)
+	return nil
 }
 
 func (d *daemon) Start(ctx context.Context, name string) error {
@@ -109,7 +113,11 @@ func (d *daemon) Start(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	return s.Start(ctx)
+	if err := s.Start(ctx); err != nil {
+		return err
+	}
+	d.recordCommand(msg.CommandStart, name)
+	return nil
 }
 
 func (d *daemon) RebootCount(_ context.Context, reset bool) (control.RebootCount, error) {

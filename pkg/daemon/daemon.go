@@ -42,6 +42,9 @@ func Run(ctx context.Context, cfg Config, log *msg.Logger) error {
 		return err
 	}
 	defer d.mux.Close()
+	if d.history != nil {
+		defer d.history.Close() // after the hub is detached (defers run last first)
+	}
 	defer log.Observe(nil)
 	defer d.startNotify(ctx)()
 	return d.serve(ctx, cfg, svcs, matchers)
@@ -101,7 +104,7 @@ func newDaemon(ctx context.Context, cfg Config, log *msg.Logger) (*daemon, []*pf
 	// that are garbage now. Give them back at once rather than over the
 	// scavenger's minutes, so an idle pcheck is small from the start.
 	debug.FreeOSMemory()
-	hub, err := newEventHub(log)
+	hub, history, err := newEventHub(log, cfg.StateDir)
 	if err != nil {
 		mux.Close()
 		return nil, nil, nil, err
@@ -111,12 +114,12 @@ func newDaemon(ctx context.Context, cfg Config, log *msg.Logger) (*daemon, []*pf
 	}
 	d := &daemon{
 		rules: rules, log: log, table: table, snaps: proc.NewSnapshots(table, snapshotRetention), mux: mux, guard: guard, runs: runs, store: store,
-		clock: supervise.NewMonotonicClock(), ctx: ctx, events: hub, notifier: notifier,
+		clock: supervise.NewMonotonicClock(), ctx: ctx, events: hub, history: history, notifier: notifier,
 		ending:   make(chan struct{}, 1),
 		services: map[string]*running{},
 	}
 	d.rebootNode = func(ctx context.Context, service string) error {
-		err := reboot.Reboot(ctx, guard, rebootCmd, service, slog)
+		err := reboot.Reboot(ctx, guard, announcedReboot{cmd: rebootCmd, log: log, service: service}, service, slog)
 		if refused := (*trust.Refusal)(nil); errors.As(err, &refused) {
 			log.Log(msg.ProgramRefused(service, refused.Program, refused.Why()))
 		}

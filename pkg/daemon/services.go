@@ -48,6 +48,7 @@ type daemon struct {
 	metrics    *metrics.Metrics // nil unless --metrics-listen
 	limits     *limits.Sampler  // the services' resource limits (limits.go)
 	events     *events.Hub      // the event history
+	history    *events.Store    // and its copy in the state dir; nil: none
 
 	notifier *notifier.Notifier // nil unless --notify-command
 
@@ -185,6 +186,7 @@ func (d *daemon) Reload(ctx context.Context, name string) []error {
 	if err != nil {
 		errs := flatten(err)
 		d.log.Slog().Error("reload refused; the running rules stay", "errors", err)
+		d.log.Log(msg.ReloadRefused(name, len(errs)))
 		return errs
 	}
 	if name != "" {
@@ -222,6 +224,7 @@ func (d *daemon) Reload(ctx context.Context, name string) []error {
 			}
 		}
 	}
+	d.log.Log(msg.Reloaded(name))
 	return nil
 }
 

@@ -17,11 +17,12 @@ const DefaultKeep = 1000
 type Hub struct {
 	now func() Stamp
 
-	mu   sync.Mutex
-	ring []Event // oldest first, at most keep
-	keep int
-	seq  uint64
-	subs map[*Subscription]struct{}
+	mu    sync.Mutex
+	ring  []Event // at most keep; once full, the oldest is at ring[start]
+	start int
+	keep  int
+	seq   uint64
+	subs  map[*Subscription]struct{}
 	// sinks are called, in order, with every published event under mu (so
 	// they see events in Seq order): the disk store. They must not block
 	// for long.
@@ -78,25 +79,34 @@ func (h *Hub) Publish(e Event) Event {
 	return e
 }
 
+// appendLocked keeps e, in place of the oldest once the ring is full (a
+// copy of the whole ring at each event would cost microseconds in every
+// logged line).
 func (h *Hub) appendLocked(e Event) {
-	if len(h.ring) == h.keep {
-		copy(h.ring, h.ring[1:])
-		h.ring = h.ring[:h.keep-1]
+	if len(h.ring) < h.keep {
+		h.ring = append(h.ring, e)
+		return
 	}
-	h.ring = append(h.ring, e)
+	h.ring[h.start] = e
+	h.start = (h.start + 1) % h.keep
+}
+
+// matchingLocked are the kept events that pass f, oldest first.
+func (h *Hub) matchingLocked(f Filter) []Event {
+	var out []Event
+	for i := range h.ring {
+		if e := h.ring[(h.start+i)%len(h.ring)]; f.Match(e) {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // Recent lists the kept events that pass f, oldest first.
 func (h *Hub) Recent(f Filter) []Event {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	var out []Event
-	for _, e := range h.ring {
-		if f.Match(e) {
-			out = append(out, e)
-		}
-	}
-	return out
+	return h.matchingLocked(f)
 }
 
 // Subscribe starts a subscription to the events that pass f, buffering up
@@ -110,13 +120,8 @@ func (h *Hub) Subscribe(f Filter, buf int) (sub *Subscription, backlog []Event) 
 	s := &Subscription{hub: h, filter: f, c: make(chan Event, buf)}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for _, e := range h.ring {
-		if f.Match(e) {
-			backlog = append(backlog, e)
-		}
-	}
 	h.subs[s] = struct{}{}
-	return s, backlog
+	return s, h.matchingLocked(f)
 }
 
 // Subscription is one reader of new events.

@@ -159,9 +159,13 @@ const (
 	CommandStop   = "stop"
 	CommandStart  = "start"
 	CommandReload = "reload"
+	// CommandRestart is logged by pcheck, not padmin: the supervisor logs
+	// it when it takes the restart on (padmin restart).
+	CommandRestart = "restart"
 )
 
-// CommandExecute is padmin's line for stop, start and reload. name is the
+// CommandExecute is padmin's line for stop, start and reload, and
+// pcheck's for restart. name is the
 // pfile's service name; a reload of every pfile passes "" and logs
 // pfile=” (the guide fixes no text for it, and an invented token could
 // collide with a service's name).

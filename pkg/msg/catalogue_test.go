@@ -38,6 +38,12 @@ func TestCatalogueTexts(t *testing.T) {
 		{OrphansKilled("apache2", []int{1241}), "Orphaned processes of a dead master killed ('apache2',pid=1241)", slog.LevelWarn},
 		{OverLimit("php", 412, "memory_max", "1.21 GiB", "1 GiB", 30*time.Second), "Process ['php',pid=412] over memory_max: 1.21 GiB > 1 GiB for 30 s, restarting", slog.LevelWarn},
 		{OverLimitLogged("php", 412, "cpu_max", "93%", "50%", 2500*time.Millisecond), "Process ['php',pid=412] over cpu_max: 93% > 50% for 3 s", slog.LevelWarn},
+		{Rebooting("apache2"), "Rebooting the node ('apache2')", slog.LevelError},
+		{Rearmed("apache2", 10*time.Minute), "Retry over re-armed ('apache2'): trying again after 10m0s, attempts reset", slog.LevelWarn},
+		{Reloaded("apache2"), "Rules reloaded (pfile='apache2')", slog.LevelInfo},
+		{Reloaded(""), "Rules reloaded (pfile='')", slog.LevelInfo},
+		{ReloadRefused("", 2), "Reload refused (pfile=''): 2 errors; the running rules stay", slog.LevelError},
+		{CommandExecute(CommandRestart, "apache2"), "Command execute. [restart] pfile='apache2'", slog.LevelInfo},
 		{ProgramRefused("apache2", "/tmp/x.restart", "/tmp/x.restart: owned by uid 65534 (nobody), not root; pcheck runs it as root"), "Program refused ('apache2',/tmp/x.restart): /tmp/x.restart: owned by uid 65534 (nobody), not root; pcheck runs it as root; not run", slog.LevelError},
 	} {
 		if tc.m.Text != tc.text || tc.m.String() != tc.text {

@@ -86,3 +86,36 @@ func overLimit(name string, pid int, limit, value, max string, held time.Duratio
 		slog.String("value", value), slog.String("max", max), slog.Duration("for", held),
 		slog.String(KeyAction, action), slog.String(KeyReason, "limit"))
 }
+
+// Rebooting: the reboot guard allowed a reboot for the service and the
+// reboot command is about to run (logged before it, so that the event
+// history keeps it through the reboot).
+func Rebooting(name string) Message {
+	return message(slog.LevelError, "reboot",
+		fmt.Sprintf("Rebooting the node ('%s')", name),
+		slog.String(KeyService, name))
+}
+
+// Rearmed: rearm_after has passed since a retry over, and the service is
+// tried again with its attempts reset.
+func Rearmed(name string, rearmAfter time.Duration) Message {
+	return message(slog.LevelWarn, "rearm",
+		fmt.Sprintf("Retry over re-armed ('%s'): trying again after %s, attempts reset", name, rearmAfter),
+		slog.String(KeyService, name), slog.Duration("rearm_after", rearmAfter))
+}
+
+// Reloaded: pcheck re-read the pfiles (name's, or all for "") and runs
+// their rules now.
+func Reloaded(name string) Message {
+	return message(slog.LevelInfo, "reload",
+		fmt.Sprintf("Rules reloaded (pfile='%s')", name),
+		slog.String(KeyService, name))
+}
+
+// ReloadRefused: a reload found errors (the log has each) and changed
+// nothing.
+func ReloadRefused(name string, errors int) Message {
+	return message(slog.LevelError, "reload_refused",
+		fmt.Sprintf("Reload refused (pfile='%s'): %d errors; the running rules stay", name, errors),
+		slog.String(KeyService, name), slog.Int("errors", errors))
+}

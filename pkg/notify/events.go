@@ -22,8 +22,8 @@ const Suppressed = "suppressed"
 var KnownEvents = []string{
 	"adopted", "command", "death_watch_stopped", "down", "ended",
 	"kill_failed", "killed", "limit", "orphans_killed", "program_refused",
-	"reboot", "reboot_threshold", "recovery_timeout", "restart",
-	"retry_over", "set_pid_fail", "stall", "up",
+	"rearm", "reboot", "reboot_threshold", "recovery_timeout", "reload",
+	"reload_refused", "restart", "retry_over", "set_pid_fail", "stall", "up",
 }
 
 // ParseEvents reads --notify-events: event names separated by commas

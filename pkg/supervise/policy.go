@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/pwatch/pwatch/pkg/msg"
 	"github.com/pwatch/pwatch/pkg/opstate"
 	"github.com/pwatch/pwatch/pkg/pfile"
 	"github.com/pwatch/pwatch/pkg/proc"
@@ -121,7 +122,7 @@ func (s *Service) rearm(ctx context.Context) {
 	s.moveLocked(Down)
 	s.mu.Unlock()
 	s.forget()
-	s.d.Slog.Info("rearm_after passed: trying the service again, its attempts reset", "service", s.cfg.Name, "retry_count", s.cfg.RetryCount)
+	s.d.Log.Log(msg.Rearmed(s.cfg.Name, s.cfg.RearmAfter))
 	s.begin(ctx, beginRearm)
 }
 
