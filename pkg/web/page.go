@@ -32,6 +32,7 @@ var funcs = template.FuncMap{
 	"uptime": control.UptimeText,
 	"next":   control.NextText,
 	"checks": control.ChecksText,
+	"usage":  control.UsageText,
 	"pids": func(pids []int) string {
 		if len(pids) == 0 {
 			return "-"

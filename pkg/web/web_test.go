@@ -52,12 +52,12 @@ const hostileComm = `x<script>alert(1)</script>`
 func newRig(t *testing.T, o Options) *rig {
 	t.Helper()
 	hub := events.NewHub(events.DefaultKeep, stamp0)
-	in := 3.5
+	in, mem, cpu, fds := 3.5, uint64(412<<20+512<<10), 12.0, 88
 	status := fakeStatus{
 		{Name: "db", State: "Down", PIDs: []int{}, NextAttemptIn: &in, AttemptsLeft: 2, Restarts: 1,
 			LastDeath: &control.Death{Time: stamp0().Time, Cause: "signal", Text: "killed by signal 9 (SIGKILL), sent by pid 7 (" + hostileComm + ", uid 0)"}},
 		{Name: "web", State: "Up", PIDs: []int{412, 413}, UptimeSeconds: 3725, AttemptsLeft: 3,
-			Checks: []control.CheckStatus{{Block: "_bi_webserv", State: "ok"}}},
+			Checks: []control.CheckStatus{{Block: "_bi_webserv", State: "ok"}}, Usage: &control.Usage{MemoryBytes: &mem, CPUPercent: &cpu, FDs: &fds}},
 	}
 	o.Status, o.Events = status, hub
 	if o.MaxStreams == 0 {
@@ -119,7 +119,7 @@ func TestPageShowsTheStatusInWords(t *testing.T) {
 	for _, want := range []string{
 		`<th scope="col">State</th>`, `<th scope="col">Attempts left</th>`,
 		`<tr data-service="web" class="state-up"><th scope="row"><a href="/?service=web">web</a></th><td class="state"><span class="badge">Up</span></td><td>412, 413</td><td>1h02m</td>`,
-		`<span class="badge">Down</span>`, "attempt 4s", `<td>ok</td>`, "signal: killed by signal 9 (SIGKILL)",
+		`<span class="badge">Down</span>`, "attempt 4s", `<td>ok</td>`, `<td>412.5MiB, 12% CPU, 88 fds</td>`, `<th scope="col">Resources</th>`, "signal: killed by signal 9 (SIGKILL)",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the page lacks %q", want)
