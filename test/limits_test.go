@@ -294,7 +294,8 @@ func TestLimitFDs(t *testing.T) {
 
 // TestLimitCPULogOnly: a spinning worker (two processes: the worker and
 // its child, so that a busy host still gives the tree more than half a
-// core) breaks cpu_max 50; with limit_action log pcheck says so once and
+// core) breaks cpu_max 20 (low, so that the tests running beside it on CI
+// cannot starve it below the limit); with limit_action log pcheck says so once and
 // restarts nothing. The backends run one after the other: spinning
 // workers side by side would share the cores.
 func TestLimitCPULogOnly(t *testing.T) {
@@ -302,10 +303,10 @@ func TestLimitCPULogOnly(t *testing.T) {
 	for _, watcher := range watchers {
 		t.Run(watcher, func(t *testing.T) {
 			sc := newScene(t)
-			s := newLimitService(t, sc, "spin", "cpu_max 50\nlimit_action log\n")
+			s := newLimitService(t, sc, "spin", "cpu_max 20\nlimit_action log\n")
 			p, master := s.start(t, sc, watcher)
 			worker := s.fork(t, master)
-			line, at := overLine(t, p, regexp.MustCompile(`^Process \['svc',pid=`+strconv.Itoa(master)+`\] over cpu_max: [0-9]+% > 50% for [23] s$`))
+			line, at := overLine(t, p, regexp.MustCompile(`^Process \['svc',pid=`+strconv.Itoa(master)+`\] over cpu_max: [0-9]+% > 20% for [23] s$`))
 			t.Log(line)
 			st := sampledAfter(t, p, at.Add(limitFor+limitInterval))
 			if c := overLines(p); c != 1 || st.State != "Up" || st.PIDs[0] != master || !alive(worker) {

@@ -545,7 +545,7 @@ func TestFormatStatus(t *testing.T) {
 			Usage:     &control.Usage{MemoryBytes: ptrU(432537600), CPUPercent: ptr(12.4), FDs: ptrI(88)}},
 		{Name: "tomcat", State: "Up", PIDs: []int{7, 9}, UptimeSeconds: 2*86400 + 3*3600, Restarts: 0,
 			Usage: &control.Usage{MemoryBytes: ptrU(2 << 30)}}, // a first sample: no CPU yet; no fds_max
-		{Name: "db", State: "Restarting", PIDs: nil, UptimeSeconds: 0, Restarts: 2,
+		{Name: "db", State: "Restarting", PIDs: nil, UptimeSeconds: 0, Restarts: 2, Step: "script running",
 			LastDeath: &control.Death{Time: since, Cause: "oom", Text: "killed by the OOM killer"}},
 		{Name: "q", State: "Up", PIDs: []int{5}, UptimeSeconds: 307,
 			Checks: []control.CheckStatus{{Block: "_bi_webserv", State: "starting"}}},
@@ -560,16 +560,16 @@ func TestFormatStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `SERVICE  STATE       PIDS  UPTIME  RESTARTS  LEFT  NEXT          CHECKS                                                    MEM       CPU  FDS  LAST EVENT                               LAST DEATH
-apache2  Up          1234  3h02m   1         2     -             -                                                         412.5MiB  12%  88   May 24 09:35:26 ('apache2',pid=1234) Up  -
-tomcat   Up          7,9   2d03h   0         0     -             -                                                         2GiB      -    -    -                                        -
-db       Restarting  -     -       2         0     -             -                                                         -         -    -    -                                        May 24 09:35:26 killed by the OOM killer
-q        Up          5     5m07s   0         0     -             starting                                                  -         -    -    -                                        -
-r        Up          6     42s     0         0     -             failing since May 24 09:40:00 (20s not counted)           -         -    -    -                                        -
-s        Up          8     42s     0         0     -             _bi_webserv=ok, _bi_socket=failing since May 24 09:40:00  -         -    -    -                                        -
-d2       Down        -     -       2         1     attempt 8s    -                                                         -         -    -    -                                        -
-q2       RetryOver   -     -       3         0     re-arm 9m30s  -                                                         -         -    -    -                                        -
-s2       Down        -     -       1         2     attempt now   -                                                         -         -    -    -                                        -
+	want := `SERVICE  STATE       PIDS  UPTIME  RESTARTS  LEFT  NEXT            CHECKS                                                    MEM       CPU  FDS  LAST EVENT                               LAST DEATH
+apache2  Up          1234  3h02m   1         2     -               -                                                         412.5MiB  12%  88   May 24 09:35:26 ('apache2',pid=1234) Up  -
+tomcat   Up          7,9   2d03h   0         0     -               -                                                         2GiB      -    -    -                                        -
+db       Restarting  -     -       2         0     script running  -                                                         -         -    -    -                                        May 24 09:35:26 killed by the OOM killer
+q        Up          5     5m07s   0         0     -               starting                                                  -         -    -    -                                        -
+r        Up          6     42s     0         0     -               failing since May 24 09:40:00 (20s not counted)           -         -    -    -                                        -
+s        Up          8     42s     0         0     -               _bi_webserv=ok, _bi_socket=failing since May 24 09:40:00  -         -    -    -                                        -
+d2       Down        -     -       2         1     attempt 8s      -                                                         -         -    -    -                                        -
+q2       RetryOver   -     -       3         0     re-arm 9m30s    -                                                         -         -    -    -                                        -
+s2       Down        -     -       1         2     attempt now     -                                                         -         -    -    -                                        -
 `
 	if b.String() != want {
 		t.Errorf("\n got:\n%s\nwant:\n%s", b.String(), want)

@@ -46,6 +46,8 @@ func formatNext(s ServiceStatus) string {
 		return "attempt " + in(*s.NextAttemptIn)
 	case s.RearmIn != nil:
 		return "re-arm " + in(*s.RearmIn)
+	case s.Step != "":
+		return s.Step
 	}
 	return "-"
 }

@@ -79,7 +79,10 @@ type ServiceStatus struct {
 	// retried-over service is tried again (rearm_after). null: none due.
 	NextAttemptIn *float64 `json:"next_attempt_in"`
 	RearmIn       *float64 `json:"rearm_in"`
-	LastEvent     *Event   `json:"last_event,omitempty"`
+	// Step is the step of a recovery under way ("script running",
+	// "pausing 4.2s"); empty at rest.
+	Step      string `json:"step,omitempty"`
+	LastEvent *Event `json:"last_event,omitempty"`
 	// LastDeath is why a top-level process last died.
 	LastDeath *Death `json:"last_death,omitempty"`
 	// Checks are the service's stall-check blocks.

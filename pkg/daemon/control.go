@@ -50,6 +50,7 @@ func (d *daemon) Status(_ context.Context, name string) ([]control.ServiceStatus
 		cs := control.ServiceStatus{
 			Name: st.Name, State: st.State.String(), PIDs: st.PIDs,
 			UptimeSeconds: int64(st.Uptime.Seconds()), Restarts: st.Restarts, AttemptsLeft: st.AttemptsLeft,
+			Step: st.Step,
 		}
 		if in := st.NextIn.Seconds(); st.Next == supervise.NextAttempt {
 			cs.NextAttemptIn = &in
