@@ -59,15 +59,7 @@ func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
-	// emit turns a bad label value (not UTF-8) into a scrape error for
-	// that one series rather than a panic.
-	emit := func(d *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) {
-		m, err := prometheus.NewConstMetric(d, t, v, labels...)
-		if err != nil {
-			m = prometheus.NewInvalidMetric(d, err)
-		}
-		ch <- m
-	}
+	emit := emitter(ch)
 	seen := map[string]bool{}
 	for _, s := range c.src.Services() {
 		if seen[s.Name] {
@@ -125,4 +117,16 @@ func boolValue(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// emitter sends const metrics to ch. It turns a bad label value (not UTF-8)
+// into a scrape error for that one series rather than a panic.
+func emitter(ch chan<- prometheus.Metric) func(d *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) {
+	return func(d *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) {
+		m, err := prometheus.NewConstMetric(d, t, v, labels...)
+		if err != nil {
+			m = prometheus.NewInvalidMetric(d, err)
+		}
+		ch <- m
+	}
 }

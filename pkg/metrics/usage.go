@@ -57,13 +57,7 @@ func (c *usageCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *usageCollector) Collect(ch chan<- prometheus.Metric) {
-	emit := func(d *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) {
-		m, err := prometheus.NewConstMetric(d, t, v, labels...)
-		if err != nil {
-			m = prometheus.NewInvalidMetric(d, err)
-		}
-		ch <- m
-	}
+	emit := emitter(ch)
 	seen := map[string]bool{}
 	for _, u := range c.src.Usage() {
 		if seen[u.Name] {

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pwatch/pwatch/internal/capbuf"
 	"github.com/pwatch/pwatch/internal/pgroup"
 	"github.com/pwatch/pwatch/internal/quote"
 	"github.com/pwatch/pwatch/pkg/msg"
@@ -64,7 +65,7 @@ func (n *Notifier) runCommand(ctx context.Context, note Notification) error {
 		return fmt.Errorf("notify command %s: %w", argv[0], err)
 	}
 	defer cmd.Close()
-	out := &cappedBuffer{max: maxOutput}
+	out := &capbuf.Buffer{Max: maxOutput}
 	cmd.Stdin = bytes.NewReader(input)
 	cmd.Stdout, cmd.Stderr = out, out
 	// Something the command left running may hold the pipes: wait for
@@ -144,19 +145,4 @@ func variable(name, value string) string {
 		value = value[:maxValue]
 	}
 	return "PWATCH_" + name + "=" + strings.ReplaceAll(value, "\x00", `\x00`)
-}
-
-// cappedBuffer keeps the first max bytes written and drops the rest, so a
-// chatty command cannot grow pcheck's memory. exec.Cmd writes it from one
-// goroutine and it is read after Wait.
-type cappedBuffer struct {
-	bytes.Buffer
-	max int
-}
-
-func (b *cappedBuffer) Write(p []byte) (int, error) {
-	if room := b.max - b.Len(); room > 0 {
-		b.Buffer.Write(p[:min(len(p), room)])
-	}
-	return len(p), nil
 }

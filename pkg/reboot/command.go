@@ -3,7 +3,6 @@
 package reboot
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pwatch/pwatch/internal/capbuf"
 	"github.com/pwatch/pwatch/internal/pgroup"
 	"github.com/pwatch/pwatch/pkg/rootexec"
 	"github.com/pwatch/pwatch/pkg/trust"
@@ -88,7 +88,7 @@ func (c Command) Run(ctx context.Context) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	out := &cappedBuffer{max: maxOutput}
+	out := &capbuf.Buffer{Max: maxOutput}
 	// Checked by the trust rule again, through the file run, and run in
 	// the fixed environment (pkg/rootexec); a refusal is a *trust.Refusal.
 	prepare := rootexec.Command
@@ -129,18 +129,4 @@ func outputSuffix(out []byte) string {
 		return ": " + s
 	}
 	return ""
-}
-
-// cappedBuffer keeps the first max bytes written and drops the rest, so a
-// chatty command cannot grow pcheck's memory.
-type cappedBuffer struct {
-	bytes.Buffer
-	max int
-}
-
-func (b *cappedBuffer) Write(p []byte) (int, error) {
-	if room := b.max - b.Len(); room > 0 {
-		b.Buffer.Write(p[:min(len(p), room)])
-	}
-	return len(p), nil
 }

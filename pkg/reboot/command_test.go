@@ -142,15 +142,3 @@ func gone(pid int) bool {
 	i := strings.LastIndexByte(s, ')')
 	return i >= 0 && i+2 < len(s) && (s[i+2] == 'Z' || s[i+2] == 'X')
 }
-
-func TestCappedBuffer(t *testing.T) {
-	b := &cappedBuffer{max: 5}
-	for _, p := range []string{"abc", "defgh", "ij"} {
-		if n, err := b.Write([]byte(p)); n != len(p) || err != nil {
-			t.Fatalf("Write(%q) = %d, %v", p, n, err)
-		}
-	}
-	if b.String() != "abcde" {
-		t.Errorf("kept %q, want %q", b.String(), "abcde")
-	}
-}

@@ -116,8 +116,14 @@ func (s *Service) Start(ctx context.Context) error {
 }
 
 func (s *Service) command(ctx context.Context, k inputKind) error {
+	return s.ask(ctx, input{kind: k})
+}
+
+// ask puts in in the mailbox and waits for the loop's answer.
+func (s *Service) ask(ctx context.Context, in input) error {
 	done := make(chan error, 1)
-	if !s.push(input{kind: k, done: done}) {
+	in.done = done
+	if !s.push(in) {
 		return errNotRunning
 	}
 	select {

@@ -49,16 +49,7 @@ func (s *Service) Restart(ctx context.Context, r RestartRequest) error {
 	if err := s.restartRefusal(); err != nil { // at once: no wait behind a recovery
 		return err
 	}
-	done := make(chan error, 1)
-	if !s.push(input{kind: inRestart, done: done, restart: &r}) {
-		return errNotRunning
-	}
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return s.ask(ctx, input{kind: inRestart, restart: &r})
 }
 
 var envName = regexp.MustCompile(`^PWATCH_[A-Z0-9_]+$`)
