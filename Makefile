@@ -21,11 +21,11 @@ test: ## run every test (as root for the privileged ones)
 	$(GOTEST) ./...
 
 generate: ## rebuild the BPF objects with clang (-O2 -g -Wall -Werror)
-	$(GO) generate ./pkg/exitwatch/
+	$(GO) generate ./pkg/exitwatch/ ./pkg/limits/
 
 generate-check: generate ## regenerate and fail if the committed objects differ
-	git diff --exit-code -- pkg/exitwatch bpf
-	@test -z "$$(git status --porcelain -- pkg/exitwatch bpf)" || { git status --porcelain -- pkg/exitwatch bpf; exit 1; }
+	git diff --exit-code -- pkg/exitwatch pkg/limits bpf
+	@test -z "$$(git status --porcelain -- pkg/exitwatch pkg/limits bpf)" || { git status --porcelain -- pkg/exitwatch pkg/limits bpf; exit 1; }
 
 bench: ## run the benchmarks and print their table
 	mkdir -p $(BIN) && $(GO) test -run '^$$' -bench . -benchtime 1x ./... | tee $(BIN)/bench.txt | scripts/bench-table.sh

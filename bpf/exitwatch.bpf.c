@@ -12,6 +12,7 @@
 #include "include/vmlinux_subset.h"
 #include "include/bpf_helpers.h"
 #include "include/bpf_core_read.h"
+#include "include/task.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -20,10 +21,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 // include/linux/sched/signal.h; unchanged since 2.6.
 #define SIGNAL_GROUP_EXIT 0x00000004
-
-// /proc reports start times in USER_HZ ticks: 100 on every Linux
-// architecture pwatch builds for (nsec_to_clock_t in the kernel).
-#define NSEC_PER_USER_HZ_TICK 10000000ULL
 
 enum event_kind {
 	EVENT_EXIT = 1,
@@ -134,42 +131,6 @@ __u64 lost_events = 0;
 // Forks into a tracked tree that the full procs map could not hold: user
 // space then no longer trusts the trees and reads /proc instead.
 __u64 untracked_forks = 0;
-
-// The inode number of pcheck's pid namespace when it is not the initial
-// one (set at load; 0 in the initial namespace). The maps and events then
-// hold pids as pcheck's namespace numbers them, so they agree with its
-// /proc; a process that namespace does not see is ignored.
-const volatile __u32 pidns_inum = 0;
-
-// MAX_PID_NS_LEVEL in the kernel.
-#define MAX_PID_NS_LEVEL 32
-
-// tgid_seen is task's thread-group id as pcheck's pid namespace numbers
-// it; 0 when that namespace does not see the task.
-static __always_inline __u32 tgid_seen(struct task_struct *task)
-{
-	if (!pidns_inum)
-		return BPF_CORE_READ(task, tgid);
-	struct pid *pid = BPF_CORE_READ(task, group_leader, thread_pid);
-	unsigned int level = BPF_CORE_READ(pid, level);
-	for (int i = 0; i < MAX_PID_NS_LEVEL; i++) {
-		if (i > level)
-			break;
-		struct upid up = {};
-		if (bpf_core_read(&up, sizeof(up), &pid->numbers[i]) != 0)
-			return 0;
-		if (BPF_CORE_READ(up.ns, ns.inum) == pidns_inum)
-			return up.nr;
-	}
-	return 0;
-}
-
-static __always_inline __u64 start_ticks(struct task_struct *task)
-{
-	// /proc/PID/stat shows the group leader's start time; a non-leader
-	// thread may be the last to exit.
-	return BPF_CORE_READ(task, group_leader, start_boottime) / NSEC_PER_USER_HZ_TICK;
-}
 
 // The status wait(2) will return for the group: the group exit code after
 // exit_group() or a fatal signal, otherwise the leader's own exit code.

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * The few kernel types exitwatch.bpf.c reads, instead of a generated
+ * The few kernel types pwatch's BPF programs read, instead of a generated
  * multi-megabyte vmlinux.h. Every struct is marked preserve_access_index, so
  * field offsets here are placeholders: the loader relocates each access
  * against the running kernel's BTF (CO-RE). Only names and types must match
@@ -47,6 +47,9 @@ struct signal_struct {
 	atomic_t live;
 	int group_exit_code;
 	unsigned int flags;
+	int nr_threads;
+	/* the CPU time of the group's threads that have exited, ns */
+	__u64 sum_sched_runtime;
 };
 
 struct super_block {
@@ -62,8 +65,38 @@ struct file {
 	struct inode *f_inode;
 };
 
+/* Its count is the counter less the CPUs' unflushed parts, as /proc reads it. */
+struct percpu_counter {
+	__s64 count;
+};
+
+/* include/linux/mm_types_task.h */
+enum {
+	MM_FILEPAGES = 0,
+	MM_ANONPAGES = 1,
+	MM_SWAPENTS = 2,
+	MM_SHMEMPAGES = 3,
+	NR_MM_COUNTERS = 4,
+};
+
 struct mm_struct {
 	struct file *exe_file;
+	/* since Linux 6.2; older kernels fail to load the sampler (CO-RE) */
+	struct percpu_counter rss_stat[NR_MM_COUNTERS];
+};
+
+struct fdtable {
+	unsigned int max_fds;
+	unsigned long *open_fds;
+};
+
+struct files_struct {
+	struct fdtable *fdt;
+};
+
+struct sched_entity {
+	/* the thread's CPU time so far, ns */
+	__u64 sum_exec_runtime;
 };
 
 struct ns_common {
@@ -103,6 +136,22 @@ struct task_struct {
 	struct pid *thread_pid;
 	struct signal_struct *signal;
 	struct mm_struct *mm;
+	struct files_struct *files;
+	struct sched_entity se;
+};
+
+struct seq_file;
+
+/* The context of an iter/task program (kernel/bpf/task_iter.c). */
+struct bpf_iter_meta {
+	struct seq_file *seq;
+	__u64 session_id;
+	__u64 seq_num;
+};
+
+struct bpf_iter__task {
+	struct bpf_iter_meta *meta;
+	struct task_struct *task;
 };
 
 #pragma clang attribute pop

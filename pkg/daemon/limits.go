@@ -17,16 +17,12 @@ import (
 // (memory_max, cpu_max, fds_max, threads_max) until ctx ends; services
 // without limits are never sampled.
 func (d *daemon) startLimits(ctx context.Context, cfg Config) error {
-	r, err := limits.NewProcReader(cfg.ProcRoot)
-	if err != nil {
-		return err
-	}
 	interval := cfg.LimitInterval
 	if interval <= 0 {
 		interval = limits.DefaultInterval
 	}
 	d.limits = &limits.Sampler{
-		Targets: d.limitTargets, Read: r, Interval: interval,
+		Targets: d.limitTargets, Read: limits.NewAutoReader(cfg.ProcRoot, d.log.Slog()), Interval: interval,
 		Log: d.log, Slog: d.log.Slog(), Now: d.clock.Now,
 	}
 	if d.metrics != nil {

@@ -104,10 +104,20 @@ func (r *ProcReader) readStat(id proc.ID, dir string) (int, error) {
 	return n, nil
 }
 
-// Read reads id's stat (CPU ticks, threads, RSS) and, with fds, its open
+// Read reads every request's counters into got, one process at a time.
+func (r *ProcReader) Read(reqs []Request, got map[proc.ID]Counters) {
+	clear(got)
+	for _, q := range reqs {
+		if c, err := r.read(q.ID, q.FDs); err == nil {
+			got[q.ID] = c
+		}
+	}
+}
+
+// read reads id's stat (CPU ticks, threads, RSS) and, with fds, its open
 // descriptors. A pid that now holds another process (its start time
 // differs) is an error: it is not the service's.
-func (r *ProcReader) Read(id proc.ID, fds bool) (Counters, error) {
+func (r *ProcReader) read(id proc.ID, fds bool) (Counters, error) {
 	dir := r.root + "/" + strconv.Itoa(id.PID)
 	n, err := r.readStat(id, dir)
 	if err != nil {
@@ -198,7 +208,7 @@ func parseStat(b []byte, page uint64) (Counters, uint64, error) {
 		}
 		rest = rest[j:]
 	}
-	c := Counters{CPUTicks: v[14-3] + v[15-3], Threads: int(v[20-3]), RSS: v[24-3] * page}
+	c := Counters{CPU: proc.TicksDuration(v[14-3] + v[15-3]), Threads: int(v[20-3]), RSS: v[24-3] * page}
 	return c, v[22-3], nil
 }
 

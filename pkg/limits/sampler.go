@@ -30,20 +30,28 @@ type Target struct {
 	Restart func(ctx context.Context, b Breach, env []string, line msg.Message) error
 }
 
-// Reader reads one process's counters. Read is every sample's (stat,
-// and the open descriptors with fds); PSS reads smaps_rollup, which costs
-// a walk of the process's page tables: only for a tree whose RSS passes
-// 90 % of memory_max.
+// Reader reads processes' counters. Read is every sample's, for the
+// processes of every sampled tree at once; PSS reads smaps_rollup, which
+// costs a walk of the process's page tables: only for a tree whose RSS
+// passes 90 % of memory_max.
 type Reader interface {
-	Read(id proc.ID, fds bool) (Counters, error)
+	// Read reads every request's counters into got (cleared first); a
+	// process gone, or whose pid now holds another, is left out.
+	Read(reqs []Request, got map[proc.ID]Counters)
 	PSS(id proc.ID) (uint64, error)
+}
+
+// Request is one process to read; FDs: its open descriptors are wanted.
+type Request struct {
+	ID  proc.ID
+	FDs bool
 }
 
 // Counters are one process's counters at one read.
 type Counters struct {
-	// CPUTicks is utime+stime in clock ticks (USER_HZ).
-	CPUTicks uint64
-	Threads  int
+	// CPU is its CPU time so far, user and system.
+	CPU     time.Duration
+	Threads int
 	// RSS is the resident memory in bytes, shared pages counted whole.
 	RSS uint64
 	FDs int
@@ -71,14 +79,19 @@ type Sampler struct {
 	mu     sync.Mutex
 	served map[string]*served
 	wake   chan struct{} // Wake's: a target may have come
+
+	// The sample's requests and counters, kept for the next (Sample's
+	// goroutine only).
+	reqs []Request
+	got  map[proc.ID]Counters
 }
 
 // served is what the sampler keeps of one service between samples.
 type served struct {
 	rule  *rule
-	ticks map[proc.ID]uint64 // each process's CPU ticks at the last sample
-	at    time.Duration      // when the last sample was taken
-	cpu   float64            // CPUSeconds so far
+	cpuAt map[proc.ID]time.Duration // each process's CPU time at the last sample
+	at    time.Duration             // when the last sample was taken
+	cpu   float64                   // CPUSeconds so far
 	last  Usage
 	seen  bool // sampled in the current period
 }
@@ -152,7 +165,8 @@ func sinceStart() func() time.Duration {
 	return func() time.Duration { return time.Since(start) }
 }
 
-// Sample takes one sample of every target and acts on the breaches.
+// Sample takes one sample of every target and acts on the breaches. The
+// processes of every tree are read at once (one pass of a BPFReader).
 func (s *Sampler) Sample(ctx context.Context) {
 	s.mu.Lock()
 	if s.served == nil {
@@ -162,8 +176,21 @@ func (s *Sampler) Sample(ctx context.Context) {
 		v.seen = false
 	}
 	s.mu.Unlock()
-	for _, t := range s.Targets() {
-		s.sampleOne(ctx, t)
+	targets := s.Targets()
+	trees := make([][]proc.ID, len(targets))
+	s.reqs = s.reqs[:0]
+	for i, t := range targets {
+		trees[i] = t.Tree()
+		for _, id := range trees[i] {
+			s.reqs = append(s.reqs, Request{ID: id, FDs: t.Limits.FDs > 0})
+		}
+	}
+	if s.got == nil {
+		s.got = map[proc.ID]Counters{}
+	}
+	s.Read.Read(s.reqs, s.got)
+	for i, t := range targets {
+		s.sampleOne(ctx, t, trees[i])
 	}
 	s.mu.Lock()
 	for name, v := range s.served {
@@ -177,7 +204,7 @@ func (s *Sampler) Sample(ctx context.Context) {
 	}
 }
 
-func (s *Sampler) sampleOne(ctx context.Context, t Target) {
+func (s *Sampler) sampleOne(ctx context.Context, t Target, tree []proc.ID) {
 	s.mu.Lock()
 	v := s.served[t.Name]
 	if v == nil {
@@ -186,18 +213,17 @@ func (s *Sampler) sampleOne(ctx context.Context, t Target) {
 	}
 	v.seen = true
 	s.mu.Unlock()
-	tree := t.Tree()
 	if len(tree) == 0 {
 		s.mu.Lock()
 		v.rule.reset()
-		v.ticks, v.last = nil, Usage{}
+		v.cpuAt, v.last = nil, Usage{}
 		s.mu.Unlock()
 		return
 	}
 	now := s.now()
-	u, ticks := s.measure(tree, t.Limits, v, now)
+	u, cpuAt := s.measure(tree, t.Limits, v, now)
 	s.mu.Lock()
-	v.ticks, v.at, v.last = ticks, now, u
+	v.cpuAt, v.at, v.last = cpuAt, now, u
 	breaches := v.rule.judge(t.Limits, tree[0].PID, u, now, s.interval()/4)
 	s.mu.Unlock()
 	for _, b := range breaches {
@@ -205,45 +231,45 @@ func (s *Sampler) sampleOne(ctx context.Context, t Target) {
 	}
 }
 
-// measure reads every process of tree. The CPU is the ticks each process
-// used since the last sample, over the time between: a process that
-// exited in between takes its last period's CPU with it, and one first
-// seen now counts from now. The memory is the tree's RSS, unless that
-// passes nine tenths of memory_max: then its PSS (PSS is never more than
-// RSS, so under the limit by RSS is under it by PSS; from 90 % up the
-// figure is exact, for the limit and for an alert near it).
-func (s *Sampler) measure(tree []proc.ID, l Limits, v *served, now time.Duration) (Usage, map[proc.ID]uint64) {
+// measure sums the counters read of every process of tree. The CPU is
+// the time each process used since the last sample, over the time
+// between: a process that exited in between takes its last period's CPU
+// with it, and one first seen now counts from now. The memory is the
+// tree's RSS, unless that passes nine tenths of memory_max: then its PSS
+// (PSS is never more than RSS, so under the limit by RSS is under it by
+// PSS; from 90 % up the figure is exact, for the limit and for an alert
+// near it).
+func (s *Sampler) measure(tree []proc.ID, l Limits, v *served, now time.Duration) (Usage, map[proc.ID]time.Duration) {
 	u := Usage{At: time.Now(), HasFDs: l.FDs > 0}
-	ticks := make(map[proc.ID]uint64, len(tree))
-	var used uint64
+	cpuAt := make(map[proc.ID]time.Duration, len(tree))
+	var used time.Duration
 	for _, id := range tree {
-		c, err := s.Read.Read(id, u.HasFDs)
-		if err != nil {
+		c, ok := s.got[id]
+		if !ok {
 			continue // gone, or its pid reused: not the service's now
 		}
 		u.Processes++
 		u.Threads += c.Threads
 		u.MemoryBytes += c.RSS
 		u.FDs += c.FDs
-		ticks[id] = c.CPUTicks
-		if before, ok := v.ticks[id]; ok && c.CPUTicks >= before {
-			used += c.CPUTicks - before
+		cpuAt[id] = c.CPU
+		if before, ok := v.cpuAt[id]; ok && c.CPU >= before {
+			used += c.CPU - before
 		}
 	}
 	if l.MemoryBytes > 0 && u.MemoryBytes > uint64(l.MemoryBytes)/10*9 {
-		u.MemoryBytes, u.PSS = s.pss(ticks), true
+		u.MemoryBytes, u.PSS = s.pss(cpuAt), true
 	}
-	if v.ticks != nil && now > v.at {
-		secs := float64(used) / userHZ
-		u.CPUPercent, u.HasCPU = 100*secs/(now-v.at).Seconds(), true
-		v.cpu += secs
+	if v.cpuAt != nil && now > v.at {
+		u.CPUPercent, u.HasCPU = 100*used.Seconds()/(now-v.at).Seconds(), true
+		v.cpu += used.Seconds()
 	}
 	u.CPUSeconds = v.cpu
-	return u, ticks
+	return u, cpuAt
 }
 
-// pss is the sum of the PSS of the processes read (those in ticks).
-func (s *Sampler) pss(read map[proc.ID]uint64) uint64 {
+// pss is the sum of the PSS of the processes read (those in read).
+func (s *Sampler) pss(read map[proc.ID]time.Duration) uint64 {
 	var sum uint64
 	for id := range read {
 		if p, err := s.Read.PSS(id); err == nil {
@@ -252,9 +278,6 @@ func (s *Sampler) pss(read map[proc.ID]uint64) uint64 {
 	}
 	return sum
 }
-
-// userHZ is the unit of utime and stime in /proc/PID/stat.
-const userHZ = 100
 
 func (s *Sampler) act(ctx context.Context, t Target, pid int, b Breach) {
 	value, max := Format(b.Limit, b.Value), Format(b.Limit, b.Max)

@@ -24,17 +24,20 @@ type fakeReader struct {
 	pssReads int
 }
 
-func (f *fakeReader) Read(id proc.ID, fds bool) (Counters, error) {
+func (f *fakeReader) Read(reqs []Request, got map[proc.ID]Counters) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	c, ok := f.c[id.PID]
-	if !ok {
-		return Counters{}, errors.New("gone")
+	clear(got)
+	for _, q := range reqs {
+		c, ok := f.c[q.ID.PID]
+		if !ok {
+			continue
+		}
+		if !q.FDs {
+			c.FDs = 0
+		}
+		got[q.ID] = c
 	}
-	if !fds {
-		c.FDs = 0
-	}
-	return c, nil
 }
 
 func (f *fakeReader) PSS(id proc.ID) (uint64, error) {
@@ -76,7 +79,7 @@ func sampler(l Limits, r *fakeReader, log *logged, clock *time.Duration) (*Sampl
 }
 
 func TestSamplerCPUAndRestart(t *testing.T) {
-	r := &fakeReader{c: map[int]Counters{10: {CPUTicks: 100, Threads: 1}, 11: {CPUTicks: 50, Threads: 3, FDs: 7}}}
+	r := &fakeReader{c: map[int]Counters{10: {CPU: sec, Threads: 1}, 11: {CPU: sec / 2, Threads: 3, FDs: 7}}}
 	var clock time.Duration
 	s, _, restarts := sampler(Limits{CPUPercent: 50, For: 2 * sec}, r, &logged{}, &clock)
 	s.Sample(context.Background())
@@ -86,8 +89,8 @@ func TestSamplerCPUAndRestart(t *testing.T) {
 	// 1 s later the tree used 0.8 s of CPU: 80 %.
 	for i := 1; i <= 3; i++ {
 		r.mu.Lock()
-		r.c[10] = Counters{CPUTicks: r.c[10].CPUTicks + 50, Threads: 1}
-		r.c[11] = Counters{CPUTicks: r.c[11].CPUTicks + 30, Threads: 3}
+		r.c[10] = Counters{CPU: r.c[10].CPU + 500*time.Millisecond, Threads: 1}
+		r.c[11] = Counters{CPU: r.c[11].CPU + 300*time.Millisecond, Threads: 3}
 		r.mu.Unlock()
 		clock += sec
 		s.Sample(context.Background())
@@ -161,7 +164,7 @@ func TestProcReaderSelf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := pr.Read(id, true)
+	c, err := pr.read(id, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,10 +172,10 @@ func TestProcReaderSelf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Threads < 1 || c.RSS < 1<<20 || pss < 1<<20 || pss > c.RSS+1<<20 || c.FDs < 3 || c.CPUTicks == 0 {
+	if c.Threads < 1 || c.RSS < 1<<20 || pss < 1<<20 || pss > c.RSS+1<<20 || c.FDs < 3 || c.CPU == 0 {
 		t.Errorf("counters %+v, PSS %d: want threads, the RSS and PSS of a Go test binary, stdio, some CPU", c, pss)
 	}
-	if _, err := pr.Read(proc.ID{PID: id.PID, StartTime: id.StartTime + 1}, false); !errors.Is(err, proc.ErrGone) {
+	if _, err := pr.read(proc.ID{PID: id.PID, StartTime: id.StartTime + 1}, false); !errors.Is(err, proc.ErrGone) {
 		t.Errorf("a pid whose start time differs: err %v, want ErrGone", err)
 	}
 }
@@ -185,7 +188,7 @@ func TestParseStat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.CPUTicks != 325 || c.Threads != 7 || start != 123456 || c.RSS != 2048*4096 {
+	if c.CPU != 3250*time.Millisecond || c.Threads != 7 || start != 123456 || c.RSS != 2048*4096 {
 		t.Errorf("parsed %+v, start %d", c, start)
 	}
 	if _, _, err := parseStat([]byte("412 (php) S 1 x"), 4096); err == nil {
@@ -212,7 +215,7 @@ func TestProcReaderKeepsStatOpen(t *testing.T) {
 	}
 	defer pr.Close()
 	for range 2 {
-		if _, err := pr.Read(id, false); err != nil {
+		if _, err := pr.read(id, false); err != nil {
 			t.Fatal(err)
 		}
 		pr.EndSample()
@@ -222,7 +225,7 @@ func TestProcReaderKeepsStatOpen(t *testing.T) {
 	}
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
-	if _, err := pr.Read(id, false); !errors.Is(err, proc.ErrGone) {
+	if _, err := pr.read(id, false); !errors.Is(err, proc.ErrGone) {
 		t.Errorf("after its end: err %v, want ErrGone", err)
 	}
 	pr.EndSample()
