@@ -359,6 +359,8 @@ func testPIDReuse(t *testing.T, h *harness) {
 
 // testExec: a watched executable started anew is reported with the new
 // process's identity; one already running when the watch began is not.
+// The starts after the watch come in a later tick of /proc's clock (the
+// scanning backends tell the running ones by start time).
 func testExec(t *testing.T, h *harness) {
 	exe := testproc.CopyBinary(t, "pwatch-exec-target")
 	// Started before the watch, and done with its exec (Start returns a
@@ -367,6 +369,7 @@ func testExec(t *testing.T, h *harness) {
 	if err := h.w.WatchExec(exe); err != nil {
 		t.Fatalf("WatchExec: %v", err)
 	}
+	nextTick(t)
 	isExecOf := func(id proc.ID) func(Event) bool {
 		return func(ev Event) bool { return ev.Kind == Exec && ev.ID == id }
 	}
@@ -385,6 +388,24 @@ func testExec(t *testing.T, h *harness) {
 	for _, ev := range h.log {
 		if ev.Kind == Exec && ev.ID != first.ID && ev.ID != second.ID {
 			t.Errorf("unexpected exec event %+v", ev)
+		}
+	}
+}
+
+// nextTick waits until /proc's clock (start times, in 10 ms ticks) has
+// moved on from now.
+func nextTick(t *testing.T) {
+	t.Helper()
+	now, err := proc.UptimeTicks("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		if later, err := proc.UptimeTicks("/proc"); err == nil && later > now {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("/proc/uptime did not move on")
 		}
 	}
 }

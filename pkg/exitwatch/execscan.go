@@ -109,6 +109,12 @@ type execPoller struct {
 	// seen holds the processes that ran a watched executable at the last
 	// scan; only processes not in it are reported.
 	seen map[proc.ID]string
+	// fresh are the paths watched since the last scan, each with the
+	// time its watch began in /proc's start-time ticks: at the next scan
+	// a process running one that started then or before is the baseline,
+	// not news. (Scanning /proc for each path as it is added made a start
+	// of n services cost n scans of the host.)
+	fresh map[string]uint64
 	stop chan struct{} // nil while no scanning goroutine runs
 	done chan struct{}
 }
@@ -121,10 +127,12 @@ func newExecPoller(opt Options, emit func(Event)) *execPoller {
 		log:      opt.Logger,
 		paths:    exePaths{},
 		seen:     map[proc.ID]string{},
+		fresh:    map[string]uint64{},
 	}
 }
 
-// add watches path. Processes already running it are not reported.
+// add watches path. Processes that started before it or in the same
+// tick, and run it at the next scan, are not reported.
 func (p *execPoller) add(path string) error {
 	if err := checkExePath(path); err != nil {
 		return err
@@ -134,14 +142,11 @@ func (p *execPoller) add(path string) error {
 	if _, ok := p.paths[path]; ok {
 		return nil
 	}
-	p.paths[path] = monotonicNow()
-	baseline, err := scanExe(p.procRoot, exePaths{path: 0}.keys())
+	since, err := proc.UptimeTicks(p.procRoot)
 	if err != nil {
 		return err
 	}
-	for id, path := range baseline {
-		p.seen[id] = path
-	}
+	p.paths[path], p.fresh[path] = monotonicNow(), since
 	if p.stop == nil {
 		p.stop, p.done = make(chan struct{}), make(chan struct{})
 		go p.loop(p.stop, p.done)
@@ -153,6 +158,7 @@ func (p *execPoller) add(path string) error {
 func (p *execPoller) remove(path string) {
 	p.mu.Lock()
 	delete(p.paths, path)
+	delete(p.fresh, path)
 	for id, seenPath := range p.seen {
 		if seenPath == path {
 			delete(p.seen, id)
@@ -175,6 +181,7 @@ func (p *execPoller) close() {
 	stop, done := p.stop, p.done
 	p.stop, p.done = nil, nil
 	p.paths = exePaths{}
+	clear(p.fresh)
 	p.mu.Unlock()
 	if stop != nil {
 		close(stop)
@@ -196,6 +203,9 @@ func (p *execPoller) scan() {
 		return
 	}
 	for id, path := range found {
+		if since, ok := p.fresh[path]; ok && id.StartTime <= since {
+			continue // there before the watch
+		}
 		if p.seen[id] != path {
 			ev := Event{Kind: Exec, ID: id, Exe: path, At: monotonicNow()}
 			if st, err := proc.ReadStat(p.procRoot, id.PID); err == nil {
@@ -205,4 +215,5 @@ func (p *execPoller) scan() {
 		}
 	}
 	p.seen = found
+	clear(p.fresh)
 }

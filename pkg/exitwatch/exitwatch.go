@@ -106,7 +106,10 @@ type Watcher interface {
 	// running it are not reported. Backends without a kernel exec
 	// notification (pidfd, proc) find them by scanning /proc every
 	// Options.PollInterval, so they report up to one interval late and
-	// miss a process that lives shorter than that.
+	// miss a process that lives shorter than that; and they tell the
+	// processes already running by their start time, in /proc's 10 ms
+	// ticks, so one started in the tick of the call is not reported
+	// either (a service's own look finds it).
 	WatchExec(path string) error
 	UnwatchExec(path string) error
 	// Done is closed once the backend has ended: after Close, or on its

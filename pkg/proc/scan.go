@@ -178,8 +178,12 @@ type pidfileSighting struct {
 
 // uptimeTicks is the time since boot in the unit of /proc start times,
 // from the same clock (CLOCK_BOOTTIME, through the table's uptime file).
-func (t *Table) uptimeTicks() (uint64, error) {
-	data, err := os.ReadFile(filepath.Join(t.root, "uptime"))
+func (t *Table) uptimeTicks() (uint64, error) { return UptimeTicks(t.root) }
+
+// UptimeTicks is the time since boot in the unit of /proc start times,
+// from the same clock (CLOCK_BOOTTIME, through root's uptime file).
+func UptimeTicks(root string) (uint64, error) {
+	data, err := os.ReadFile(filepath.Join(root, "uptime"))
 	if err != nil {
 		return 0, err
 	}
@@ -187,7 +191,7 @@ func (t *Table) uptimeTicks() (uint64, error) {
 	secs, frac, _ := strings.Cut(field, ".")
 	whole, err := strconv.ParseUint(secs, 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("%s/uptime: %q is not seconds", t.root, field)
+		return 0, fmt.Errorf("%s/uptime: %q is not seconds", root, field)
 	}
 	// /proc/uptime has two decimals: hundredths, which are ticks.
 	hundredths := uint64(0)
