@@ -115,8 +115,8 @@ type execPoller struct {
 	// not news. (Scanning /proc for each path as it is added made a start
 	// of n services cost n scans of the host.)
 	fresh map[string]uint64
-	stop chan struct{} // nil while no scanning goroutine runs
-	done chan struct{}
+	stop  chan struct{} // nil while no scanning goroutine runs
+	done  chan struct{}
 }
 
 func newExecPoller(opt Options, emit func(Event)) *execPoller {
