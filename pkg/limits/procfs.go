@@ -3,7 +3,6 @@
 package limits
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -16,10 +15,11 @@ import (
 	"github.com/pwatch/pwatch/pkg/proc"
 )
 
-// ProcReader reads the counters from /proc. What every sample reads of
-// every process (stat, and the size of the fd directory) is read into a
-// buffer it keeps and parsed by hand: through os.File and procfs's parser
-// it cost ten times as much (BenchmarkLimitSampler). Each process's stat
+// ProcReader reads the counters from /proc, where the BPF iterator cannot
+// load. What every sample reads of every process (stat, and the size of
+// the fd directory) is read into a buffer it keeps and parsed by
+// proc.ParseStat: through os.File and procfs's parser it cost ten times as
+// much (BenchmarkLimitSampler). Each process's stat
 // stays open from one sample to the next (one pread a sample instead of
 // open, read and close), up to a quarter of RLIMIT_NOFILE; the open file
 // is the process's own, never a later one's with its pid. The rare read,
@@ -123,10 +123,11 @@ func (r *ProcReader) read(id proc.ID, fds bool) (Counters, error) {
 	if err != nil {
 		return Counters{}, err
 	}
-	c, start, err := parseStat(r.buf[:n], r.page)
-	if err == nil && id.StartTime != 0 && start != id.StartTime {
+	st, err := proc.ParseStat(r.buf[:n])
+	if err == nil && id.StartTime != 0 && st.StartTime != id.StartTime {
 		err = proc.ErrGone
 	}
+	c := Counters{CPU: proc.TicksDuration(st.CPUTicks), Threads: st.Threads, RSS: st.RSSPages * r.page}
 	if err != nil {
 		if fd, ok := r.kept[id]; ok { // not the process it was kept for
 			syscall.Close(fd)
@@ -181,49 +182,4 @@ func gone(err error) error {
 		return fmt.Errorf("%w: %w", fs.ErrNotExist, err)
 	}
 	return err
-}
-
-// parseStat reads utime, stime (fields 14, 15), num_threads (20),
-// starttime (22) and rss (24, pages) of a stat line. comm (field 2) may
-// hold spaces and parentheses: fields are counted from its last ')'.
-func parseStat(b []byte, page uint64) (Counters, uint64, error) {
-	end := bytes.LastIndexByte(b, ')')
-	if end < 0 || end+2 >= len(b) {
-		return Counters{}, 0, fmt.Errorf("malformed stat %q", b)
-	}
-	var v [22]uint64 // fields 3 to 24
-	rest := b[end+2:]
-	for i := range v {
-		rest = bytes.TrimLeft(rest, " ")
-		j := bytes.IndexByte(rest, ' ')
-		if j < 0 {
-			j = len(rest)
-		}
-		if f := i + 3; f == 14 || f == 15 || f == 20 || f == 22 || f == 24 {
-			n, ok := atou(rest[:j])
-			if !ok {
-				return Counters{}, 0, fmt.Errorf("stat field %d: %q is not a number", f, rest[:j])
-			}
-			v[i] = n
-		}
-		rest = rest[j:]
-	}
-	c := Counters{CPU: proc.TicksDuration(v[14-3] + v[15-3]), Threads: int(v[20-3]), RSS: v[24-3] * page}
-	return c, v[22-3], nil
-}
-
-// atou parses decimal digits without allocating (strconv would copy b
-// into a string).
-func atou(b []byte) (uint64, bool) {
-	if len(b) == 0 || len(b) > 19 {
-		return 0, false
-	}
-	var n uint64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + uint64(c-'0')
-	}
-	return n, true
 }

@@ -180,22 +180,6 @@ func TestProcReaderSelf(t *testing.T) {
 	}
 }
 
-// parseStat against procfs's parse of a real stat line, and a comm with
-// spaces and parentheses.
-func TestParseStat(t *testing.T) {
-	line := []byte("412 (php (fpm) x) S 1 412 412 0 -1 4194560 100 0 0 0 250 75 0 0 20 -5 7 0 123456 1000000 2048 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n")
-	c, start, err := parseStat(line, 4096)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.CPU != 3250*time.Millisecond || c.Threads != 7 || start != 123456 || c.RSS != 2048*4096 {
-		t.Errorf("parsed %+v, start %d", c, start)
-	}
-	if _, _, err := parseStat([]byte("412 (php) S 1 x"), 4096); err == nil {
-		t.Error("a short stat line parsed")
-	}
-}
-
 // A kept stat file serves the next samples, and its process's end is
 // seen through it (never a later process with the pid); EndSample closes
 // the files of processes no longer read.

@@ -72,14 +72,14 @@ func (t *Table) Among(m Matcher, cands []Process) ([]Match, error) {
 // (or never ran) or is a kernel thread.
 func (t *Table) read(id ID) *node {
 	st, err := t.stat(id.PID)
-	if err != nil || st.Starttime != id.StartTime || st.Flags&pfKthread != 0 {
+	if err != nil || st.StartTime != id.StartTime || st.Flags&pfKthread != 0 {
 		return nil
 	}
 	p, err := t.fs.Proc(id.PID)
 	if err != nil {
 		return nil
 	}
-	return &node{Process: Process{ID: id, PPID: st.PPID, State: stateOf(st), Comm: st.Comm, PGID: st.PGRP, SID: st.Session}, proc: p}
+	return &node{Process: processOf(id, st), proc: p}
 }
 
 // maxDepth bounds walks up the parent chain (a torn read cannot loop).

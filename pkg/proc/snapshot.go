@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -104,8 +105,13 @@ func (t *Table) Snapshot() (*Snapshot, error) {
 		return nil, fmt.Errorf("list processes in %s: %w", t.root, err)
 	}
 	s := &Snapshot{t: t, nodes: make(map[int]*node, len(procs)), began: began}
+	var buf [statBufSize]byte
 	for _, p := range procs {
-		st, err := p.Stat()
+		b, err := readSmall(t.root+"/"+strconv.Itoa(p.PID)+"/stat", buf[:])
+		var st Stat
+		if err == nil {
+			st, err = ParseStat(b)
+		}
 		if err != nil {
 			if !IsGone(err) {
 				t.log.Debug("skip unreadable process", "pid", p.PID, "err", err)
@@ -115,17 +121,7 @@ func (t *Table) Snapshot() (*Snapshot, error) {
 		if st.Flags&pfKthread != 0 {
 			continue
 		}
-		s.nodes[p.PID] = &node{
-			Process: Process{
-				ID:    ID{PID: p.PID, StartTime: st.Starttime},
-				PPID:  st.PPID,
-				State: stateOf(st),
-				Comm:  st.Comm,
-				PGID:  st.PGRP,
-				SID:   st.Session,
-			},
-			proc: p,
-		}
+		s.nodes[p.PID] = &node{Process: processOf(ID{PID: p.PID, StartTime: st.StartTime}, st), proc: p}
 	}
 	for _, n := range s.nodes {
 		if parent := s.nodes[n.PPID]; parent != nil && parent != n {
@@ -306,10 +302,12 @@ func (t *Table) Read(pid int) (Process, error) {
 	if err != nil {
 		return Process{}, err
 	}
-	return Process{
-		ID: ID{PID: pid, StartTime: st.Starttime}, PPID: st.PPID, State: stateOf(st),
-		Comm: st.Comm, PGID: st.PGRP, SID: st.Session,
-	}, nil
+	return processOf(ID{PID: pid, StartTime: st.StartTime}, st), nil
+}
+
+// processOf is id as its stat shows it (no argv).
+func processOf(id ID, st Stat) Process {
+	return Process{ID: id, PPID: st.PPID, State: st.State, Comm: st.Comm, PGID: st.PGID, SID: st.SID}
 }
 
 // ArgsMatch is the Args rule of a Matcher alone (nil matches anything):

@@ -18,17 +18,19 @@ func TestParseStat(t *testing.T) {
 	for i := range f {
 		f[i] = "0"
 	}
-	f[3], f[4], f[9], f[20], f[22], f[52] = "S", "7", "4194308", "3", "12345", "2304"
+	f[3], f[4], f[5], f[6], f[9], f[20], f[22], f[52] = "S", "7", "40", "41", "4194308", "3", "12345", "2304"
+	f[14], f[15], f[24] = "250", "75", "2048"
 	line := "42 (a) b (c) " + strings.Join(f[3:], " ") + "\n"
 	st, err := ParseStat([]byte(line))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Stat{State: 'S', PPID: 7, Flags: 4194308, Threads: 3, StartTime: 12345, ExitCode: 2304}
+	want := Stat{Comm: "a) b (c", State: 'S', PPID: 7, PGID: 40, SID: 41, Flags: 4194308, CPUTicks: 325,
+		Threads: 3, StartTime: 12345, RSSPages: 2048, ExitCode: 2304}
 	if st != want {
 		t.Errorf("ParseStat = %+v, want %+v", st, want)
 	}
-	for _, bad := range []string{"", "42 (x", "42 (x) ", "42 (x) S 1 2"} {
+	for _, bad := range []string{"", "42 (x", "42 (x) ", "42 (x) S 1 2", "42 (x) S 1 2 3 4 5 6 7 8 9 10 11 -1 13 14 15 16 17 18 19 20 21"} {
 		if _, err := ParseStat([]byte(bad)); err == nil {
 			t.Errorf("ParseStat(%q) accepted a malformed line", bad)
 		}

@@ -85,25 +85,12 @@ func NewTable(root string, log *slog.Logger) (*Table, error) {
 }
 
 // stat reads /proc/PID/stat; a vanished process yields ErrGone.
-func (t *Table) stat(pid int) (procfs.ProcStat, error) {
-	p, err := t.fs.Proc(pid)
-	if err == nil {
-		var st procfs.ProcStat
-		if st, err = p.Stat(); err == nil {
-			return st, nil
-		}
+func (t *Table) stat(pid int) (Stat, error) {
+	st, err := ReadStat(t.root, pid)
+	if err != nil && !IsGone(err) {
+		return Stat{}, fmt.Errorf("read /proc/%d/stat: %w", pid, err)
 	}
-	if IsGone(err) {
-		return procfs.ProcStat{}, fmt.Errorf("pid %d: %w", pid, ErrGone)
-	}
-	return procfs.ProcStat{}, fmt.Errorf("read /proc/%d/stat: %w", pid, err)
-}
-
-func stateOf(st procfs.ProcStat) State {
-	if st.State == "" {
-		return '?'
-	}
-	return State(st.State[0])
+	return st, err
 }
 
 // Identity reads the identity and state of the process that has pid now.
@@ -113,7 +100,7 @@ func (t *Table) Identity(pid int) (ID, State, error) {
 	if err != nil {
 		return ID{}, 0, err
 	}
-	return ID{PID: pid, StartTime: st.Starttime}, stateOf(st), nil
+	return ID{PID: pid, StartTime: st.StartTime}, st.State, nil
 }
 
 // Identify is Identity on a proc mount opened for this one call.
