@@ -24,7 +24,8 @@ func Write(dir, name string, data []byte) error { return replace(dir, name, data
 
 // Replace is Write without the fsyncs: never a mix of old and new, but the
 // new content may be lost in a power cut. For records that are rewritten
-// often and matter only within one boot (running restart scripts).
+// often and matter only within one boot (running restart scripts). It
+// leaves the temporary files of crashed writes to RemoveStrayTemps.
 func Replace(dir, name string, data []byte) error { return replace(dir, name, data, false) }
 
 func replace(dir, name string, data []byte, durable bool) error {
@@ -54,8 +55,11 @@ func replace(dir, name string, data []byte, durable bool) error {
 		if err := syncDir(dir); err != nil {
 			return fmt.Errorf("sync %s: %w", dir, err)
 		}
+		// Rare writes of a file alone in its directory: clean up after
+		// a crashed one here. Replace's owner calls RemoveStrayTemps
+		// once instead: its directory holds thousands of records.
+		removeStrayTemps(dir, name+tempPattern)
 	}
-	removeStrayTemps(dir, name)
 	return nil
 }
 
@@ -71,12 +75,17 @@ func syncDir(dir string) error {
 	return err
 }
 
-// removeStrayTemps deletes temporary files of earlier writes that a crash
-// cut short. Failing to is harmless: they are never read.
-func removeStrayTemps(dir, name string) {
+// RemoveStrayTemps deletes the temporary files in dir that writes cut
+// short by a crash left (of any name): for the owner of a directory of
+// Replace's records, once when it opens it. Failing to is harmless: they
+// are never read.
+func RemoveStrayTemps(dir string) { removeStrayTemps(dir, "*"+tempPattern) }
+
+// removeStrayTemps deletes dir's files that match pattern.
+func removeStrayTemps(dir, pattern string) {
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
-		if ok, _ := filepath.Match(name+tempPattern, e.Name()); ok && e.Type().IsRegular() {
+		if ok, _ := filepath.Match(pattern, e.Name()); ok && e.Type().IsRegular() {
 			os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}

@@ -69,8 +69,9 @@ type matcher struct {
 
 // script is the interpreter named on a script's #! line.
 type script struct {
-	interpExe string // the interpreter's resolved path; "" for `#!/usr/bin/env cmd`
-	name      string // the interpreter's base name as argv[0] shows it: python3
+	interpPath string // the interpreter as the #! line names it; "" for `#!/usr/bin/env cmd`
+	interpExe  string // its resolved path
+	name       string // the interpreter's base name as argv[0] shows it: python3
 }
 
 func compile(m Matcher) *matcher {
@@ -78,11 +79,12 @@ func compile(m Matcher) *matcher {
 	if m.Exe == "" {
 		return c
 	}
+	facts := exeCache.lookup(m.Exe)
 	c.exes = []string{m.Exe}
-	if real, err := filepath.EvalSymlinks(m.Exe); err == nil && real != m.Exe {
-		c.exes = append(c.exes, real)
+	if facts.real != m.Exe {
+		c.exes = append(c.exes, facts.real)
 	}
-	c.script = readShebang(m.Exe)
+	c.script = facts.script
 	return c
 }
 
@@ -152,7 +154,7 @@ func readShebang(path string) *script {
 	}
 	interp := fields[0]
 	if filepath.Base(interp) != "env" {
-		s := &script{interpExe: interp, name: filepath.Base(interp)}
+		s := &script{interpPath: interp, interpExe: interp, name: filepath.Base(interp)}
 		if real, err := filepath.EvalSymlinks(interp); err == nil {
 			s.interpExe = real
 		}

@@ -291,8 +291,8 @@ func TestReadShebang(t *testing.T) {
 		line string
 		want *script
 	}{
-		{"#!/nonexistent/python3 -u", &script{interpExe: "/nonexistent/python3", name: "python3"}},
-		{"#! /nonexistent/perl", &script{interpExe: "/nonexistent/perl", name: "perl"}},
+		{"#!/nonexistent/python3 -u", &script{interpPath: "/nonexistent/python3", interpExe: "/nonexistent/python3", name: "python3"}},
+		{"#! /nonexistent/perl", &script{interpPath: "/nonexistent/perl", interpExe: "/nonexistent/perl", name: "perl"}},
 		{"#!/usr/bin/env python3", &script{name: "python3"}},
 		{"#!/usr/bin/env -S LANG=C node --harmony", &script{name: "node"}},
 		{"#!/usr/bin/env", nil},

@@ -51,7 +51,9 @@ func Open(stateDir, procRoot string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("runstate: the boot id: %w", err)
 	}
-	return &Store{dir: filepath.Join(stateDir, Dir), procRoot: procRoot, bootID: strings.TrimSpace(string(b))}, nil
+	dir := filepath.Join(stateDir, Dir)
+	atomicfile.RemoveStrayTemps(dir) // what writes a crash cut short left
+	return &Store{dir: dir, procRoot: procRoot, bootID: strings.TrimSpace(string(b))}, nil
 }
 
 // Tree is one watched top-level process and the processes known below it.

@@ -141,3 +141,29 @@ func TestForgedRecordsAreRefused(t *testing.T) {
 		t.Errorf("Script of uid 65534's record = %v, %v; want refused, naming it", ok, err)
 	}
 }
+
+// A write that a crash cut short leaves a temporary file behind: the next
+// pcheck's Open removes it (writes do not list the directory each time),
+// and leaves the records.
+func TestOpenRemovesStrayTemps(t *testing.T) {
+	state := t.TempDir()
+	dir := filepath.Join(state, Dir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"web.trees.tmp-123", "db.script.tmp-456", "web.trees"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("{}"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := Open(state, fakeBoot(t, "b1")); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Name() != "web.trees" {
+		t.Errorf("run/ holds %v after Open, want only web.trees", entries)
+	}
+}
