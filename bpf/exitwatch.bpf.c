@@ -284,32 +284,44 @@ int signal_sent(__u64 *ctx)
 	return 0;
 }
 
+// pcheck's own thread-group id as its pid namespace numbers it (set at
+// load): each process pcheck forks (a restart script, a check's command)
+// starts a tree of its own at its fork, so what it forks at once is in its
+// tree before user space could follow it.
+const volatile __u32 self_tgid = 0;
+
 // sched_process_fork(parent, child): a new process (not a thread) forked
-// by a tracked one joins its tree. Its arguments have been the same since
-// the tracepoint exists.
+// by a tracked one joins its tree; one forked by pcheck roots its own.
+// Its arguments have been the same since the tracepoint exists.
 SEC("raw_tracepoint/sched_process_fork")
 int tracked_fork(__u64 *ctx)
 {
 	struct task_struct *parent = (struct task_struct *)ctx[0];
 	struct task_struct *child = (struct task_struct *)ctx[1];
 	__u32 ptgid = tgid_seen(parent);
+	int own = ptgid && ptgid == self_tgid;
 
-	if (!ptgid || !bpf_map_lookup_elem(&procs, &ptgid))
+	if (!ptgid || (!own && !bpf_map_lookup_elem(&procs, &ptgid)))
 		return 0;
 	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
 		return 0; // a thread of the parent's group
 	__u32 cpid = tgid_seen(child);
 	if (!cpid)
 		return 0;
-	struct tracked *p = lookup_live(ptgid, start_ticks(parent));
-	if (!p)
-		return 0;
 	struct tracked c = {
 		.start_time = BPF_CORE_READ(child, start_boottime) / NSEC_PER_USER_HZ_TICK,
-		.root_start = p->root_start,
-		.root = p->root,
 		.ppid = ptgid,
 	};
+	if (own) {
+		c.root = cpid;
+		c.root_start = c.start_time;
+	} else {
+		struct tracked *p = lookup_live(ptgid, start_ticks(parent));
+		if (!p)
+			return 0;
+		c.root = p->root;
+		c.root_start = p->root_start;
+	}
 	if (bpf_map_update_elem(&procs, &cpid, &c, BPF_ANY) != 0)
 		__sync_fetch_and_add(&untracked_forks, 1);
 	return 0;

@@ -161,6 +161,10 @@ func loadEBPF(opt Options, sink Sink, ringBytes uint32) (_ *ebpfWatcher, err err
 			return nil, fmt.Errorf("setting the pid namespace: %w", err)
 		}
 	}
+	// What pcheck forks roots a tree of its own (see Follow).
+	if err := spec.Variables[ebpfVarSelfTgid].Set(uint32(os.Getpid())); err != nil {
+		return nil, fmt.Errorf("setting pcheck's pid: %w", err)
+	}
 	w := &ebpfWatcher{
 		outlet:   newOutlet(sink),
 		procRoot: opt.ProcRoot,

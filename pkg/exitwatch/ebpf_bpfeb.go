@@ -92,6 +92,7 @@ const (
 	ebpfProgWatchedExit    = "watched_exit"
 	ebpfVarLostEvents      = "lost_events"
 	ebpfVarPidnsInum       = "pidns_inum"
+	ebpfVarSelfTgid        = "self_tgid"
 	ebpfVarUntrackedForks  = "untracked_forks"
 	ebpfVarUnusedCauseKind = "unused_cause_kind"
 	ebpfVarUnusedEvent     = "unused_event"
@@ -165,6 +166,7 @@ type ebpfMapSpecs struct {
 type ebpfVariableSpecs struct {
 	LostEvents      *ebpf.VariableSpec `ebpf:"lost_events"`
 	PidnsInum       *ebpf.VariableSpec `ebpf:"pidns_inum"`
+	SelfTgid        *ebpf.VariableSpec `ebpf:"self_tgid"`
 	UntrackedForks  *ebpf.VariableSpec `ebpf:"untracked_forks"`
 	UnusedCauseKind *ebpf.VariableSpec `ebpf:"unused_cause_kind"`
 	UnusedEvent     *ebpf.VariableSpec `ebpf:"unused_event"`
@@ -214,6 +216,7 @@ func (m *ebpfMaps) Close() error {
 type ebpfVariables struct {
 	LostEvents      *ebpf.Variable `ebpf:"lost_events"`
 	PidnsInum       *ebpf.Variable `ebpf:"pidns_inum"`
+	SelfTgid        *ebpf.Variable `ebpf:"self_tgid"`
 	UntrackedForks  *ebpf.Variable `ebpf:"untracked_forks"`
 	UnusedCauseKind *ebpf.Variable `ebpf:"unused_cause_kind"`
 	UnusedEvent     *ebpf.Variable `ebpf:"unused_event"`

@@ -204,6 +204,7 @@ type netlinkWatcher struct {
 	// tracked (by a scan) since the last one, as lost forks are not in it.
 	losses    int
 	trackedAt map[proc.ID]int
+	self      int // pcheck's pid: its children root trees of their own
 	closed    bool
 }
 
@@ -239,6 +240,7 @@ func openNetlink(opt Options, sink Sink) (Watcher, error) {
 		exeKeys:   map[fileKey]string{},
 		trees:     treeTable{},
 		trackedAt: map[proc.ID]int{},
+		self:      os.Getpid(),
 	}
 	// Events it never uses stay in the kernel; without the filter (which
 	// every kernel with the connector has) they only cost more wakes.
@@ -417,9 +419,10 @@ func (w *netlinkWatcher) forked(ev procEvent) {
 	if ev.childPid != ev.childTgid {
 		return // a thread
 	}
+	own := ev.tgid == w.self
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if _, ok := w.trees[ev.tgid]; !ok {
+	if _, ok := w.trees[ev.tgid]; !ok && !own {
 		return
 	}
 	// Its parent may have died since (the child is reparented), so only
@@ -428,7 +431,15 @@ func (w *netlinkWatcher) forked(ev procEvent) {
 	if err != nil {
 		return // exited already
 	}
-	w.trees.forked(ev.tgid, proc.ID{PID: ev.childTgid, StartTime: st.StartTime})
+	child := proc.ID{PID: ev.childTgid, StartTime: st.StartTime}
+	if own { // pcheck's own child roots its tree (treeKeeper.Follow)
+		w.trees.execed(child, ev.tgid)
+		if w.losses > 0 { // (at 0 an entry says what none says)
+			w.trackedAt[child] = w.losses
+		}
+		return
+	}
+	w.trees.forked(ev.tgid, child)
 }
 
 // threadExited decides whether the exit of thread ev.pid ends its watched
@@ -441,6 +452,7 @@ func (w *netlinkWatcher) threadExited(ev procEvent) {
 	if t, ok := w.trees[ev.tgid]; ok && !t.watched {
 		if exiting, err := groupExiting(w.opt.ProcRoot, t.id); err == nil && exiting {
 			w.trees.exited(t.id)
+			delete(w.trackedAt, t.id) // its tree ends with it
 		}
 	}
 	for start := range w.watched[ev.tgid] {
@@ -455,6 +467,7 @@ func (w *netlinkWatcher) threadExited(ev procEvent) {
 		}
 		w.forget(id)
 		w.trees.exited(id)
+		delete(w.trackedAt, id) // its tree ends with it
 		w.push(exitEvent(id, !pidReused(w.opt.ProcRoot, id), ev.exitCode))
 	}
 }
@@ -532,6 +545,7 @@ func (w *netlinkWatcher) overrun() {
 	for _, t := range w.trees {
 		if alive, _ := checkAlive(w.opt.ProcRoot, t.id); !alive {
 			w.trees.exited(t.id)
+			delete(w.trackedAt, t.id) // its tree ends with it
 		}
 	}
 	w.outlet.resync()

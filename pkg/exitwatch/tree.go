@@ -34,6 +34,9 @@ type treeKeeper interface {
 	// Follow starts a tree at root, unwatched (its exit is not reported),
 	// unless root is in a tree already: what it forks from now on is
 	// known (a restart script's daemon, to kill after a failed attempt).
+	// Each process pcheck itself forks roots its tree at its fork: Follow
+	// of one of them only confirms it, and its tree holds what it forked
+	// before the call too.
 	Follow(root proc.ID, ppid int) error
 }
 

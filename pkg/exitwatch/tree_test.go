@@ -24,6 +24,7 @@ var treeCases = []struct {
 	{"scanned-descendants", testTreeScannedDescendants},
 	{"master-execs-new-image", testTreeMasterReexecs},
 	{"exec-starts-a-tree", testTreeFromExec},
+	{"own-child-roots-its-tree", testTreeOwnChild},
 }
 
 func TestConformanceTrees(t *testing.T) {
@@ -133,6 +134,20 @@ func testTreeFromExec(t *testing.T, h *harness, tk treeKeeper) {
 	h.waitFor("exec of the master", func(ev Event) bool { return ev.Kind == Exec && ev.ID == launched.ID })
 	daemon := launched.Fork()
 	expectTree(t, tk, launched.ID, daemon)
+}
+
+// A process pcheck forks (here: this test) roots a tree of its own at its
+// fork: what it forks before anyone follows it is in its tree, and Follow
+// then changes nothing (a restart script's daemon, forked the moment the
+// script runs).
+func testTreeOwnChild(t *testing.T, h *harness, tk treeKeeper) {
+	script := testproc.Forker(t, testproc.Binary(t))
+	daemon := script.Fork()
+	expectTree(t, tk, script.ID, daemon)
+	if err := tk.Follow(script.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	expectTree(t, tk, script.ID, daemon)
 }
 
 func killID(t *testing.T, id proc.ID) {

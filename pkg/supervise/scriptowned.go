@@ -35,11 +35,8 @@ import (
 // matcher that every look uses.
 type scriptOwned struct {
 	mu     sync.Mutex
-	script proc.ID // the attempt's restart script; zero between attempts
-	// early are what the script forked before pcheck followed it: in its
-	// process group, followed on their own.
-	early []proc.ID
-	tree  []proc.ID // the script's trees at the last look
+	script proc.ID   // the attempt's restart script; zero between attempts
+	tree   []proc.ID // the script's tree at the last look
 	kept  []proc.ID // adopted masters it started as another user
 }
 
@@ -50,47 +47,32 @@ func (o *scriptOwned) allLocked() []proc.ID {
 
 // followedScript says the attempt's restart script is script: what it
 // starts is looked for among its tree (where the backend keeps trees).
-// What it forked before pcheck could follow it (the script runs a few
-// microseconds before) is found in its process group, which only the
-// processes of pcheck's session can join, and followed too.
+// The backend rooted that tree at the script's fork, so what the script
+// forked before pcheck got here is in it too.
 func (s *Service) followedScript(script proc.ID) {
 	if script.PID == 0 || !s.d.Watcher.KeepsTrees() {
 		return
 	}
-	var early []proc.ID
-	group, err := s.d.Processes.Group(script)
-	if err != nil {
-		s.d.Slog.Warn("cannot list the restart script's process group: what it forked at once is not known for its own",
-			"service", s.cfg.Name, "error", err)
-	}
-	for _, id := range group {
-		if id != script {
-			s.d.Watcher.Follow(id, script.PID)
-			early = append(early, id)
-		}
-	}
 	s.owned.mu.Lock()
-	s.owned.script, s.owned.early, s.owned.tree = script, early, nil
+	s.owned.script, s.owned.tree = script, nil
 	s.owned.mu.Unlock()
 }
 
 // grantScriptTree grants, before a look, what the script's trees hold now.
 func (s *Service) grantScriptTree() {
 	s.owned.mu.Lock()
-	script, early := s.owned.script, s.owned.early
+	script := s.owned.script
 	s.owned.mu.Unlock()
 	if script.PID == 0 {
 		return
 	}
-	ids := slices.Clone(early)
-	for _, root := range append([]proc.ID{script}, early...) {
-		tree, ok := s.d.Watcher.Tree(root)
-		if !ok {
-			return // events lost: what is not root's or user's is not taken
-		}
-		for _, p := range tree {
-			ids = append(ids, p.ID)
-		}
+	tree, ok := s.d.Watcher.Tree(script)
+	if !ok {
+		return // events lost: what is not root's or user's is not taken
+	}
+	var ids []proc.ID
+	for _, p := range tree {
+		ids = append(ids, p.ID)
 	}
 	s.owned.mu.Lock()
 	defer s.owned.mu.Unlock()
@@ -122,7 +104,7 @@ func (s *Service) scriptDone(found []proc.Match) {
 		}
 		s.owned.kept = kept
 	}
-	s.owned.script, s.owned.early, s.owned.tree = proc.ID{}, nil, nil
+	s.owned.script, s.owned.tree = proc.ID{}, nil
 	s.d.Processes.Grant(s.owned.kept)
 }
 
