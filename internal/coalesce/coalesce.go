@@ -56,10 +56,16 @@ func (r *Reads[T]) Fresh() (T, error) {
 // Recent returns the result of a read begun at most maxAge ago (waiting
 // for one under way), else Fresh's.
 func (r *Reads[T]) Recent(maxAge time.Duration) (T, error) {
+	return r.Since(time.Now().Add(-maxAge))
+}
+
+// Since returns the result of a read begun at or after t (waiting for one
+// under way), else Fresh's: what many callers that each need a read begun
+// after the same moment share.
+func (r *Reads[T]) Since(t time.Time) (T, error) {
 	r.mu.Lock()
-	now := time.Now()
 	for _, f := range []*flight[T]{r.last, r.running} {
-		if f != nil && now.Sub(f.began) <= maxAge {
+		if f != nil && !f.began.Before(t) {
 			r.mu.Unlock()
 			<-f.done
 			return f.val, f.err

@@ -76,3 +76,47 @@ func TestRecentReusesAReadWithinMaxAge(t *testing.T) {
 		t.Fatalf("Count = %d, want 2", n)
 	}
 }
+
+// TestSinceSharesAReadBegunAfterAMoment: callers that each need a read
+// begun after the same moment share the one under way when it began then
+// or later (and the kept one after it ended); a read begun before the
+// moment serves none of them.
+func TestSinceSharesAReadBegunAfterAMoment(t *testing.T) {
+	var reads atomic.Int64
+	gate := make(chan struct{})
+	r := New(func() (int64, error) {
+		n := reads.Add(1)
+		if n == 2 {
+			<-gate // the second read is under way while the others ask
+		}
+		return n, nil
+	}, time.Hour)
+	if v, _ := r.Fresh(); v != 1 {
+		t.Fatalf("first read %d", v)
+	}
+	since := time.Now()
+	first := make(chan int64)
+	go func() { v, _ := r.Since(since); first <- v }()
+	for reads.Load() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	var wg sync.WaitGroup
+	got := make([]int64, 100)
+	for i := range got {
+		wg.Add(1)
+		go func() { defer wg.Done(); got[i], _ = r.Since(since) }()
+	}
+	close(gate)
+	wg.Wait()
+	if v := <-first; v != 2 {
+		t.Fatalf("the first caller got read %d, want 2 (read 1 began before the moment)", v)
+	}
+	for i, v := range got {
+		if v != 2 {
+			t.Fatalf("caller %d got read %d, want the shared read 2", i, v)
+		}
+	}
+	if v, _ := r.Since(since); v != 2 || reads.Load() != 2 {
+		t.Fatalf("after it ended: read %d of %d, want the kept read 2", v, reads.Load())
+	}
+}

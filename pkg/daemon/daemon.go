@@ -129,7 +129,7 @@ func newDaemon(ctx context.Context, cfg Config, log *msg.Logger) (*daemon, []*pf
 }
 
 // snapshotRetention is how long a read of /proc is kept for the periodic
-// looks of other services (FindRecent): longer than their periods, short
+// looks of other services (FindSince): longer than their periods, short
 // enough that an idle pcheck soon holds no copy of the host's table.
 const snapshotRetention = 2 * time.Second
 
@@ -157,9 +157,11 @@ func (d *daemon) serve(ctx context.Context, cfg Config, svcs []*pfile.Service, m
 	defer ctl.Close()
 
 	d.mu.Lock()
+	started := make([]*running, len(svcs))
 	for i, s := range svcs {
-		d.startLocked(s, matchers[i], nil)
+		started[i] = d.startLocked(s, matchers[i], nil)
 	}
+	d.runLocked(started)
 	d.mu.Unlock()
 	slog.Info("pcheck running", "services", len(svcs), "control_socket", cfg.ControlSocket)
 

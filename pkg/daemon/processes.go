@@ -27,8 +27,8 @@ func (p serviceProcesses) Find() ([]proc.Match, error) {
 	return s.Scan(p.matcher)
 }
 
-func (p serviceProcesses) FindRecent(maxAge time.Duration) ([]proc.Match, error) {
-	s, err := p.snaps.Recent(maxAge)
+func (p serviceProcesses) FindSince(t time.Time) ([]proc.Match, error) {
+	s, err := p.snaps.Since(t)
 	if err != nil {
 		return nil, err
 	}

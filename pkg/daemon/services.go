@@ -60,14 +60,16 @@ type daemon struct {
 type running struct {
 	svc    *supervise.Service
 	view   *exitwatch.View
+	ctx    context.Context // Run's
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
-// startLocked starts supervising cfg: from carried, the history of the
-// supervisor a reload replaces; else as the state store left it. d.mu is
-// held.
-func (d *daemon) startLocked(cfg *pfile.Service, m proc.Matcher, carried *supervise.History) {
+// startLocked makes the supervisor of cfg, its exec watch set: from
+// carried, the history of the supervisor a reload replaces; else as the
+// state store left it. runLocked starts it, with those made with it. d.mu
+// is held.
+func (d *daemon) startLocked(cfg *pfile.Service, m proc.Matcher, carried *supervise.History) *running {
 	// Granted: what its own restart script starts (Processes.Grant).
 	m.Granted = new(proc.Grants)
 	view := d.mux.NewView()
@@ -109,10 +111,22 @@ func (d *daemon) startLocked(cfg *pfile.Service, m proc.Matcher, carried *superv
 		d.log.Slog().Warn("no exec events for this service: restarts are found by scanning", "service", cfg.Name, "error", err)
 	}
 	ctx, cancel := context.WithCancel(d.ctx)
-	r := &running{svc: svc, view: view, cancel: cancel, done: make(chan struct{})}
+	r := &running{svc: svc, view: view, ctx: ctx, cancel: cancel, done: make(chan struct{})}
 	d.services[cfg.Name] = r
-	go func() { defer close(r.done); svc.Run(ctx) }()
-	d.limits.Wake() // it may have limits: the sampler wakes if it slept
+	return r
+}
+
+// runLocked starts the supervisors startLocked made. Their watches are
+// all set now: their first looks share one read of /proc begun from here
+// on. d.mu is held.
+func (d *daemon) runLocked(rs []*running) {
+	since := time.Now()
+	for _, r := range rs {
+		go func() { defer close(r.done); r.svc.RunFrom(r.ctx, since) }()
+	}
+	if len(rs) > 0 {
+		d.limits.Wake() // they may have limits: the sampler wakes if it slept
+	}
 }
 
 // stopLocked stops supervising name, leaving its processes alone. d.mu is
@@ -195,6 +209,8 @@ func (d *daemon) Reload(ctx context.Context, name string) []error {
 		}
 	}
 	wanted := map[string]bool{}
+	var started []*running
+	defer func() { d.runLocked(started) }()
 	for i, cfg := range svcs {
 		wanted[cfg.Name] = true
 		if name != "" && cfg.Name != name {
@@ -204,12 +220,12 @@ func (d *daemon) Reload(ctx context.Context, name string) []error {
 		switch {
 		case !ok:
 			d.log.Slog().Info("reload: watching a new service", "service", cfg.Name)
-			d.startLocked(cfg, matchers[i], nil)
+			started = append(started, d.startLocked(cfg, matchers[i], nil))
 		case !reflect.DeepEqual(old.svc.Config().Rules().Effective(), cfg.Rules().Effective()):
 			d.log.Slog().Info("reload: the service's rules changed", "service", cfg.Name)
 			d.stopLocked(cfg.Name)
 			h := old.svc.History()
-			d.startLocked(cfg, matchers[i], &h)
+			started = append(started, d.startLocked(cfg, matchers[i], &h))
 		}
 	}
 	for n := range d.services {

@@ -296,6 +296,10 @@ func (s *Snapshots) Fresh() (*Snapshot, error) { return s.reads.Fresh() }
 // periodic looks need (every service looking each period shares one read).
 func (s *Snapshots) Recent(maxAge time.Duration) (*Snapshot, error) { return s.reads.Recent(maxAge) }
 
+// Since returns a snapshot whose read began at or after t: what the first
+// looks of services started together need (one read for all of them).
+func (s *Snapshots) Since(t time.Time) (*Snapshot, error) { return s.reads.Since(t) }
+
 // Read is the process that has pid now, from its stat alone (no argv).
 func (t *Table) Read(pid int) (Process, error) {
 	st, err := t.stat(pid)

@@ -46,8 +46,14 @@ func (s *Service) begin(ctx context.Context, how beginHow) {
 	}
 	p.starts = how == beginRearm || p.carried != "" || s.cfg.StartOnLoad
 	s.plan = p
+	from := s.lookFrom // the first look only (RunFrom)
+	s.lookFrom = time.Time{}
 	s.startJob(ctx, stepStarting, 0, func(jctx context.Context) jobResult {
-		found, err := s.d.Processes.Find()
+		find := s.d.Processes.Find
+		if !from.IsZero() {
+			find = func() ([]proc.Match, error) { return s.d.Processes.FindSince(from) }
+		}
+		found, err := find()
 		for err != nil {
 			// Not knowing is not "not running": starting a running
 			// service again could break it. Look again.
@@ -218,9 +224,9 @@ func (s *Service) look(how lookFor) (found []proc.Match, fromEvents bool, err er
 	}
 	switch how {
 	case lookPeriodic:
-		found, err = s.d.Processes.FindRecent(s.d.ScanInterval)
+		found, err = s.d.Processes.FindSince(time.Now().Add(-s.d.ScanInterval))
 	case lookIdle, lookIdleFull:
-		found, err = s.d.Processes.FindRecent(s.d.IdleScanInterval)
+		found, err = s.d.Processes.FindSince(time.Now().Add(-s.d.IdleScanInterval))
 	default:
 		found, err = s.d.Processes.Find()
 	}

@@ -24,9 +24,10 @@ type Processes interface {
 	// processes below it: from a read of all of /proc begun after the
 	// call (shared with the other services asking at the same time).
 	Find() ([]proc.Match, error)
-	// FindRecent is Find from a read begun at most maxAge ago: for
-	// periodic looks, which all services then share.
-	FindRecent(maxAge time.Duration) ([]proc.Match, error)
+	// FindSince is Find from a read begun at or after t: for periodic
+	// looks (t a period ago) and the first look of services started
+	// together, which all share one read.
+	FindSince(t time.Time) ([]proc.Match, error)
 	// Admits says whether a process running argv could be the service's
 	// by its arguments (an exec of its executable by another service
 	// is not worth a look).

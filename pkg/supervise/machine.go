@@ -107,16 +107,23 @@ var steps = map[step]stepDef{
 }
 
 // Run supervises until ctx ends. Watched processes are left running.
-func (s *Service) Run(ctx context.Context) {
+func (s *Service) Run(ctx context.Context) { s.RunFrom(ctx, time.Time{}) }
+
+// RunFrom is Run for a service whose processes are watched from since on
+// (its exec watch set): its first look may use a read of /proc begun then
+// or later, which the services started together share: a start or a
+// reload of a thousand services reads /proc once for their first looks.
+// The zero since is a read begun at the look.
+func (s *Service) RunFrom(ctx context.Context, since time.Time) {
 	s.mu.Lock()
 	s.runCtx = ctx
 	s.mu.Unlock()
+	s.lookFrom = since
 	s.restoreScriptOwned()
 	// The previous pcheck's restart script first, if one still runs
 	// (its service is awaited, so as not to start a second copy).
 	s.startJob(ctx, stepInFlight, 2*s.cfg.RestartTimeout, func(ctx context.Context) jobResult {
-		s.awaitRestartInFlight(ctx)
-		return jobResult{}
+		return jobResult{failed: s.awaitRestartInFlight(ctx)}
 	})
 	defer s.refusePending()
 	defer s.drain(ctx)
@@ -267,8 +274,11 @@ func (s *Service) handleAtRest(ctx context.Context, in input) {
 
 // inFlightOver: no restart script of the previous pcheck runs (any
 // more): the service is adopted, or started.
-func (s *Service) inFlightOver(ctx context.Context, _ jobResult) {
+func (s *Service) inFlightOver(ctx context.Context, res jobResult) {
 	s.rest()
+	if res.failed { // it waited: the first look is of now
+		s.lookFrom = time.Time{}
+	}
 	s.begin(ctx, beginLoad)
 }
 
@@ -402,7 +412,7 @@ type jobResult struct {
 	found  []proc.Match
 	err    error
 	script proc.ID   // stepScript: the restart script's identity
-	failed bool      // stepStallKill, stepRestartKill: a top-level process outlived SIGKILL
+	failed bool      // stepStallKill, stepRestartKill: a top-level process outlived SIGKILL; stepInFlight: it waited for a script
 	left   []proc.ID // stepRestartKill: those that outlived it
 }
 

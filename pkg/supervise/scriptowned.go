@@ -37,7 +37,7 @@ type scriptOwned struct {
 	mu     sync.Mutex
 	script proc.ID   // the attempt's restart script; zero between attempts
 	tree   []proc.ID // the script's tree at the last look
-	kept  []proc.ID // adopted masters it started as another user
+	kept   []proc.ID // adopted masters it started as another user
 }
 
 // allLocked is kept and the script's trees, as one list. o.mu is held.

@@ -113,6 +113,7 @@ type Service struct {
 	stopping bool
 
 	runCtx     context.Context // Run's; stall checks run under it
+	lookFrom   time.Time       // RunFrom's since, until the first look; the loop's
 	checks     []CheckStatus   // one per stall-check block
 	checkGen   uint64          // counts Up spells; ties stalls to theirs
 	stopChecks func()          // ends this Up spell's check runners

@@ -62,7 +62,7 @@ func (f *fakeProcs) Find() ([]proc.Match, error) {
 	return f.currentLocked(), nil
 }
 
-func (f *fakeProcs) FindRecent(time.Duration) ([]proc.Match, error) { return f.Find() }
+func (f *fakeProcs) FindSince(time.Time) ([]proc.Match, error) { return f.Find() }
 
 // Read gives a script's pid an identity of its own.
 func (f *fakeProcs) Read(pid int) (proc.Process, error) {

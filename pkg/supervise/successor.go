@@ -69,25 +69,27 @@ func (s *Service) recordTrees(found []proc.Match) {
 // leaves scripts alive), bounded by restart_timeout, and then gives the
 // service it starts the same restart_timeout to appear. Starting another
 // copy meanwhile would leave two instances running. A script still running
-// at the bound is killed, as its own pcheck would have.
-func (s *Service) awaitRestartInFlight(ctx context.Context) {
+// at the bound is killed, as its own pcheck would have. waited: there was
+// one to wait for.
+func (s *Service) awaitRestartInFlight(ctx context.Context) (waited bool) {
 	if s.d.RunState == nil {
-		return
+		return false
 	}
 	id, ok, err := s.d.RunState.Script(s.cfg.Name)
 	if err != nil {
 		s.d.Slog.Error("cannot read the restart script record; not waiting for it", "service", s.cfg.Name, "error", err)
-		return
+		return false
 	}
 	if !ok {
-		return
+		return false
 	}
 	if alive, err := s.d.Processes.Alive(id); err != nil || !alive {
 		s.scriptEnded()
-		return
+		return false
 	}
 	s.d.Slog.Warn("a restart script of the previous pcheck is still running: waiting for it", "service", s.cfg.Name,
 		"pid", id.PID, "restart_timeout", s.cfg.RestartTimeout)
+	waited = true
 	wctx, cancel := context.WithTimeout(ctx, s.cfg.RestartTimeout)
 	defer cancel()
 	_ = s.d.Processes.WaitExited(wctx, id)
@@ -111,6 +113,7 @@ func (s *Service) awaitRestartInFlight(ctx context.Context) {
 		case <-time.After(s.d.ScanInterval):
 		}
 	}
+	return waited
 }
 
 // dropOrphans kills, and leaves out of found, the processes that are what
