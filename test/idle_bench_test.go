@@ -90,6 +90,45 @@ func cpuTime(b testing.TB, pid int) time.Duration {
 	return proc.TicksDuration(uint64(utime + stime))
 }
 
+// runTime is the CPU time pid's threads have run so far, in nanoseconds
+// (their schedstat): the ticks of cpuTime are too coarse for an idle
+// window's few milliseconds. A thread that exits takes its time with it;
+// Go's threads rarely exit.
+func runTime(b testing.TB, pid int) time.Duration {
+	b.Helper()
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var sum time.Duration
+	for _, t := range tasks {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, t.Name()))
+		if err != nil {
+			continue // exited meanwhile
+		}
+		ns, _ := strconv.ParseInt(strings.Fields(string(raw))[0], 10, 64)
+		sum += time.Duration(ns)
+	}
+	return sum
+}
+
+// settle waits until pid is idle, at most limit: a second in which it ran
+// under a millisecond (a start leaves work behind it: the events of the
+// scripts that started the services, memory given back). It returns how
+// long that took.
+func settle(b testing.TB, pid int, limit time.Duration) time.Duration {
+	b.Helper()
+	began := time.Now()
+	for time.Since(began) < limit {
+		before := runTime(b, pid)
+		time.Sleep(time.Second) // one second of pcheck's life, measured
+		if runTime(b, pid)-before < time.Millisecond {
+			break
+		}
+	}
+	return time.Since(began)
+}
+
 // rssKiB is pid's resident set size.
 func rssKiB(b testing.TB, pid int) int {
 	b.Helper()
