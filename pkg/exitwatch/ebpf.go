@@ -20,9 +20,9 @@ import (
 	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
-	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
 
+	"github.com/pwatch/pwatch/internal/bpfload"
 	"github.com/pwatch/pwatch/internal/coalesce"
 	"github.com/pwatch/pwatch/pkg/proc"
 )
@@ -141,9 +141,6 @@ type ebpfWatcher struct {
 // test can let the ring buffer overflow. ringBytes 0 keeps the compiled size.
 func loadEBPF(opt Options, sink Sink, ringBytes uint32) (_ *ebpfWatcher, err error) {
 	opt = opt.withDefaults()
-	if err := rlimit.RemoveMemlock(); err != nil {
-		return nil, fmt.Errorf("raising the memlock limit for BPF: %w", err)
-	}
 	spec, err := loadEbpf()
 	if err != nil {
 		return nil, err
@@ -152,14 +149,8 @@ func loadEBPF(opt Options, sink Sink, ringBytes uint32) (_ *ebpfWatcher, err err
 		spec.Maps[ebpfMapEvents].MaxEntries = ringBytes
 	}
 	// Inside a pid namespace the programs number processes as it does.
-	ns, err := proc.PIDNamespace(opt.ProcRoot)
-	if err != nil {
+	if err := bpfload.Prepare(spec, opt.ProcRoot); err != nil {
 		return nil, err
-	}
-	if ns != proc.InitialPIDNamespace {
-		if err := spec.Variables[ebpfVarPidnsInum].Set(uint32(ns)); err != nil {
-			return nil, fmt.Errorf("setting the pid namespace: %w", err)
-		}
 	}
 	// What pcheck forks roots a tree of its own (see Follow).
 	if err := spec.Variables[ebpfVarSelfTgid].Set(uint32(os.Getpid())); err != nil {

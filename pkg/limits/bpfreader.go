@@ -12,8 +12,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	"github.com/cilium/ebpf/rlimit"
 
+	"github.com/pwatch/pwatch/internal/bpfload"
 	"github.com/pwatch/pwatch/pkg/proc"
 )
 
@@ -54,9 +54,6 @@ func newBPFReader(procRoot string, maxSampled uint32) (_ *BPFReader, err error) 
 	if err != nil {
 		return nil, err
 	}
-	if err := rlimit.RemoveMemlock(); err != nil {
-		return nil, fmt.Errorf("raising the memlock limit for BPF: %w", err)
-	}
 	spec, err := loadSampler()
 	if err != nil {
 		return nil, err
@@ -64,14 +61,8 @@ func newBPFReader(procRoot string, maxSampled uint32) (_ *BPFReader, err error) 
 	if maxSampled != 0 {
 		spec.Maps[samplerMapSampled].MaxEntries = maxSampled
 	}
-	ns, err := proc.PIDNamespace(procRoot)
-	if err != nil {
+	if err := bpfload.Prepare(spec, procRoot); err != nil {
 		return nil, err
-	}
-	if ns != proc.InitialPIDNamespace {
-		if err := spec.Variables[samplerVarPidnsInum].Set(uint32(ns)); err != nil {
-			return nil, fmt.Errorf("setting the pid namespace: %w", err)
-		}
 	}
 	r := &BPFReader{page: uint64(os.Getpagesize()), slow: slow, in: map[uint32]bool{}, want: map[uint32]Request{}}
 	if err := spec.LoadAndAssign(&r.objs, nil); err != nil {
