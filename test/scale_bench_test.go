@@ -131,19 +131,34 @@ kill_timeout     %d
 }
 
 // start runs pcheck on the fleet and waits until every service is Up:
-// the wall time that took, or false past deadline.
-func (f *fleet) start(b *testing.B, backend string, deadline time.Duration) (*pcheckRun, time.Duration, bool) {
+// the wall time that took, or false past deadline. flags go to pcheck
+// run after the harness's own (a later one wins).
+func (f *fleet) start(b *testing.B, backend string, deadline time.Duration, flags ...string) (*pcheckRun, time.Duration, bool) {
 	began := time.Now()
-	p := startPcheck(b, f.sc.syslog, f.sc.dir, backend, f.dir)
-	ctx, cancel := context.WithTimeout(context.Background(), deadline)
-	defer cancel()
-	// The syslog socket may drop lines in a burst of thousands: padmin's
-	// status, polled each second, ends the wait too.
+	p := startPcheck(b, f.sc.syslog, f.sc.dir, backend, append(flags, f.dir)...)
+	ok, _ := f.waitUpsOr(p, 0, nil, deadline, func(st []control.ServiceStatus) bool {
+		return len(st) == f.n && !slices.ContainsFunc(st, func(s control.ServiceStatus) bool { return s.State != "Up" })
+	})
+	return p, time.Since(began), ok
+}
+
+// errByStatus ends a wait for Up lines that padmin's status ended.
+var errByStatus = errors.New("every service Up by padmin status")
+
+// waitUpsOr is waitUps until deadline, ended too by padmin's status,
+// polled each second, when done says so of it: the syslog socket may drop
+// lines in a burst of thousands. byStatus: the status ended it (a time
+// taken then is late by up to a second).
+func (f *fleet) waitUpsOr(p *pcheckRun, from int, only map[string]bool, deadline time.Duration, done func([]control.ServiceStatus) bool) (ok, byStatus bool) {
+	ctx, cancelTimeout := context.WithTimeout(context.Background(), deadline)
+	defer cancelTimeout()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	go func() {
 		c := control.Client{Path: p.control}
 		for ctx.Err() == nil {
-			if st, err := c.Status(ctx, ""); err == nil && len(st) == f.n && !slices.ContainsFunc(st, func(s control.ServiceStatus) bool { return s.State != "Up" }) {
-				cancel()
+			if st, err := c.Status(ctx, ""); err == nil && done(st) {
+				cancel(errByStatus)
 				return
 			}
 			select {
@@ -152,12 +167,11 @@ func (f *fleet) start(b *testing.B, backend string, deadline time.Duration) (*pc
 			}
 		}
 	}()
-	_, ok := f.waitUps(ctx, p, 0, nil)
-	took := time.Since(began)
-	if !ok && errors.Is(context.Cause(ctx), context.Canceled) {
-		ok = true // all Up by padmin's status
+	if _, ok := f.waitUps(ctx, p, from, only); ok {
+		return true, false
 	}
-	return p, took, ok
+	byStatus = errors.Is(context.Cause(ctx), errByStatus)
+	return byStatus, byStatus
 }
 
 // waitUps waits for an Up line, from the from-th message on, of every
@@ -264,7 +278,9 @@ func BenchmarkIdle(b *testing.B) {
 			b.Run(fmt.Sprintf("services=%d/%s", n, backend), func(b *testing.B) {
 				for range b.N {
 					f := newFleet(b, n)
-					p, _, ok := f.start(b, backend, deadline)
+					// pcheck's own --poll-interval (1 s), not the tests'
+					// 100 ms: pidfd and proc scan /proc at that period.
+					p, _, ok := f.start(b, backend, deadline, "--poll-interval=1s")
 					if !ok {
 						b.Skipf("%d services not all Up within %s", n, deadline)
 					}
@@ -301,7 +317,7 @@ func BenchmarkMassKill(b *testing.B) {
 				if !ok {
 					b.Skipf("%d services not all Up within %s", n, deadline)
 				}
-				pids, _ := f.waitUps(waitCtx(b), p, 0, nil)
+				pids := f.masters(b, p)
 				from := len(p.syslog.Messages())
 				killed := map[string]bool{}
 				var masters []int
@@ -310,17 +326,29 @@ func BenchmarkMassKill(b *testing.B) {
 					masters = append(masters, pids[serviceName(i)])
 				}
 				for _, pid := range masters {
+					if pid <= 0 { // kill(0) and kill(-1) would reach far more than a master
+						b.Fatalf("no master's pid to kill: %d", pid)
+					}
 					if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 						b.Fatalf("kill %d: %v", pid, err)
 					}
 				}
 				lastKill := time.Now()
-				ctx, cancel := context.WithTimeout(context.Background(), deadline)
-				_, ok = f.waitUps(ctx, p, from, killed)
-				cancel()
+				ok, byStatus := f.waitUpsOr(p, from, killed, deadline, func(st []control.ServiceStatus) bool {
+					back := 0
+					for _, s := range st {
+						if killed[s.Name] && s.State == "Up" && len(s.PIDs) == 1 && s.PIDs[0] != pids[s.Name] {
+							back++
+						}
+					}
+					return back == len(killed)
+				})
 				took := time.Since(lastKill)
 				if !ok {
 					b.ReportMetric(1, "unfinished")
+				}
+				if byStatus {
+					b.ReportMetric(1, "by-status") // lines were dropped: took is late by up to 1 s
 				}
 				b.ReportMetric(float64(took.Milliseconds()), "all-up-ms")
 				b.ReportMetric(float64(floor.Milliseconds()), "floor-ms")
@@ -330,6 +358,23 @@ func BenchmarkMassKill(b *testing.B) {
 			}
 		})
 	}
+}
+
+// masters are the pid of every service's master, as padmin status has
+// them (the syslog socket may have dropped Up lines of a burst).
+func (f *fleet) masters(b *testing.B, p *pcheckRun) map[string]int {
+	st, err := (&control.Client{Path: p.control}).Status(waitCtx(b), "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	pids := map[string]int{}
+	for _, s := range st {
+		if s.State != "Up" || len(s.PIDs) != 1 {
+			b.Fatalf("%s: %s with pids %v, want Up with one", s.Name, s.State, s.PIDs)
+		}
+		pids[s.Name] = s.PIDs[0]
+	}
+	return pids
 }
 
 // floor runs k of the fleet's restart scripts at once, as pcheck would
