@@ -65,11 +65,13 @@ func TestBPFReaderAgreesWithProc(t *testing.T) {
 	r.Read(reqs, viaBPF)
 	r.slow.Read(reqs, viaProc)
 	b, p := viaBPF[sleep], viaProc[sleep]
-	if len(viaBPF) != 2 || b.Threads != 1 || b.FDs < 5 || b.FDs != p.FDs || b.RSS == 0 || diff(b.RSS, p.RSS) > 512<<10 {
+	// A sleep's resident pages may all sit in the CPUs' unflushed counter
+	// parts (both readers then say 0): its memory is compared, not required.
+	if len(viaBPF) != 2 || b.Threads != 1 || b.FDs < 5 || b.FDs != p.FDs || diff(b.RSS, p.RSS) > 512<<10 {
 		t.Errorf("sleep: BPF %+v, /proc %+v (of %d read): want 1 thread, stdio and 2 descriptors more, as /proc has them, the same memory", b, p, len(viaBPF))
 	}
 	b, p = viaBPF[self], viaProc[self]
-	if b.Threads < 2 || b.Threads > p.Threads+2 || b.CPU <= 0 || b.CPU > p.CPU+time.Second || p.CPU > b.CPU+time.Second ||
+	if b.Threads < 2 || b.Threads > p.Threads+2 || b.CPU <= 0 || b.RSS < 1<<20 || b.CPU > p.CPU+time.Second || p.CPU > b.CPU+time.Second ||
 		diff(b.RSS, p.RSS) > p.RSS/4 || diff(uint64(b.FDs), uint64(p.FDs)) > 2 {
 		t.Errorf("this test: BPF %+v, /proc %+v: want the same counters", b, p)
 	}
