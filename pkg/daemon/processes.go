@@ -35,7 +35,9 @@ func (p serviceProcesses) FindSince(t time.Time) ([]proc.Match, error) {
 	return s.Scan(p.matcher)
 }
 
-func (p serviceProcesses) Admits(argv []string) bool { return proc.ArgsMatch(p.matcher.Args, argv) }
+func (p serviceProcesses) Admits(argLine string) bool {
+	return p.matcher.Args == nil || p.matcher.Args.MatchString(argLine)
+}
 
 func (p serviceProcesses) Read(pid int) (proc.Process, error) { return p.table.Read(pid) }
 

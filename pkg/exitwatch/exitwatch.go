@@ -54,8 +54,10 @@ type Event struct {
 	Exe  string
 	PPID int
 	// Exec only: the command line it runs, read once for every view at
-	// the event (nil when it could not be read).
-	Argv []string
+	// the event (nil when it could not be read), and its arguments as
+	// a pfile's args rule sees them (proc.ArgsLine), joined once too.
+	Argv    []string
+	ArgLine string
 	// At is the CLOCK_MONOTONIC time at which the backend saw the event.
 	At time.Duration
 }

@@ -218,17 +218,25 @@ func (v *View) WatchExec(path string) error {
 	err := m.w.WatchExec(path)
 	if err != nil {
 		m.mu.Lock()
-		m.execs[path] = slices.DeleteFunc(m.execs[path], func(o *View) bool { return o == v })
+		m.execs[path] = without(m.execs[path], v)
 		m.mu.Unlock()
 	}
 	return err
+}
+
+// without is list less v, in a new array: deliver hands out m.execs'
+// lists outside the lock (a thousand services of one executable: no copy
+// per exec), so they are never changed in place, only appended to beyond
+// what a reader holds.
+func without(list []*View, v *View) []*View {
+	return slices.DeleteFunc(slices.Clone(list), func(o *View) bool { return o == v })
 }
 
 // UnwatchExec undoes WatchExec.
 func (v *View) UnwatchExec(path string) error {
 	m := v.m
 	m.mu.Lock()
-	list := slices.DeleteFunc(m.execs[path], func(o *View) bool { return o == v })
+	list := without(m.execs[path], v)
 	last := len(list) == 0
 	if last {
 		delete(m.execs, path)
@@ -296,13 +304,14 @@ func (m *Mux) deliver(ev Event) {
 		delete(m.owners, ev.ID)
 		delete(m.polled, ev.ID)
 	case Exec:
-		to = slices.Clone(m.execs[ev.Exe])
+		to = m.execs[ev.Exe] // never changed in place: see without
 	}
 	m.mu.Unlock()
 	if ev.Kind == Exec && len(to) > 1 {
 		// Read once here rather than once per view: many services may
 		// run one executable, told apart by their arguments.
 		ev.Argv = readArgv(m.procRoot, ev.ID)
+		ev.ArgLine = proc.ArgsLine(ev.Argv)
 	}
 	for _, v := range to {
 		if ev.Kind == Exit {

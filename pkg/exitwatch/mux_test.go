@@ -73,12 +73,7 @@ func (w refusingWatcher) Close() error           { close(w.done); return nil }
 // A process the backend refuses is polled by the Mux: its death still
 // reaches the view, which never sees the refusal.
 func TestMuxPollsARefusedWatch(t *testing.T) {
-	m := &Mux{
-		w: refusingWatcher{done: make(chan struct{})}, procRoot: "/proc", poll: 10 * time.Millisecond,
-		log:    testOptions(t).Logger,
-		owners: map[proc.ID][]*View{}, execs: map[string][]*View{}, views: map[*View]struct{}{}, polled: map[proc.ID]struct{}{},
-	}
-	t.Cleanup(func() { m.Close() })
+	m := refusingMux(t)
 	s := newSinkLog()
 	v := m.NewView()
 	v.Attach(s)
@@ -88,5 +83,66 @@ func TestMuxPollsARefusedWatch(t *testing.T) {
 	s.waitExit(t, p.ID)
 	if _, ok := v.Tree(p.ID); ok {
 		t.Error("a backend without trees answered Tree")
+	}
+}
+
+// refusingMux is a Mux on refusingWatcher: no privilege needed.
+func refusingMux(t *testing.T) *Mux {
+	m := &Mux{
+		w: refusingWatcher{done: make(chan struct{})}, procRoot: "/proc", poll: 10 * time.Millisecond,
+		log:    testOptions(t).Logger,
+		owners: map[proc.ID][]*View{}, execs: map[string][]*View{}, views: map[*View]struct{}{}, polled: map[proc.ID]struct{}{},
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// An exec reaches its executable's views from a list the Mux hands out
+// past its lock (no copy per exec: a thousand services may share one
+// executable). Views coming and going meanwhile must not change a list a
+// delivery holds (-race sees it if they do), and a view watching
+// throughout hears every exec.
+func TestMuxExecListsChangeUnderDelivery(t *testing.T) {
+	m := refusingMux(t)
+	steady := newSinkLog()
+	sv := m.NewView()
+	sv.Attach(steady)
+	if err := sv.WatchExec("/x"); err != nil {
+		t.Fatal(err)
+	}
+	others := make([]*View, 8)
+	for i := range others {
+		others[i] = m.NewView()
+		others[i].Attach(newSinkLog())
+	}
+	const execs = 2000
+	delivered := make(chan struct{})
+	go func() {
+		defer close(delivered)
+		for i := range execs {
+			m.deliver(Event{Kind: Exec, Exe: "/x", ID: proc.ID{PID: 1 << 30, StartTime: uint64(i)}})
+		}
+	}()
+	for churning := true; churning; {
+		for _, v := range others {
+			if err := v.WatchExec("/x"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, v := range others {
+			if err := v.UnwatchExec("/x"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		select {
+		case <-delivered:
+			churning = false
+		default:
+		}
+	}
+	steady.mu.Lock()
+	defer steady.mu.Unlock()
+	if len(steady.events) != execs {
+		t.Errorf("the steady view heard %d of %d execs", len(steady.events), execs)
 	}
 }

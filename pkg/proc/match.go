@@ -226,12 +226,13 @@ func (c *matcher) needsArgv(exe string) bool {
 	return c.Exe == "" || c.exeMatches(exe) || c.mayRunScript(exe)
 }
 
-// matchesArgv decides exe and args once argv is known.
-func (c *matcher) matchesArgv(exe string, argv []string) bool {
+// matchesArgv decides exe and args once argv (and args, its argsLine) is
+// known.
+func (c *matcher) matchesArgv(exe string, argv []string, args string) bool {
 	if c.Exe != "" && !c.exeMatches(exe) && !c.runsScript(exe, argv) {
 		return false
 	}
-	return ArgsMatch(c.Args, argv)
+	return c.Args == nil || c.Args.MatchString(args)
 }
 
 // pidfileUnsafe says why a pidfile (as opened) cannot be believed: it must

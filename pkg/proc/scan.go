@@ -59,7 +59,7 @@ func (t *Table) matches(c *matcher, n *node) bool {
 		return false
 	}
 	argv, ok := n.argv()
-	if !ok || !c.matchesArgv(exe, argv) {
+	if !ok || !c.matchesArgv(exe, argv, n.args()) {
 		return false
 	}
 	if uid, ok := n.uid(); !ok || !c.ownedBy(uid) && !c.Granted.Has(n.ID) {

@@ -4,7 +4,6 @@ package proc
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,6 +32,7 @@ type node struct {
 	exePath  string
 	argvOnce sync.Once
 	argvList []string
+	argsLine string // argvList[1:] joined, as the Args rule sees it
 	argvOK   bool
 	uidOnce  sync.Once
 	uidVal   uint64
@@ -50,11 +50,23 @@ func (n *node) exe() string {
 
 // argv is the process's command line; false when it could not be read.
 func (n *node) argv() ([]string, bool) {
+	n.readArgv()
+	return n.argvList, n.argvOK
+}
+
+// args is argv[1:] joined as the Args rule sees it, made once for all the
+// matchers that try this process (a thousand services of one executable
+// try each other's processes).
+func (n *node) args() string {
+	n.readArgv()
+	return n.argsLine
+}
+
+func (n *node) readArgv() {
 	n.argvOnce.Do(func() {
 		argv, err := n.proc.CmdLine()
-		n.argvList, n.argvOK = argv, err == nil
+		n.argvList, n.argsLine, n.argvOK = argv, ArgsLine(argv), err == nil
 	})
-	return n.argvList, n.argvOK
 }
 
 // uid is the process's real user id.
@@ -166,6 +178,9 @@ func (s *Snapshot) candidates(c *matcher) []*node {
 			}
 		}
 	})
+	if len(c.exes) == 1 {
+		return s.byExe[c.exes[0]] // shared: read only (no copy per service)
+	}
 	var out []*node
 	for _, e := range c.exes {
 		out = append(out, s.byExe[e]...)
@@ -314,15 +329,11 @@ func processOf(id ID, st Stat) Process {
 	return Process{ID: id, PPID: st.PPID, State: st.State, Comm: st.Comm, PGID: st.PGID, SID: st.SID}
 }
 
-// ArgsMatch is the Args rule of a Matcher alone (nil matches anything):
-// re searched in argv[1:] joined by one space.
-func ArgsMatch(re *regexp.Regexp, argv []string) bool {
-	if re == nil {
-		return true
+// ArgsLine is what a Matcher's Args rule searches: argv[1:] joined by one
+// space.
+func ArgsLine(argv []string) string {
+	if len(argv) < 2 {
+		return ""
 	}
-	var args string
-	if len(argv) > 1 {
-		args = strings.Join(argv[1:], " ")
-	}
-	return re.MatchString(args)
+	return strings.Join(argv[1:], " ")
 }

@@ -28,10 +28,10 @@ type Processes interface {
 	// looks (t a period ago) and the first look of services started
 	// together, which all share one read.
 	FindSince(t time.Time) ([]proc.Match, error)
-	// Admits says whether a process running argv could be the service's
-	// by its arguments (an exec of its executable by another service
-	// is not worth a look).
-	Admits(argv []string) bool
+	// Admits says whether a process with these arguments (proc.ArgsLine)
+	// could be the service's (an exec of its executable by another
+	// service is not worth a look).
+	Admits(argLine string) bool
 	// Read is the process that has pid now.
 	Read(pid int) (proc.Process, error)
 	// Group lists the processes now in the process group or session that

@@ -50,7 +50,7 @@ const maxSpawned = 32
 // Execed says a process started the service's executable: a restarted
 // service is looked for now, among it and its tree. Never blocks.
 func (s *Service) Execed(ev exitwatch.Event) {
-	if ev.Argv != nil && !s.d.Processes.Admits(ev.Argv) {
+	if ev.Argv != nil && !s.d.Processes.Admits(ev.ArgLine) {
 		// Another service's start (one executable, other arguments): a
 		// thousand such services must not each look at every start.
 		return

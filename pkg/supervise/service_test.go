@@ -69,7 +69,7 @@ func (f *fakeProcs) Read(pid int) (proc.Process, error) {
 	return proc.Process{ID: proc.ID{PID: pid, StartTime: 1}}, nil
 }
 
-func (f *fakeProcs) Admits([]string) bool { return true }
+func (f *fakeProcs) Admits(string) bool { return true }
 
 // Group is empty: the fake's processes are the marker's.
 func (f *fakeProcs) Group(proc.ID) ([]proc.ID, error) { return nil, nil }
