@@ -54,6 +54,10 @@ type daemon struct {
 
 	mu       sync.Mutex // serialises reloads and guards services
 	services map[string]*running
+	// returnMemoryLocked's timer, and when it gives memory back at the
+	// latest (memory.go).
+	memReturn   *time.Timer
+	memReturnBy time.Time
 }
 
 // running is one supervisor and what it takes to stop it.
@@ -126,6 +130,7 @@ func (d *daemon) runLocked(rs []*running) {
 	}
 	if len(rs) > 0 {
 		d.limits.Wake() // they may have limits: the sampler wakes if it slept
+		d.returnMemoryLocked()
 	}
 }
 

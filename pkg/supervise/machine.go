@@ -523,6 +523,8 @@ func (s *Service) drain(ctx context.Context) {
 	if s.rec != nil {
 		s.rec.cancelAttempt()
 		s.rec.cancel()
+		s.mu.Lock()
 		s.rec = nil
+		s.mu.Unlock()
 	}
 }

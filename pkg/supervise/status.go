@@ -89,6 +89,14 @@ func (s *Service) Kept() Status {
 	return st
 }
 
+// AtRest says the loop has nothing under way: no recovery, no step of
+// one, no job.
+func (s *Service) AtRest() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.step == stepRest && s.job == nil && s.rec == nil
+}
+
 // State is the service's current state.
 func (s *Service) State() State {
 	s.mu.Lock()
