@@ -12,8 +12,8 @@ import (
 // start or reload and then every memoryRecheck, at most until
 // memoryReturnBy has passed (a service may recover for long).
 const (
-	memoryReturnDelay = 10 * time.Second
-	memoryRecheck     = 5 * time.Second
+	memoryReturnDelay = time.Second
+	memoryRecheck     = time.Second
 	memoryReturnBy    = 5 * time.Minute
 )
 
@@ -22,7 +22,8 @@ const (
 // last collection's goal allowed (twice the burst's peak) until a
 // collection forced two minutes on, and scavenges slowly, so a 5,000-
 // service start left ~100 MB more resident for minutes. One collection
-// at rest costs a few milliseconds. d.mu is held.
+// costs a few milliseconds, once: the checks before it cost O(services)
+// a second while a start's scripts run, and nothing after. d.mu is held.
 func (d *daemon) returnMemoryLocked() {
 	d.memReturnBy = time.Now().Add(memoryReturnBy)
 	if d.memReturn == nil {

@@ -54,6 +54,11 @@ func newBPFReader(procRoot string, maxSampled uint32) (_ *BPFReader, err error) 
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			slow.Close()
+		}
+	}()
 	spec, err := loadSampler()
 	if err != nil {
 		return nil, err

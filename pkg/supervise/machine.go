@@ -129,7 +129,7 @@ func (s *Service) ready(ctx context.Context, since time.Time) {
 	s.lookFrom = since
 	s.restoreScriptOwned()
 	s.startJob(ctx, stepInFlight, 2*s.cfg.RestartTimeout, func(ctx context.Context) jobResult {
-		return jobResult{failed: s.awaitRestartInFlight(ctx)}
+		return jobResult{waited: s.awaitRestartInFlight(ctx)}
 	})
 }
 
@@ -295,7 +295,7 @@ func (s *Service) handleAtRest(ctx context.Context, in input) {
 // more): the service is adopted, or started.
 func (s *Service) inFlightOver(ctx context.Context, res jobResult) {
 	s.rest()
-	if res.failed { // it waited: the first look is of now
+	if res.waited { // the first look is of now
 		s.lookFrom = time.Time{}
 	}
 	s.begin(ctx, beginLoad)
@@ -431,7 +431,8 @@ type jobResult struct {
 	found  []proc.Match
 	err    error
 	script proc.ID   // stepScript: the restart script's identity
-	failed bool      // stepStallKill, stepRestartKill: a top-level process outlived SIGKILL; stepInFlight: it waited for a script
+	failed bool      // stepStallKill, stepRestartKill: a top-level process outlived SIGKILL
+	waited bool      // stepInFlight: it waited for the previous pcheck's script
 	left   []proc.ID // stepRestartKill: those that outlived it
 }
 
