@@ -34,6 +34,9 @@ func (d *daemon) returnMemoryLocked() {
 }
 
 func (d *daemon) returnMemoryAtRest() {
+	if d.ctx.Err() != nil {
+		return // pcheck is ending
+	}
 	d.mu.Lock()
 	busy := false
 	for _, r := range d.services {
