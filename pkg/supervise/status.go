@@ -90,11 +90,12 @@ func (s *Service) Kept() Status {
 }
 
 // AtRest says the loop has nothing under way: no recovery, no step of
-// one, no job.
+// one, no job, no input being handled (a first look waiting for its read
+// of /proc is busy at rest).
 func (s *Service) AtRest() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.step == stepRest && s.job == nil && s.rec == nil
+	return s.step == stepRest && s.job == nil && s.rec == nil && !s.busy
 }
 
 // State is the service's current state.
