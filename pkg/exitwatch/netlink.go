@@ -456,20 +456,40 @@ func (w *netlinkWatcher) threadExited(ev procEvent) {
 		}
 	}
 	for start := range w.watched[ev.tgid] {
-		id := proc.ID{PID: ev.tgid, StartTime: start}
-		exiting, err := groupExiting(w.opt.ProcRoot, id)
-		if err != nil {
-			w.opt.Logger.Warn("netlink watcher: cannot read the exiting group", "id", id, "err", err)
-			continue
-		}
-		if !exiting {
-			continue // another thread runs on; its exit will come
-		}
-		w.forget(id)
-		w.trees.exited(id)
-		delete(w.trackedAt, id) // its tree ends with it
-		w.push(exitEvent(id, !pidReused(w.opt.ProcRoot, id), ev.exitCode))
+		w.decideExit(proc.ID{PID: ev.tgid, StartTime: start}, ev.exitCode, 0)
 	}
+}
+
+// exitRereads bounds how often an exit whose group could not be read is
+// looked at again (10 ms after, then twice as long each time: 2.5 s in all).
+const exitRereads = 8
+
+// decideExit ends the watch of id if its group has exited; w.mu is held.
+// A group that cannot be read now is read again a little later: no other
+// event would tell of this exit, so a failed read must not lose it.
+func (w *netlinkWatcher) decideExit(id proc.ID, exitCode, rereads int) {
+	exiting, err := groupExiting(w.opt.ProcRoot, id)
+	if err != nil {
+		if rereads == exitRereads {
+			w.opt.Logger.Warn("netlink watcher: cannot read the exiting group", "id", id, "err", err)
+			return
+		}
+		time.AfterFunc(10*time.Millisecond<<rereads, func() {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			if _, ok := w.watched[id.PID][id.StartTime]; ok && !w.closed {
+				w.decideExit(id, exitCode, rereads+1)
+			}
+		})
+		return
+	}
+	if !exiting {
+		return // another thread runs on; its exit will come
+	}
+	w.forget(id)
+	w.trees.exited(id)
+	delete(w.trackedAt, id) // its tree ends with it
+	w.push(exitEvent(id, !pidReused(w.opt.ProcRoot, id), exitCode))
 }
 
 // pidReused tells whether id's pid now holds another process, whose

@@ -6,6 +6,9 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -198,5 +201,46 @@ func TestCnFilterDropsWhatIsNeverUsed(t *testing.T) {
 		if !bytes.Equal(got[i], want[i]) {
 			t.Errorf("datagram %d passed is not the expected one", i)
 		}
+	}
+}
+
+// An exit event is the one word of a group's end: when the group's stat
+// cannot be read at that moment, it is read again until it can, and the
+// death is told.
+func TestNetlinkExitReadAgainAfterAFailedRead(t *testing.T) {
+	root := t.TempDir()
+	sink := newSinkLog()
+	w := &netlinkWatcher{
+		outlet: newOutlet(sink), opt: Options{ProcRoot: root}.withDefaults(), watched: map[int]map[uint64]struct{}{},
+		exes: exePaths{}, trees: treeTable{}, trackedAt: map[proc.ID]int{},
+	}
+	t.Cleanup(w.outlet.close)
+	id := proc.ID{PID: 42, StartTime: 12345}
+	w.watched[id.PID] = map[uint64]struct{}{id.StartTime: {}}
+	stat := filepath.Join(root, "42", "stat")
+	if err := os.MkdirAll(filepath.Dir(stat), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(stat, []byte("42 (svc) Z 1 ?\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.threadExited(procEvent{pid: 42, tgid: 42, exitCode: int(syscall.SIGKILL)})
+	if n := sink.count(); n != 0 {
+		t.Fatalf("an unreadable group was told as exited: %+v", sink.events)
+	}
+	f := make([]string, 53)
+	for i := range f {
+		f[i] = "0"
+	}
+	f[3], f[4], f[5], f[6], f[20], f[22] = "Z", "0", "-1", "-1", "1", "12345"
+	if err := os.WriteFile(stat, []byte("42 (svc) "+strings.Join(f[3:], " ")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ev, ok := sink.next(time.After(eventDeadline), w.Done())
+	if !ok {
+		t.Fatal("the exit was lost once the group's first read failed")
+	}
+	if ev.ID != id || !ev.Known || ev.Signal != int(syscall.SIGKILL) {
+		t.Errorf("told %+v, want %v killed by SIGKILL", ev, id)
 	}
 }

@@ -20,8 +20,8 @@ type Stat struct {
 	Comm      string // field 2, without its parentheses
 	State     State  // field 3: R, S, D, Z, X, ...
 	PPID      int    // field 4
-	PGID      int    // field 5
-	SID       int    // field 6
+	PGID      int    // field 5; -1 once the exiting task's signal state is gone
+	SID       int    // field 6; -1 as PGID
 	Flags     uint64 // field 9: the task's PF_* flags
 	CPUTicks  uint64 // fields 14 and 15: utime + stime, in USER_HZ ticks
 	Threads   int    // field 20: threads still counted in the group
@@ -82,6 +82,7 @@ func ParseStat(b []byte) (Stat, error) {
 	s := Stat{Comm: string(b[open+1 : end])}
 	rest := b[end+2:]
 	var v [53]uint64 // v[n] is field n, for the numeric fields read
+	var unknown [7]bool
 	for n := 3; n <= 52; n++ {
 		rest = bytes.TrimLeft(rest, " \n")
 		if len(rest) == 0 {
@@ -102,7 +103,15 @@ func ParseStat(b []byte) (Stat, error) {
 				return Stat{}, fmt.Errorf("malformed stat state in %q", b)
 			}
 			s.State = State(f[0])
-		case 4, 5, 6, 9, 14, 15, 20, 22, 24, 52:
+		case 5, 6:
+			// The kernel prints -1 for a task that has released its
+			// signal handlers (it is exiting): a valid line, not a bad one.
+			if string(f) == "-1" {
+				unknown[n] = true
+				continue
+			}
+			fallthrough
+		case 4, 9, 14, 15, 20, 22, 24, 52:
 			x, ok := atou(f)
 			if !ok {
 				return Stat{}, fmt.Errorf("stat field %d: %q is not a number", n, f)
@@ -111,6 +120,12 @@ func ParseStat(b []byte) (Stat, error) {
 		}
 	}
 	s.PPID, s.PGID, s.SID, s.Flags = int(v[4]), int(v[5]), int(v[6]), v[9]
+	if unknown[5] {
+		s.PGID = -1
+	}
+	if unknown[6] {
+		s.SID = -1
+	}
 	s.CPUTicks, s.Threads, s.StartTime, s.RSSPages, s.ExitCode = v[14]+v[15], int(v[20]), v[22], v[24], int(v[52])
 	return s, nil
 }

@@ -30,7 +30,18 @@ func TestParseStat(t *testing.T) {
 	if st != want {
 		t.Errorf("ParseStat = %+v, want %+v", st, want)
 	}
-	for _, bad := range []string{"", "42 (x", "42 (x) ", "42 (x) S 1 2", "42 (x) S 1 2 3 4 5 6 7 8 9 10 11 -1 13 14 15 16 17 18 19 20 21"} {
+	// An exiting task whose signal state is gone shows pgrp and session
+	// as -1 (do_task_stat's defaults): its stat must still be read, or
+	// the death of a watched group is lost.
+	f[3], f[4], f[5], f[6], f[20] = "Z", "0", "-1", "-1", "1"
+	st, err = ParseStat([]byte("42 (a) " + strings.Join(f[3:], " ") + "\n"))
+	if err != nil {
+		t.Fatalf("the stat of an exiting task: %v", err)
+	}
+	if st.PGID != -1 || st.SID != -1 || st.State != 'Z' || st.StartTime != 12345 || !st.GroupGone() {
+		t.Errorf("the stat of an exiting task = %+v", st)
+	}
+	for _, bad := range []string{"", "42 (x", "42 (x) ", "42 (x) S 1 2", "42 (x) S 1 -2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21", "42 (x) S 1 2 3 4 5 6 7 8 9 10 11 -1 13 14 15 16 17 18 19 20 21"} {
 		if _, err := ParseStat([]byte(bad)); err == nil {
 			t.Errorf("ParseStat(%q) accepted a malformed line", bad)
 		}
