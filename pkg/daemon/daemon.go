@@ -373,7 +373,7 @@ func matchersFor(svcs []*pfile.Service) ([]proc.Matcher, error) {
 	ms := make([]proc.Matcher, len(svcs))
 	var errs []error
 	for i, s := range svcs {
-		ms[i] = proc.Matcher{Exe: s.Process, Args: s.ArgsRE, PIDFile: s.PIDFile}
+		ms[i] = proc.Matcher{Exe: s.Process, Args: s.ArgsRule, PIDFile: s.PIDFile}
 		if s.User == "" {
 			continue
 		}

@@ -36,7 +36,7 @@ func (p serviceProcesses) FindSince(t time.Time) ([]proc.Match, error) {
 }
 
 func (p serviceProcesses) Admits(argLine string) bool {
-	return p.matcher.Args == nil || p.matcher.Args.MatchString(argLine)
+	return p.matcher.Args.Match(argLine)
 }
 
 func (p serviceProcesses) Read(pid int) (proc.Process, error) { return p.table.Read(pid) }

@@ -4,9 +4,10 @@ package pfile
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
+
+	"github.com/pwatch/pwatch/pkg/argrule"
 )
 
 //go:generate go run ./internal/keydoc ../../docs/pfile.md
@@ -66,10 +67,10 @@ var processKeys = []keySpec{
 		rule: func(s *Service, r *Rules) { r.Process = s.Process },
 	},
 	{
-		name: "args", value: regexpValue, def: "none (any)",
+		name: "args", value: argsRuleValue, def: "none (any)",
 		doc:     "must match the process's arguments (argv[1:] joined by one space)",
 		example: "-k start", json: "args",
-		set:  func(s *Service, v any) { s.ArgsRE = v.(*regexp.Regexp); s.Args = s.ArgsRE.String() },
+		set:  func(s *Service, v any) { s.ArgsRule = v.(*argrule.Rule); s.Args = s.ArgsRule.String() },
 		rule: func(s *Service, r *Rules) { r.Args = optional(s.Args) },
 	},
 	{
@@ -557,8 +558,9 @@ var statusValue = valueType{
 	},
 }
 
-// regexpValue takes the rest of the line as written (or one quoted word).
-var regexpValue = valueType{
+// argsRuleValue takes the rest of the line as written (or one quoted
+// word): an RE2 regexp.
+var argsRuleValue = valueType{
 	form: "RE2 regexp",
 	line: func(p *parser, ll *logicalLine, key string, off int) (any, bool) {
 		raw := trimSpace(ll.text[off:])
@@ -573,12 +575,12 @@ var regexpValue = valueType{
 			p.errAt(ll, 0, "%s: expected a regexp", key)
 			return nil, false
 		}
-		re, err := regexp.Compile(raw)
+		rule, err := argrule.Compile(raw)
 		if err != nil {
 			p.errAt(ll, len(ll.text)-len(strings.TrimLeft(ll.text[off:], " \t")), "%s: invalid regexp: %v", key, err)
 			return nil, false
 		}
-		return re, true
+		return rule, true
 	},
 }
 

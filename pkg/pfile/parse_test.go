@@ -175,20 +175,20 @@ func TestRealisticSamples(t *testing.T) {
 		t.Fatal(err)
 	}
 	apache, nginx, tomcat, sunone, autoreboot := svcs[0], svcs[1], svcs[2], svcs[3], svcs[4]
-	if apache.Process != "/usr/sbin/apache2" || !apache.ArgsRE.MatchString("-k start") || apache.ArgsRE.MatchString("-k graceful") {
+	if apache.Process != "/usr/sbin/apache2" || !apache.ArgsRule.Match("-k start") || apache.ArgsRule.Match("-k graceful") {
 		t.Errorf("apache2: process %q args %q", apache.Process, apache.Args)
 	}
 	if apache.RetryOverAction != ActionExit || apache.Checks[0].Port != 80 {
 		t.Errorf("apache2: %+v", apache)
 	}
-	if nginx.Process != "/usr/sbin/nginx" || nginx.ArgsRE != nil {
+	if nginx.Process != "/usr/sbin/nginx" || nginx.ArgsRule != nil {
 		t.Errorf("nginx: process %q args %q", nginx.Process, nginx.Args)
 	}
 	if nginx.Checks[0].ExpectStatus != (StatusRange{100, 499}) {
 		t.Errorf("nginx: expect_status %v", nginx.Checks[0].ExpectStatus)
 	}
 	const boot = "-Djava.util.logging.config.file=/var/lib/tomcat10/conf/logging.properties -classpath /usr/share/tomcat10/bin/bootstrap.jar:/usr/share/tomcat10/bin/tomcat-juli.jar -Dcatalina.base=/var/lib/tomcat10 -Dcatalina.home=/usr/share/tomcat10 org.apache.catalina.startup.Bootstrap "
-	if !tomcat.ArgsRE.MatchString(boot+"start") || !tomcat.ArgsRE.MatchString(boot+"-security start") || tomcat.ArgsRE.MatchString(boot+"stop") {
+	if !tomcat.ArgsRule.Match(boot+"start") || !tomcat.ArgsRule.Match(boot+"-security start") || tomcat.ArgsRule.Match(boot+"stop") {
 		t.Errorf("tomcat: args %q", tomcat.Args)
 	}
 	// The JVM tomcat-start.sh picks (default-java), not /usr/bin/java's alternative.
@@ -197,8 +197,8 @@ func TestRealisticSamples(t *testing.T) {
 	}
 	// The watchdog is the service, told from other instances by its config directory.
 	const wdog = "-d /opt/oracle/webserver7/https-www.example.com/config -r /opt/oracle/webserver7 -t /tmp/https-www.example.com-1"
-	if sunone.Process != "/opt/oracle/webserver7/lib/webservd-wdog" || !sunone.ArgsRE.MatchString(wdog) ||
-		sunone.ArgsRE.MatchString("-d /opt/oracle/webserver7/https-www.example.com/configs") || sunone.ArgsRE.MatchString("-d /opt/oracle/webserver7/admin-server/config") {
+	if sunone.Process != "/opt/oracle/webserver7/lib/webservd-wdog" || !sunone.ArgsRule.Match(wdog) ||
+		sunone.ArgsRule.Match("-d /opt/oracle/webserver7/https-www.example.com/configs") || sunone.ArgsRule.Match("-d /opt/oracle/webserver7/admin-server/config") {
 		t.Errorf("sunone: process %q args %q", sunone.Process, sunone.Args)
 	}
 	if autoreboot.RetryOverAction != ActionReboot || autoreboot.RecoveryTimeout != 300*time.Second ||
@@ -294,7 +294,7 @@ func TestAllKeys(t *testing.T) {
 	}
 	want := &Service{
 		Name: "t", File: "t.pfile", Process: "/usr/lib/jvm/java-17-openjdk-amd64/bin/java",
-		Args: `org\.apache\.catalina\.startup\.Bootstrap start$`, ArgsRE: svc.ArgsRE,
+		Args: `org\.apache\.catalina\.startup\.Bootstrap start$`, ArgsRule: svc.ArgsRule,
 		PIDFile: "/run/tomcat.pid", User: "998", MinCount: 2,
 		RestartScript:  []string{"/etc/pwatch/scripts/tomcat.restart", "--reason", "stall or down"},
 		RestartTimeout: 120 * time.Second, RetryCount: 0, Grace: 3600 * time.Second,
@@ -315,8 +315,8 @@ func TestAllKeys(t *testing.T) {
 	if !reflect.DeepEqual(svc, want) {
 		t.Errorf("got  %+v\nwant %+v", svc, want)
 	}
-	if svc.ArgsRE == nil || !svc.ArgsRE.MatchString("-Dx=y org.apache.catalina.startup.Bootstrap start") {
-		t.Errorf("args regexp %v", svc.ArgsRE)
+	if svc.ArgsRule == nil || !svc.ArgsRule.Match("-Dx=y org.apache.catalina.startup.Bootstrap start") {
+		t.Errorf("args regexp %v", svc.ArgsRule)
 	}
 }
 

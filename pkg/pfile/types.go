@@ -4,9 +4,10 @@ package pfile
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
+
+	"github.com/pwatch/pwatch/pkg/argrule"
 )
 
 // Service is one pfile after parsing, validation and defaults: the rules
@@ -22,11 +23,11 @@ type Service struct {
 	// Process is the absolute path of the watched executable.
 	Process string
 	// Args is the RE2 regexp the process's arguments (argv[1:] joined by
-	// one space) must match, as written; "" means any arguments. ArgsRE is
+	// one space) must match, as written; "" means any arguments. ArgsRule is
 	// its compiled form (nil when Args is ""). The match is unanchored:
 	// write ^...$ to match the whole argument string.
-	Args   string
-	ArgsRE *regexp.Regexp
+	Args     string
+	ArgsRule *argrule.Rule
 	// PIDFile, when not "", is read for the main PID instead of a scan.
 	PIDFile string
 	// User, when not "", is the user name or numeric uid the processes

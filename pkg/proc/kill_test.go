@@ -9,13 +9,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pwatch/pwatch/internal/testpriv"
+	"github.com/pwatch/pwatch/pkg/argrule"
 )
 
 func liveTable(t testing.TB) *Table {
@@ -48,7 +48,7 @@ func killPaths(t *testing.T, f func(t *testing.T, table *Table)) {
 	})
 }
 
-var helperArgs = regexp.MustCompile(`^` + helperMarker + ` `)
+var helperArgs = argrule.MustCompile(`^` + helperMarker + ` `)
 
 // scanHelper scans the live table for the helper tree h started.
 func scanHelper(t *testing.T, table *Table, h *helper) Match {

@@ -7,11 +7,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/pwatch/pwatch/pkg/argrule"
 )
 
 // Matcher says which processes make up a service. It mirrors a pfile's
@@ -48,7 +49,7 @@ import (
 //     a newer process is ignored).
 type Matcher struct {
 	Exe     string
-	Args    *regexp.Regexp
+	Args    *argrule.Rule // nil: any
 	UID     *int
 	Granted *Grants
 	PIDFile string
@@ -232,7 +233,7 @@ func (c *matcher) matchesArgv(exe string, argv []string, args string) bool {
 	if c.Exe != "" && !c.exeMatches(exe) && !c.runsScript(exe, argv) {
 		return false
 	}
-	return c.Args == nil || c.Args.MatchString(args)
+	return c.Args.Match(args)
 }
 
 // pidfileUnsafe says why a pidfile (as opened) cannot be believed: it must

@@ -8,13 +8,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pwatch/pwatch/internal/testpriv"
+	"github.com/pwatch/pwatch/pkg/argrule"
 )
 
 const fixtureBoot = 1700000000 // btime of testdata/table.json
@@ -84,15 +84,15 @@ func TestScanFixture(t *testing.T) {
 		{"exe: masters with workers and their CGI child; zombie and vanished pid left out",
 			Matcher{Exe: apache}, "100[101 102 103] 110[]"},
 		{"args picks one instance; its matching workers stay below it",
-			Matcher{Exe: apache, Args: regexp.MustCompile(`^-k start$`)}, "100[101 102 103]"},
+			Matcher{Exe: apache, Args: argrule.MustCompile(`^-k start$`)}, "100[101 102 103]"},
 		{"args tells java programs apart",
-			Matcher{Exe: java, Args: regexp.MustCompile(`catalina\.startup\.Bootstrap`), UID: intp(997)}, "200[]"},
+			Matcher{Exe: java, Args: argrule.MustCompile(`catalina\.startup\.Bootstrap`), UID: intp(997)}, "200[]"},
 		{"without a user, only root's processes are the service's: other users' running the exe are not",
 			Matcher{Exe: java}, ""},
 		{"args is unanchored over argv[1:]",
-			Matcher{Exe: "/usr/bin/python3.11", Args: regexp.MustCompile(`other\.py`)}, "401[]"},
+			Matcher{Exe: "/usr/bin/python3.11", Args: argrule.MustCompile(`other\.py`)}, "401[]"},
 		{"args never sees argv[0]",
-			Matcher{Exe: java, Args: regexp.MustCompile(`bin/java`)}, ""},
+			Matcher{Exe: java, Args: argrule.MustCompile(`bin/java`)}, ""},
 		{"real user",
 			Matcher{Exe: java, UID: intp(1000)}, "201[]"},
 		{"any exe, one user: workers whose parent is another user's are top-level",
@@ -188,7 +188,7 @@ func TestScanReportsIdentityAndArgv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := table.Scan(Matcher{Exe: "/usr/sbin/apache2", Args: regexp.MustCompile(`^-k`)})
+	got, err := table.Scan(Matcher{Exe: "/usr/sbin/apache2", Args: argrule.MustCompile(`^-k`)})
 	if err != nil || len(got) != 1 {
 		t.Fatalf("Scan = %v, %v; want one match", got, err)
 	}

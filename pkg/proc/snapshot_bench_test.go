@@ -5,10 +5,10 @@ package proc_test
 import (
 	"fmt"
 	"log/slog"
-	"regexp"
 	"testing"
 
 	"github.com/pwatch/pwatch/internal/testproc"
+	"github.com/pwatch/pwatch/pkg/argrule"
 	"github.com/pwatch/pwatch/pkg/proc"
 )
 
@@ -49,7 +49,7 @@ func BenchmarkScanOneExecutable(b *testing.B) {
 	}
 	matchers := make([]proc.Matcher, 1000)
 	for i := range matchers {
-		matchers[i] = proc.Matcher{Exe: testproc.Binary(b), Args: regexp.MustCompile(fmt.Sprintf("^crowd %d$", 100000+i))}
+		matchers[i] = proc.Matcher{Exe: testproc.Binary(b), Args: argrule.MustCompile(fmt.Sprintf("^crowd %d$", 100000+i))}
 	}
 	b.ReportAllocs()
 	for b.Loop() {
