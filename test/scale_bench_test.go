@@ -224,7 +224,7 @@ func BenchmarkStart(b *testing.B) {
 					}
 					b.ReportMetric(took.Seconds(), "wall-s")
 					b.ReportMetric(cpuTime(b, p.pid()).Seconds(), "cpu-s")
-					b.ReportMetric(float64(rssKiB(b, p.pid()))/1024, "rss-MiB")
+					reportMemory(b, p.pid())
 					b.ReportMetric(load1(b), "load1")
 					p.stop()
 				}
@@ -289,8 +289,7 @@ func BenchmarkIdle(b *testing.B) {
 					time.Sleep(window) // the quiet window being measured
 					used := runTime(b, p.pid()) - before
 					b.ReportMetric(100*used.Seconds()/window.Seconds(), "cpu-%")
-					b.ReportMetric(float64(rssKiB(b, p.pid()))/1024, "rss-MiB")
-					b.ReportMetric(float64(rssKiB(b, p.pid()))/float64(n), "rss-KiB/svc")
+					reportMemory(b, p.pid())
 					b.ReportMetric(load1(b), "load1")
 					p.stop()
 				}
