@@ -54,10 +54,11 @@ type daemon struct {
 
 	mu       sync.Mutex // serialises reloads and guards services
 	services map[string]*running
-	// returnMemoryLocked's timer, and when it gives memory back at the
-	// latest (memory.go).
-	memReturn   *time.Timer
-	memReturnBy time.Time
+	// returnMemoryLocked's timer, when it gives memory back at the
+	// latest, and the heap's allocations at its last look (memory.go).
+	memReturn    *time.Timer
+	memReturnBy  time.Time
+	memAllocated uint64
 }
 
 // running is one supervisor and what it takes to stop it.
