@@ -65,9 +65,8 @@ type daemon struct {
 type running struct {
 	svc    *supervise.Service
 	view   *exitwatch.View
-	ctx    context.Context // Run's
+	ctx    context.Context // the supervisor's
 	cancel context.CancelFunc
-	done   chan struct{}
 }
 
 // startLocked makes the supervisor of cfg, its exec watch set: from
@@ -116,7 +115,7 @@ func (d *daemon) startLocked(cfg *pfile.Service, m proc.Matcher, carried *superv
 		d.log.Slog().Warn("no exec events for this service: restarts are found by scanning", "service", cfg.Name, "error", err)
 	}
 	ctx, cancel := context.WithCancel(d.ctx)
-	r := &running{svc: svc, view: view, ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	r := &running{svc: svc, view: view, ctx: ctx, cancel: cancel}
 	d.services[cfg.Name] = r
 	return r
 }
@@ -127,7 +126,7 @@ func (d *daemon) startLocked(cfg *pfile.Service, m proc.Matcher, carried *superv
 func (d *daemon) runLocked(rs []*running) {
 	since := time.Now()
 	for _, r := range rs {
-		go func() { r.svc.RunFrom(r.ctx, since); close(r.done) }() // no defer: a smaller frame on a sleeping service's stack (see supervise's loop)
+		r.svc.Supervise(r.ctx, since)
 	}
 	if len(rs) > 0 {
 		d.limits.Wake() // they may have limits: the sampler wakes if it slept
@@ -140,7 +139,7 @@ func (d *daemon) runLocked(rs []*running) {
 func (d *daemon) stopLocked(name string) {
 	r := d.services[name]
 	r.cancel()
-	<-r.done
+	<-r.svc.Ended()
 	r.view.Close()
 	delete(d.services, name)
 }

@@ -46,7 +46,7 @@ func (s *Service) begin(ctx context.Context, how beginHow) {
 	}
 	p.starts = how == beginRearm || p.carried != "" || s.cfg.StartOnLoad
 	s.plan = p
-	from := s.lookFrom // the first look only (RunFrom)
+	from := s.lookFrom // the first look only (Supervise)
 	s.lookFrom = time.Time{}
 	s.startJob(ctx, stepStarting, 0, func(jctx context.Context) jobResult {
 		find := s.d.Processes.Find

@@ -89,35 +89,53 @@ type stepDef struct {
 // steps is the transition table: each step × each input, in one place.
 // Inputs not in it (exit events, Start, stall kills, restart requests)
 // wait while a step is under way and are handled at rest (handleAtRest);
-// Stop is taken in every step (stop).
-var steps = map[step]*stepDef{
-	stepRest:      {name: "", looks: true, resync: true, look: (*Service).restLook},
-	stepInFlight:  {name: "waiting for the previous pcheck's restart script", done: (*Service).inFlightOver},
-	stepStarting:  {name: "looking for its processes", done: (*Service).started},
-	stepLeftovers: {name: "killing leftovers", done: (*Service).leftoversKilled},
-	stepPausing: {name: "pausing", looks: true, timer: (*Service).pauseOver,
-		look: (*Service).pauseLook, recEnd: (*Service).endRecovery},
-	stepScript: {name: "script running", done: (*Service).scriptExited},
-	stepAwaiting: {name: "awaiting processes", looks: true, resync: true, timer: (*Service).awaitOver,
-		look: (*Service).awaitLook, recEnd: (*Service).awaitOver},
-	stepSettling:        {name: "killing what the failed attempt started", done: (*Service).settleDone},
-	stepStallKill:       {name: "killing the tree (stall)", done: (*Service).stallKilled},
-	stepRestartKill:     {name: "killing the tree (restart)", done: (*Service).restartKilled},
-	stepRetryOverScript: {name: "retry_over_script running", done: (*Service).retryOverScriptExited},
+// Stop is taken in every step (stop). It is filled in init: its handlers
+// reach the loop again (an input runs a parked loop), which reads it.
+var steps map[step]*stepDef
+
+func init() { steps = stepTable() }
+
+func stepTable() map[step]*stepDef {
+	return map[step]*stepDef{
+		stepRest:      {name: "", looks: true, resync: true, look: (*Service).restLook},
+		stepInFlight:  {name: "waiting for the previous pcheck's restart script", done: (*Service).inFlightOver},
+		stepStarting:  {name: "looking for its processes", done: (*Service).started},
+		stepLeftovers: {name: "killing leftovers", done: (*Service).leftoversKilled},
+		stepPausing: {name: "pausing", looks: true, timer: (*Service).pauseOver,
+			look: (*Service).pauseLook, recEnd: (*Service).endRecovery},
+		stepScript: {name: "script running", done: (*Service).scriptExited},
+		stepAwaiting: {name: "awaiting processes", looks: true, resync: true, timer: (*Service).awaitOver,
+			look: (*Service).awaitLook, recEnd: (*Service).awaitOver},
+		stepSettling:        {name: "killing what the failed attempt started", done: (*Service).settleDone},
+		stepStallKill:       {name: "killing the tree (stall)", done: (*Service).stallKilled},
+		stepRestartKill:     {name: "killing the tree (restart)", done: (*Service).restartKilled},
+		stepRetryOverScript: {name: "retry_over_script running", done: (*Service).retryOverScriptExited},
+	}
 }
 
-// Run supervises until ctx ends. Watched processes are left running.
-func (s *Service) Run(ctx context.Context) { s.RunFrom(ctx, time.Time{}) }
-
-// RunFrom is Run for a service whose processes are watched from since on
-// (its exec watch set): its first look may use a read of /proc begun then
-// or later, which the services started together share: a start or a
-// reload of a thousand services reads /proc once for their first looks.
-// The zero since is a read begun at the look.
-func (s *Service) RunFrom(ctx context.Context, since time.Time) {
-	s.ready(ctx, since)
-	s.loop(ctx)
+// Run supervises until ctx ends and the loop has let go: Supervise, then
+// a wait for Ended. Watched processes are left running.
+func (s *Service) Run(ctx context.Context) {
+	s.Supervise(ctx, time.Time{})
+	<-s.Ended()
 }
+
+// Supervise starts supervising, until ctx ends, and returns at once. The
+// service's processes are watched from since on (its exec watch set): its
+// first look may use a read of /proc begun then or later, which the
+// services started together share: a start or a reload of a thousand
+// services reads /proc once for their first looks. The zero since is a
+// read begun at the look. Call it once.
+func (s *Service) Supervise(ctx context.Context, since time.Time) {
+	go func() {
+		s.ready(ctx, since)
+		s.loop(ctx)
+	}()
+}
+
+// Ended is closed once the loop has ended (its ctx ended) and holds
+// nothing of its own any more: no job, no timer, no command unanswered.
+func (s *Service) Ended() <-chan struct{} { return s.over }
 
 // ready readies the loop: the previous pcheck's restart script first, if
 // one still runs (its service is awaited, so as not to start a second
@@ -133,19 +151,15 @@ func (s *Service) ready(ctx context.Context, since time.Time) {
 	})
 }
 
-// loop takes the service's inputs until ctx ends. Its frame, wait's and
-// the runtime's select are what a sleeping service's stack holds: kept
-// under 1.2 KiB, the stack shrinks to 4 KiB (a quarter in use), which is
-// half of what a service costs at rest (BenchmarkRestingStack).
+// loop takes the service's inputs until ctx ends. A service with nothing
+// due but its inputs (at rest, no timer, no ticks: an Up service without
+// stall checks' kills pending) parks instead of sleeping: its goroutine
+// ends, and the next input runs the loop again on a new one. A sleeping
+// goroutine's stack was the largest part of what a service cost at rest
+// (4 KiB, after the frames it sleeps in were made small enough for the
+// runtime to halve the 8 KiB a look grew: BenchmarkRestingStack).
 func (s *Service) loop(ctx context.Context) {
-	defer s.refusePending()
-	defer s.drain(ctx)
 	var idle *time.Ticker
-	defer func() {
-		if idle != nil {
-			idle.Stop()
-		}
-	}()
 	var rearmC <-chan time.Time
 	var rearmFor time.Duration
 	for {
@@ -169,11 +183,52 @@ func (s *Service) loop(ctx context.Context) {
 		} else if rearmC == nil || at != rearmFor {
 			rearmFor, rearmC = at, s.after(at-s.d.Clock.Now())
 		}
-		if !s.wait(ctx, idleC, &rearmC) {
+		if idle == nil && rearmC == nil && s.park(ctx) {
 			return
+		}
+		if !s.wait(ctx, idleC, &rearmC) {
+			break
 		}
 		s.takeInputs(ctx)
 	}
+	if idle != nil {
+		idle.Stop()
+	}
+	s.drain(ctx)
+	s.refusePending()
+	close(s.over)
+}
+
+// park ends the loop's goroutine if nothing but an input can wake the
+// loop (no step, job, recovery, timer or ticker) and none is waiting:
+// signal (an input) or ctx's end runs it again. Parked is set under s.mu,
+// where signal's unpark looks for it after its send: an input sent before
+// is seen here, one sent after finds the loop parked.
+func (s *Service) park(ctx context.Context) bool {
+	if s.step != stepRest || s.job != nil || s.rec != nil || s.timer != nil || s.ticker != nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.pending) > 0 || len(s.wake) > 0 || len(s.appeared) > 0 || len(s.resync) > 0 || ctx.Err() != nil {
+		return false // (an ended ctx: its AfterFunc would run unpark at once, for ever)
+	}
+	s.parked = context.AfterFunc(ctx, s.unpark)
+	return true
+}
+
+// unpark runs a parked loop again, on a goroutine of its own.
+func (s *Service) unpark() {
+	s.mu.Lock()
+	stop := s.parked
+	s.parked = nil
+	ctx := s.runCtx
+	s.mu.Unlock()
+	if stop == nil {
+		return // running already
+	}
+	stop() // (false when ctx's end is what runs it)
+	go s.loop(ctx)
 }
 
 // takeInputs handles the mailbox's inputs until it is empty or ctx has
@@ -500,7 +555,7 @@ func (s *Service) nextInput() (in input, waited, ok bool) {
 }
 
 // drain, once ctx has ended, ends the recovery and waits for the job under
-// way (a kill runs to its bound), handling its end: Run returns with
+// way (a kill runs to its bound), handling its end: the loop ends with
 // nothing of its own running.
 func (s *Service) drain(ctx context.Context) {
 	if s.rec != nil {

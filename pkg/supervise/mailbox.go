@@ -61,18 +61,22 @@ func (s *Service) Execed(ev exitwatch.Event) {
 		s.spawned = slices.Clone(s.spawned[len(s.spawned)-maxSpawned:])
 	}
 	s.mu.Unlock()
-	signal(s.appeared)
+	s.signal(s.appeared)
 }
 
 // Resync says events may have been lost: the next look scans /proc.
-func (s *Service) Resync() { signal(s.resync) }
+func (s *Service) Resync() { s.signal(s.resync) }
 
-// signal wakes whoever waits on a 1-buffered channel, without blocking.
-func signal(c chan struct{}) {
+// signal wakes the loop through one of its 1-buffered channels, without
+// blocking, and runs it again if it was parked. The send comes first: a
+// loop about to park sees it (park looks under s.mu), or has parked and
+// is run again here.
+func (s *Service) signal(c chan struct{}) {
 	select {
 	case c <- struct{}{}:
 	default:
 	}
+	s.unpark()
 }
 
 // Stop pauses the service (padmin stop): its processes are left alone and
@@ -143,7 +147,7 @@ func (s *Service) push(in input) bool {
 	}
 	s.pending = append(s.pending, in)
 	s.mu.Unlock()
-	signal(s.wake)
+	s.signal(s.wake)
 	return true
 }
 
@@ -158,7 +162,7 @@ func (s *Service) next() (input, bool) {
 	return in, true
 }
 
-// refusePending answers the commands left when Run ends (pcheck stopping,
+// refusePending answers the commands left when the loop ends (pcheck stopping,
 // or a reload replacing this supervisor), so that no padmin waits for them.
 func (s *Service) refusePending() {
 	s.mu.Lock()

@@ -61,10 +61,14 @@ type Service struct {
 	// requested is the restart request that killed the service, if one
 	// did (with stallReason its reason).
 	requested *RestartRequest
-	ended     bool          // Run has returned: no input is taken
-	wake      chan struct{} // a new input is pending
-	appeared  chan struct{} // an exec of the service's executable was seen
-	resync    chan struct{} // events were lost: scan /proc
+	ended     bool          // the loop has ended: no input is taken
+	over      chan struct{} // closed once the loop has ended (Ended)
+	// parked, while the loop's goroutine is gone (park), ends the wait
+	// for its context's end; nil while the loop runs.
+	parked   func() bool
+	wake     chan struct{} // a new input is pending
+	appeared chan struct{} // an exec of the service's executable was seen
+	resync   chan struct{} // events were lost: scan /proc
 	// spawned are the processes seen starting the service's executable,
 	// newest last: with their trees, where a restarted service is looked
 	// for without a scan.
@@ -112,14 +116,14 @@ type Service struct {
 	deferred []input
 	stopping bool
 
-	runCtx     context.Context // Run's; stall checks run under it
-	lookFrom   time.Time       // RunFrom's since, until the first look; the loop's
+	runCtx     context.Context // Supervise's; stall checks run under it
+	lookFrom   time.Time       // Supervise's since, until the first look; the loop's
 	checks     []CheckStatus   // one per stall-check block
 	checkGen   uint64          // counts Up spells; ties stalls to theirs
 	stopChecks func()          // ends this Up spell's check runners
 }
 
-// New returns the supervisor of cfg; Run starts it.
+// New returns the supervisor of cfg; Supervise (or Run) starts it.
 func New(cfg *pfile.Service, d Deps) *Service {
 	if d.ScanInterval <= 0 {
 		d.ScanInterval = 100 * time.Millisecond
@@ -140,6 +144,7 @@ func New(cfg *pfile.Service, d Deps) *Service {
 	return &Service{
 		cfg: cfg, d: d, state: Down, checks: checks,
 		wake: make(chan struct{}, 1), appeared: make(chan struct{}, 1), resync: make(chan struct{}, 1),
+		over: make(chan struct{}),
 	}
 }
 
