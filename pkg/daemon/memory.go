@@ -51,14 +51,8 @@ func (d *daemon) returnMemoryAtRest() {
 	}
 	d.mu.Lock()
 	now := allocated()
-	busy := now-d.memAllocated >= memoryQuiet
+	busy := now-d.memAllocated >= memoryQuiet || !d.allAtRestLocked()
 	d.memAllocated = now
-	for _, r := range d.services {
-		if busy {
-			break
-		}
-		busy = !r.svc.AtRest()
-	}
 	if busy && time.Now().Before(d.memReturnBy) {
 		d.memReturn.Reset(memoryRecheck)
 		d.mu.Unlock()
@@ -66,6 +60,16 @@ func (d *daemon) returnMemoryAtRest() {
 	}
 	d.mu.Unlock()
 	debug.FreeOSMemory()
+}
+
+// allAtRestLocked tells whether every supervisor is at rest; d.mu is held.
+func (d *daemon) allAtRestLocked() bool {
+	for _, r := range d.services {
+		if !r.svc.AtRest() {
+			return false
+		}
+	}
+	return true
 }
 
 // allocated is how many bytes the heap has allocated since pcheck began.
