@@ -12,12 +12,15 @@
 //
 // Processes are named by pid and start time, and every record carries the
 // kernel's boot id: a record of another boot is void, never a stranger's
-// pid. Records are replaced atomically (a temporary file renamed over the
-// old one). They are not fsync'd: a crash of the node ends every process
-// they could name.
+// pid. A record that fits in a page is rewritten in place, in one write
+// within that page (see overwrite); a larger one replaces the old
+// atomically (a temporary file renamed over it). An ended record
+// is blanked, not removed. They are not fsync'd: a crash of the node ends
+// every process they could name.
 package runstate
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +28,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 
 	"github.com/pwatch/pwatch/internal/atomicfile"
 	"github.com/pwatch/pwatch/pkg/proc"
@@ -39,6 +44,10 @@ type Store struct {
 	dir      string
 	procRoot string
 	bootID   string
+	// mu makes the changes to dir one at a time: the services of a start
+	// write at once, and concurrent creates in one directory contend for
+	// its lock in the kernel, which spins; waiting here sleeps.
+	mu sync.Mutex
 }
 
 // Open returns the store under stateDir/run (created at the first write)
@@ -85,9 +94,9 @@ func (s *Store) ScriptStarted(service string, pid int) error {
 	return s.write(service+".script", scriptRecord{BootID: s.bootID, Script: id})
 }
 
-// ScriptEnded removes service's script record.
+// ScriptEnded blanks service's script record.
 func (s *Store) ScriptEnded(service string) error {
-	return s.remove(service + ".script")
+	return s.blank(service + ".script")
 }
 
 // Script is the restart script an earlier pcheck of this boot recorded for
@@ -103,11 +112,11 @@ func (s *Store) Script(service string) (id proc.ID, ok bool, err error) {
 	return r.Script, true, nil
 }
 
-// Watched records the trees pcheck watches for service now; none removes
+// Watched records the trees pcheck watches for service now; none blanks
 // the record.
 func (s *Store) Watched(service string, trees []Tree) error {
 	if len(trees) == 0 {
-		return s.remove(service + ".trees")
+		return s.blank(service + ".trees")
 	}
 	return s.write(service+".trees", treesRecord{BootID: s.bootID, Trees: trees})
 }
@@ -130,17 +139,78 @@ func (s *Store) write(name string, v any) error {
 	if err != nil {
 		return err
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ok, err := s.overwrite(name, data); ok || err != nil {
+		return err
+	}
 	if err := atomicfile.Replace(s.dir, name, data); err != nil {
 		return fmt.Errorf("runstate: %w", err)
 	}
 	return nil
 }
 
-func (s *Store) remove(name string) error {
+// blank makes name a record of nothing, if it exists: an empty record
+// (only spaces) reads as none.
+func (s *Store) blank(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := os.Lstat(filepath.Join(s.dir, name)); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if ok, err := s.overwrite(name, nil); ok || err != nil {
+		return err
+	}
 	if err := os.Remove(filepath.Join(s.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("runstate: %w", err)
 	}
 	return nil
+}
+
+// pageSize bounds a write in place: the kernel copies a write into the
+// page cache page by page and stops for a fatal signal only between
+// pages, so a write within one page that pcheck's death interrupts is
+// left whole or not begun (short of a fault on pcheck's own buffer just
+// then; a record torn so fails to parse, or names a pid with a start time
+// the reader checks).
+const pageSize = 4096
+
+// overwrite writes data over name's content in one write, padded with
+// spaces (JSON's whitespace) to the old length so that nothing of the old
+// record is left: the same file, no new inode. A file system that
+// allocates inodes slowly after deletions (ext4 without a journal scans
+// past every recently deleted one) made the temp-and-rename of each of a
+// start's records most of its CPU. ok is false, with no error, where it
+// does not apply: data or the old record exceeds a page, or the file is
+// not pcheck's own plain file (a symlink, a link, another owner's), which
+// the caller then replaces.
+func (s *Store) overwrite(name string, data []byte) (ok bool, err error) {
+	if len(data) > pageSize {
+		return false, nil
+	}
+	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+		return false, fmt.Errorf("runstate: %w", err)
+	}
+	path := filepath.Join(s.dir, name)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0o600)
+	if err != nil {
+		return false, nil // a symlink (ELOOP), or worse: replaced
+	}
+	defer f.Close()
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		return false, fmt.Errorf("runstate: %s: %w", path, err)
+	}
+	if st.Mode&syscall.S_IFMT != syscall.S_IFREG || st.Nlink != 1 || int(st.Uid) != os.Geteuid() || st.Size > pageSize {
+		return false, nil
+	}
+	if pad := int(st.Size) - len(data); pad > 0 {
+		data = append(data, bytes.Repeat([]byte{' '}, pad)...)
+	}
+	if _, err := f.WriteAt(data, 0); err != nil {
+		return true, fmt.Errorf("runstate: %w", err)
+	}
+	return true, nil
 }
 
 // read decodes dir/name into v; false when it does not exist. A file that
@@ -154,6 +224,9 @@ func (s *Store) read(name string, v any) (bool, error) {
 	}
 	if err != nil {
 		return false, fmt.Errorf("runstate: %w", err)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return false, nil // blanked (or created, then its writer died)
 	}
 	if err := json.Unmarshal(data, v); err != nil {
 		return false, fmt.Errorf("runstate: %s is not a record pcheck understands: %w", path, err)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/pwatch/pwatch/internal/testpriv"
@@ -166,4 +167,84 @@ func TestOpenRemovesStrayTemps(t *testing.T) {
 	if len(entries) != 1 || entries[0].Name() != "web.trees" {
 		t.Errorf("run/ holds %v after Open, want only web.trees", entries)
 	}
+}
+
+// A record is rewritten in place (the same inode: no create, no delete
+// per change), a shorter one over a longer one reads as itself, and an
+// ended one reads as none.
+func TestRecordsAreRewrittenInPlace(t *testing.T) {
+	state := t.TempDir()
+	s, err := Open(state, fakeBoot(t, "b1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(state, Dir, "web.trees")
+	long := []Tree{{Master: proc.ID{PID: 100, StartTime: 5}, Members: []proc.ID{{PID: 101, StartTime: 6}, {PID: 102, StartTime: 7}}}}
+	short := []Tree{{Master: proc.ID{PID: 9, StartTime: 1}}}
+	if err := s.Watched("web", long); err != nil {
+		t.Fatal(err)
+	}
+	first := inode(t, path)
+	if err := s.Watched("web", short); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Trees("web"); err != nil || len(got) != 1 || got[0].Master != short[0].Master || len(got[0].Members) != 0 {
+		t.Fatalf("Trees after a shorter record = %+v, %v; want %+v", got, err, short)
+	}
+	if err := s.Watched("web", nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Trees("web"); len(got) != 0 || err != nil {
+		t.Fatalf("Trees after the end = %+v, %v; want none", got, err)
+	}
+	if now := inode(t, path); now != first {
+		t.Errorf("the record is inode %d after its changes, was %d: want it rewritten in place", now, first)
+	}
+	// An empty file (its writer died between create and write) is none.
+	if err := os.WriteFile(filepath.Join(state, Dir, "db.script"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := s.Script("db"); ok || err != nil {
+		t.Errorf("Script of an empty record = %v, %v; want none", ok, err)
+	}
+}
+
+// A record that is not pcheck's own plain file is replaced, never written
+// through: a hard link's other name keeps its content.
+func TestALinkedRecordIsReplacedNotWrittenThrough(t *testing.T) {
+	state := t.TempDir()
+	s, err := Open(state, fakeBoot(t, "b1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Watched("web", []Tree{{Master: proc.ID{PID: 100, StartTime: 5}}}); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(state, Dir, "web.trees")
+	other := filepath.Join(state, "other")
+	if err := os.Link(path, other); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Watched("web", []Tree{{Master: proc.ID{PID: 200, StartTime: 8}}}); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := os.ReadFile(other); string(after) != string(before) {
+		t.Errorf("the link's other name changed to %q: the write went through it", after)
+	}
+	if got, err := s.Trees("web"); err != nil || len(got) != 1 || got[0].Master.PID != 200 {
+		t.Errorf("Trees = %+v, %v; want the new record", got, err)
+	}
+}
+
+func inode(t *testing.T, path string) uint64 {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
 }

@@ -42,7 +42,7 @@ func (s *Service) scriptEnded() {
 		return
 	}
 	if err := s.d.RunState.ScriptEnded(s.cfg.Name); err != nil {
-		s.d.Slog.Warn("restart script record not removed", "service", s.cfg.Name, "error", err)
+		s.d.Slog.Warn("restart script record not cleared", "service", s.cfg.Name, "error", err)
 	}
 }
 
