@@ -129,6 +129,11 @@ type ebpfWatcher struct {
 	tables     *coalesce.Reads[*treeIndex]
 	objsMu     sync.RWMutex
 	objsClosed bool
+	// readTable's own, kept between reads (w.tables makes one at a
+	// time): the batches' buffers, and the last read's size.
+	batchKeys []uint32
+	batchVals []ebpfTracked
+	tableHint int
 
 	received, rescans atomic.Uint64
 	started           atomic.Bool
@@ -389,7 +394,7 @@ func (w *ebpfWatcher) readTable() (*treeIndex, error) {
 	if n := w.untrackedForks(); n != 0 {
 		return nil, fmt.Errorf("%w: the kernel's table was full for %d forks", ErrNoTree, n)
 	}
-	table := treeTable{}
+	table := make(treeTable, w.tableHint)
 	add := func(pid uint32, e ebpfTracked) {
 		table[int(pid)] = trackedProc{
 			id:      proc.ID{PID: int(pid), StartTime: e.StartTime},
@@ -398,8 +403,10 @@ func (w *ebpfWatcher) readTable() (*treeIndex, error) {
 			watched: e.Flags&uint32(ebpfProcFlagPROC_WATCHED) != 0,
 		}
 	}
-	keys := make([]uint32, treeBatch)
-	vals := make([]ebpfTracked, treeBatch)
+	if w.batchKeys == nil {
+		w.batchKeys, w.batchVals = make([]uint32, treeBatch), make([]ebpfTracked, treeBatch)
+	}
+	keys, vals := w.batchKeys, w.batchVals
 	var cursor ebpf.MapBatchCursor
 	for {
 		n, err := w.objs.Procs.BatchLookup(&cursor, keys, vals, nil)
@@ -408,6 +415,7 @@ func (w *ebpfWatcher) readTable() (*treeIndex, error) {
 		}
 		switch {
 		case errors.Is(err, ebpf.ErrKeyNotExist):
+			w.tableHint = len(table)
 			return indexTrees(table), nil // read to the end
 		case errors.Is(err, ebpf.ErrNotSupported):
 			clear(table)

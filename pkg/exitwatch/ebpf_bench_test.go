@@ -162,3 +162,40 @@ func cpuTime(b *testing.B) time.Duration {
 	}
 	return total
 }
+
+// BenchmarkTree is one read of the kernel's table of tracked processes, as
+// every look of a restart awaiting its service shares one: 1,000 trees of
+// two processes each (a service and its script's leftovers), put into the
+// table as a start's would be. The reads are the start's second largest
+// cost after the scripts' forks.
+func BenchmarkTree(b *testing.B) {
+	const trees = 1000
+	testpriv.Root(b)
+	if err := probeEBPF(Options{}); errors.Is(err, ErrNotSupported) {
+		testpriv.Unavailable(b, "BPF: "+err.Error())
+	} else if err != nil {
+		b.Fatalf("probing BPF: %v", err)
+	}
+	w, err := loadEBPF(Options{}, newSinkLog(), 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { w.Close() })
+	w.start()
+	// Pids past PID_MAX_LIMIT (2^22): no process of the host has them.
+	const base = 1 << 23
+	for i := range trees {
+		root := proc.ID{PID: base + 2*i, StartTime: 100}
+		if err := w.Track(root, []proc.Process{{ID: root}, {ID: proc.ID{PID: root.PID + 1, StartTime: 101}, PPID: root.PID}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	root := proc.ID{PID: base, StartTime: 100}
+	b.ReportAllocs()
+	for b.Loop() {
+		tree, err := w.Tree(root)
+		if err != nil || len(tree) != 1 {
+			b.Fatalf("Tree = %v, %v; want its one member", tree, err)
+		}
+	}
+}

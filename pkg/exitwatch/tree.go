@@ -61,27 +61,63 @@ func treeOf(table treeTable, root proc.ID) []proc.Process {
 }
 
 // treeIndex is a table of tracked processes indexed by tree and by
-// parent: one tree is read in O(its size), not the table's.
+// parent: one tree is read in O(its size), not the table's. Each index is
+// one slice grouped by its key and a map of the keys' spans in it: a few
+// allocations a read, not one a key (a start reads the table hundreds of
+// times).
 type treeIndex struct {
 	table    treeTable
-	children map[int][]trackedProc     // by recorded parent
-	byRoot   map[proc.ID][]trackedProc // by the tree they are tagged with
+	children map[int]span // by recorded parent, into kids
+	kids     []trackedProc
+	byRoot   map[proc.ID]span // by the tree they are tagged with, into tagged
+	tagged   []trackedProc
 }
 
+// span is a key's processes in a grouped slice: [lo, hi).
+type span struct{ lo, hi int32 }
+
 func indexTrees(table treeTable) *treeIndex {
-	x := &treeIndex{table: table, children: map[int][]trackedProc{}, byRoot: map[proc.ID][]trackedProc{}}
-	for _, p := range table {
-		x.children[p.ppid] = append(x.children[p.ppid], p)
-		x.byRoot[p.root] = append(x.byRoot[p.root], p)
-	}
+	x := &treeIndex{table: table, children: make(map[int]span, len(table)/2), byRoot: make(map[proc.ID]span, len(table)/2)}
+	x.kids = groupBy(table, x.children, func(p trackedProc) int { return p.ppid })
+	x.tagged = groupBy(table, x.byRoot, func(p trackedProc) proc.ID { return p.root })
 	return x
+}
+
+// groupBy lays table's processes out in one slice grouped by key, with
+// each key's span in spans (empty on entry).
+func groupBy[K comparable](table treeTable, spans map[K]span, key func(trackedProc) K) []trackedProc {
+	for _, p := range table { // count each key's processes in hi
+		s := spans[key(p)]
+		s.hi++
+		spans[key(p)] = s
+	}
+	var next int32
+	for k, s := range spans { // each key's start; hi fills up from it
+		spans[k] = span{next, next}
+		next += s.hi
+	}
+	out := make([]trackedProc, len(table))
+	for _, p := range table {
+		k := key(p)
+		s := spans[k]
+		out[s.hi] = p
+		s.hi++
+		spans[k] = s
+	}
+	return out
+}
+
+func (x *treeIndex) childrenOf(pid int) []trackedProc {
+	s := x.children[pid]
+	return x.kids[s.lo:s.hi]
 }
 
 // tree is treeOf on the index: the processes tagged with root, and those
 // reached from root down recorded parents, each no older than its parent.
 func (x *treeIndex) tree(root proc.ID) []proc.Process {
 	in := map[int]trackedProc{}
-	for _, p := range x.byRoot[root] {
+	s := x.byRoot[root]
+	for _, p := range x.tagged[s.lo:s.hi] {
 		if p.id != root && p.id.StartTime >= root.StartTime {
 			in[p.id.PID] = p
 		}
@@ -94,7 +130,7 @@ func (x *treeIndex) tree(root proc.ID) []proc.Process {
 		}
 		var queue []step
 		visited := map[int]bool{}
-		for _, c := range x.children[root.PID] {
+		for _, c := range x.childrenOf(root.PID) {
 			queue = append(queue, step{c, 1})
 		}
 		for len(queue) > 0 {
@@ -108,7 +144,7 @@ func (x *treeIndex) tree(root proc.ID) []proc.Process {
 			}
 			visited[c.p.id.PID] = true
 			in[c.p.id.PID] = c.p
-			for _, g := range x.children[c.p.id.PID] {
+			for _, g := range x.childrenOf(c.p.id.PID) {
 				if g.id.StartTime >= c.p.id.StartTime {
 					queue = append(queue, step{g, c.depth + 1})
 				}
