@@ -16,6 +16,7 @@ import (
 	"github.com/pwatch/pwatch/internal/testproc"
 	"github.com/pwatch/pwatch/pkg/msg/syslogtest"
 	"github.com/pwatch/pwatch/pkg/proc"
+	"github.com/pwatch/pwatch/pkg/runstate"
 )
 
 // Faults at the worst moment (issue 13): pcheck killed in the middle of a
@@ -62,7 +63,7 @@ func TestRestartInFlightIsWaitedFor(t *testing.T) {
 	pf := s.writePfile(t, sc.dir, "", "restart_timeout 120")
 
 	first := startPcheck(t, sc.syslog, sc.dir, "netlink", pf) // not running: started
-	record := filepath.Join(sc.dir, "state", "run", name+".script")
+	record := filepath.Join(sc.dir, "state", "run", name+".run")
 	pollUntil(t, "the restart script runs and is recorded", func() bool {
 		_, errRun := os.Stat(running)
 		_, errRec := os.Stat(record)
@@ -90,9 +91,12 @@ func TestRestartInFlightIsWaitedFor(t *testing.T) {
 			t.Fatalf("the second pcheck restarted %s too: %q", name, second.allLines())
 		}
 	}
-	// An ended record is blanked in place (runstate): no script in it.
-	if data, err := os.ReadFile(record); err != nil || strings.TrimSpace(string(data)) != "" {
-		t.Errorf("the finished script's record = %q, %v; want it blank", data, err)
+	runs, err := runstate.Open(filepath.Join(sc.dir, "state"), "/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, ok, err := runs.Script(name); ok || err != nil {
+		t.Errorf("the finished script is still recorded: %v, %v, %v", id, ok, err)
 	}
 }
 

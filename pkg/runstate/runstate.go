@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 
 // Package runstate is what a pcheck leaves in its state directory for the
-// next one about the processes of this boot:
+// next one about the processes of this boot, in one record a service
+// (run/NAME.run):
 //
-//   - the restart script it is running for a service, so that a successor
-//     (pcheck SIGKILLed, restarted by systemd or its watchdog) waits for a
-//     restart in flight instead of starting a second copy of the service;
+//   - the restart script it is running for the service, so that a
+//     successor (pcheck SIGKILLed, restarted by systemd or its watchdog)
+//     waits for a restart in flight instead of starting a second copy of
+//     the service;
 //   - the trees of the service it watches (each top-level process and the
 //     processes below it), so that a successor tells a dead master's
 //     orphaned workers from the service.
@@ -14,8 +16,8 @@
 // kernel's boot id: a record of another boot is void, never a stranger's
 // pid. A record that fits in a page is rewritten in place, in one write
 // within that page (see overwrite); a larger one replaces the old
-// atomically (a temporary file renamed over it). An ended record
-// is blanked, not removed. They are not fsync'd: a crash of the node ends
+// atomically (a temporary file renamed over it). An empty record is
+// blanked, not removed. They are not fsync'd: a crash of the node ends
 // every process they could name.
 package runstate
 
@@ -46,8 +48,10 @@ type Store struct {
 	bootID   string
 	// mu makes the changes to dir one at a time: the services of a start
 	// write at once, and concurrent creates in one directory contend for
-	// its lock in the kernel, which spins; waiting here sleeps.
-	mu sync.Mutex
+	// its lock in the kernel, which spins; waiting here sleeps. It guards
+	// written, what this pcheck last wrote for each service.
+	mu      sync.Mutex
+	written map[string]record
 }
 
 // Open returns the store under stateDir/run (created at the first write)
@@ -75,15 +79,33 @@ type Tree struct {
 	ScriptOwned bool `json:"script_owned,omitempty"`
 }
 
-type scriptRecord struct {
+// record is what a service leaves for a successor, in NAME.run: its
+// restart script while one runs, and the trees pcheck watches. One file a
+// service, not one a half: a start's creates are its records' main cost.
+type record struct {
+	BootID string   `json:"boot_id"`
+	Script *proc.ID `json:"script,omitempty"`
+	Trees  []Tree   `json:"trees,omitempty"`
+}
+
+// The records of a pcheck before this one kept each half in its own file
+// (NAME.script, NAME.trees): read where NAME.run is missing, removed once
+// NAME.run is written.
+type legacyScript struct {
 	BootID string  `json:"boot_id"`
 	Script proc.ID `json:"script"`
 }
 
-type treesRecord struct {
+type legacyTrees struct {
 	BootID string `json:"boot_id"`
 	Trees  []Tree `json:"trees"`
 }
+
+const (
+	recordSuffix       = ".run"
+	legacyScriptSuffix = ".script"
+	legacyTreesSuffix  = ".trees"
+)
 
 // ScriptStarted records that service's restart script runs as pid.
 func (s *Store) ScriptStarted(service string, pid int) error {
@@ -91,47 +113,118 @@ func (s *Store) ScriptStarted(service string, pid int) error {
 	if err != nil {
 		return fmt.Errorf("runstate: the script's identity: %w", err)
 	}
-	return s.write(service+".script", scriptRecord{BootID: s.bootID, Script: id})
+	return s.update(service, func(r *record) { r.Script = &id })
 }
 
-// ScriptEnded blanks service's script record.
+// ScriptEnded clears service's script from its record.
 func (s *Store) ScriptEnded(service string) error {
-	return s.blank(service + ".script")
+	return s.update(service, func(r *record) { r.Script = nil })
 }
 
 // Script is the restart script an earlier pcheck of this boot recorded for
 // service and never saw end; ok is false when there is none.
 func (s *Store) Script(service string) (id proc.ID, ok bool, err error) {
-	var r scriptRecord
-	if ok, err := s.read(service+".script", &r); !ok || err != nil {
+	r, err := s.load(service)
+	if err != nil || r.Script == nil || r.Script.PID <= 0 {
 		return proc.ID{}, false, err
 	}
-	if r.BootID != s.bootID || r.Script.PID <= 0 {
-		return proc.ID{}, false, nil
-	}
-	return r.Script, true, nil
+	return *r.Script, true, nil
 }
 
-// Watched records the trees pcheck watches for service now; none blanks
-// the record.
+// Watched records the trees pcheck watches for service now (none: no
+// trees).
 func (s *Store) Watched(service string, trees []Tree) error {
-	if len(trees) == 0 {
-		return s.blank(service + ".trees")
-	}
-	return s.write(service+".trees", treesRecord{BootID: s.bootID, Trees: trees})
+	return s.update(service, func(r *record) { r.Trees = trees })
 }
 
 // Trees are the trees an earlier pcheck of this boot last watched for
 // service; none when there is no record.
 func (s *Store) Trees(service string) ([]Tree, error) {
-	var r treesRecord
-	if ok, err := s.read(service+".trees", &r); !ok || err != nil {
-		return nil, err
+	r, err := s.load(service)
+	return r.Trees, err
+}
+
+// update changes one half of service's record and writes it: the half
+// this pcheck wrote last, or the earlier pcheck's, is kept as it was.
+func (s *Store) update(service string, change func(*record)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ours := s.written[service]
+	if !ours {
+		var err error
+		if r, err = s.load(service); err != nil {
+			r = record{} // unreadable (logged by its reader): replaced
+		}
+	}
+	change(&r)
+	r.BootID = s.bootID
+	name := service + recordSuffix
+	var err error
+	if r.Script == nil && len(r.Trees) == 0 {
+		err = s.blank(name)
+	} else {
+		err = s.write(name, r)
+	}
+	if err != nil {
+		return err
+	}
+	if s.written == nil {
+		s.written = map[string]record{}
+	}
+	s.written[service] = r
+	if !ours {
+		return s.removeLegacy(service)
+	}
+	return nil
+}
+
+// load reads service's record of this boot (empty when there is none, or
+// it is of another boot), from NAME.run or else the legacy halves.
+func (s *Store) load(service string) (record, error) {
+	var r record
+	ok, err := s.read(service+recordSuffix, &r)
+	if err != nil {
+		return record{}, err
+	}
+	if !ok {
+		if r, err = s.loadLegacy(service); err != nil {
+			return record{}, err
+		}
 	}
 	if r.BootID != s.bootID {
-		return nil, nil
+		return record{}, nil
 	}
-	return r.Trees, nil
+	return r, nil
+}
+
+func (s *Store) loadLegacy(service string) (record, error) {
+	var sr legacyScript
+	var tr legacyTrees
+	hasScript, err := s.read(service+legacyScriptSuffix, &sr)
+	if err != nil {
+		return record{}, err
+	}
+	hasTrees, err := s.read(service+legacyTreesSuffix, &tr)
+	if err != nil {
+		return record{}, err
+	}
+	r := record{BootID: s.bootID}
+	if hasScript && sr.BootID == s.bootID {
+		r.Script = &sr.Script
+	}
+	if hasTrees && tr.BootID == s.bootID {
+		r.Trees = tr.Trees
+	}
+	return r, nil
+}
+
+func (s *Store) removeLegacy(service string) error {
+	for _, suffix := range []string{legacyScriptSuffix, legacyTreesSuffix} {
+		if err := os.Remove(filepath.Join(s.dir, service+suffix)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("runstate: %w", err)
+		}
+	}
+	return nil
 }
 
 func (s *Store) write(name string, v any) error {
@@ -139,8 +232,6 @@ func (s *Store) write(name string, v any) error {
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if ok, err := s.overwrite(name, data); ok || err != nil {
 		return err
 	}
@@ -153,8 +244,6 @@ func (s *Store) write(name string, v any) error {
 // blank makes name a record of nothing, if it exists: an empty record
 // (only spaces) reads as none.
 func (s *Store) blank(name string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if _, err := os.Lstat(filepath.Join(s.dir, name)); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}

@@ -96,7 +96,7 @@ func TestCorruptRecordIsAnErrorNamingIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(state, Dir, "web.script")
+	path := filepath.Join(state, Dir, "web.run")
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestForgedRecordsAreRefused(t *testing.T) {
 	if err := s.ScriptStarted("web", os.Getpid()); err != nil {
 		t.Fatal(err)
 	}
-	record := filepath.Join(state, Dir, "web.script")
+	record := filepath.Join(state, Dir, "web.run")
 	// A symlink to a good record is still refused.
 	if err := os.Rename(record, filepath.Join(state, "elsewhere")); err != nil {
 		t.Fatal(err)
@@ -152,7 +152,7 @@ func TestOpenRemovesStrayTemps(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"web.trees.tmp-123", "db.script.tmp-456", "web.trees"} {
+	for _, name := range []string{"web.run.tmp-123", "db.run.tmp-456", "web.run"} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte("{}"), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -164,8 +164,8 @@ func TestOpenRemovesStrayTemps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(entries) != 1 || entries[0].Name() != "web.trees" {
-		t.Errorf("run/ holds %v after Open, want only web.trees", entries)
+	if len(entries) != 1 || entries[0].Name() != "web.run" {
+		t.Errorf("run/ holds %v after Open, want only web.run", entries)
 	}
 }
 
@@ -178,7 +178,7 @@ func TestRecordsAreRewrittenInPlace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(state, Dir, "web.trees")
+	path := filepath.Join(state, Dir, "web.run")
 	long := []Tree{{Master: proc.ID{PID: 100, StartTime: 5}, Members: []proc.ID{{PID: 101, StartTime: 6}, {PID: 102, StartTime: 7}}}}
 	short := []Tree{{Master: proc.ID{PID: 9, StartTime: 1}}}
 	if err := s.Watched("web", long); err != nil {
@@ -201,7 +201,7 @@ func TestRecordsAreRewrittenInPlace(t *testing.T) {
 		t.Errorf("the record is inode %d after its changes, was %d: want it rewritten in place", now, first)
 	}
 	// An empty file (its writer died between create and write) is none.
-	if err := os.WriteFile(filepath.Join(state, Dir, "db.script"), nil, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(state, Dir, "db.run"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok, err := s.Script("db"); ok || err != nil {
@@ -220,7 +220,7 @@ func TestALinkedRecordIsReplacedNotWrittenThrough(t *testing.T) {
 	if err := s.Watched("web", []Tree{{Master: proc.ID{PID: 100, StartTime: 5}}}); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(state, Dir, "web.trees")
+	path := filepath.Join(state, Dir, "web.run")
 	other := filepath.Join(state, "other")
 	if err := os.Link(path, other); err != nil {
 		t.Fatal(err)
@@ -247,4 +247,90 @@ func inode(t *testing.T, path string) uint64 {
 		t.Fatal(err)
 	}
 	return st.Ino
+}
+
+// The script and the trees share one file: each change keeps the other
+// half, and the end of the script leaves the trees.
+func TestScriptAndTreesShareOneRecord(t *testing.T) {
+	state := t.TempDir()
+	s, err := Open(state, "/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	trees := []Tree{{Master: proc.ID{PID: 100, StartTime: 5}}}
+	if err := s.ScriptStarted("web", os.Getpid()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Watched("web", trees); err != nil {
+		t.Fatal(err)
+	}
+	next, err := Open(state, "/proc") // a successor, while the script runs
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, ok, err := next.Script("web"); !ok || err != nil || id.PID != os.Getpid() {
+		t.Fatalf("Script = %v, %v, %v; want this process", id, ok, err)
+	}
+	if err := s.ScriptEnded("web"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := next.Script("web"); ok || err != nil {
+		t.Errorf("Script after its end = %v, %v; want none", ok, err)
+	}
+	if got, err := next.Trees("web"); err != nil || len(got) != 1 || got[0].Master != trees[0].Master {
+		t.Errorf("Trees after the script's end = %+v, %v; want %+v", got, err, trees)
+	}
+	entries, err := os.ReadDir(filepath.Join(state, Dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Name() != "web.run" {
+		t.Errorf("run/ holds %v, want only web.run", entries)
+	}
+}
+
+// A pcheck before this one kept the halves in NAME.script and NAME.trees:
+// they are read while NAME.run is missing, and the first change writes
+// NAME.run with the half it did not change and removes them.
+func TestLegacyRecordsAreReadThenReplaced(t *testing.T) {
+	state := t.TempDir()
+	dir := filepath.Join(state, Dir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range map[string]string{
+		"web.script": `{"boot_id":"b1","script":{"PID":300,"StartTime":9}}`,
+		"web.trees":  `{"boot_id":"b1","trees":[{"master":{"PID":100,"StartTime":5}}]}`,
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := Open(state, fakeBoot(t, "b1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := proc.ID{PID: 300, StartTime: 9}
+	if id, ok, err := s.Script("web"); !ok || err != nil || id != script {
+		t.Fatalf("Script of the legacy record = %v, %v, %v; want %v", id, ok, err, script)
+	}
+	if got, err := s.Trees("web"); err != nil || len(got) != 1 || got[0].Master.PID != 100 {
+		t.Fatalf("Trees of the legacy record = %+v, %v", got, err)
+	}
+	if err := s.Watched("web", []Tree{{Master: proc.ID{PID: 200, StartTime: 8}}}); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Name() != "web.run" {
+		t.Errorf("run/ holds %v after the first change, want only web.run", entries)
+	}
+	if id, ok, err := s.Script("web"); !ok || err != nil || id != script {
+		t.Errorf("Script after a change of the trees = %v, %v, %v; want the legacy %v kept", id, ok, err, script)
+	}
+	if got, err := s.Trees("web"); err != nil || len(got) != 1 || got[0].Master.PID != 200 {
+		t.Errorf("Trees after the change = %+v, %v; want pid 200", got, err)
+	}
 }
