@@ -48,8 +48,9 @@ type Store struct {
 	bootID   string
 	// mu makes the changes to dir one at a time: the services of a start
 	// write at once, and concurrent creates in one directory contend for
-	// its lock in the kernel, which spins; waiting here sleeps. It guards
-	// written, what this pcheck last wrote for each service.
+	// its lock in the kernel, which spins; waiting here sleeps. A read
+	// takes it too, never to see half a write in place. It guards written,
+	// what this pcheck last wrote for each service.
 	mu      sync.Mutex
 	written map[string]record
 }
@@ -124,6 +125,8 @@ func (s *Store) ScriptEnded(service string) error {
 // Script is the restart script an earlier pcheck of this boot recorded for
 // service and never saw end; ok is false when there is none.
 func (s *Store) Script(service string) (id proc.ID, ok bool, err error) {
+	s.mu.Lock() // never half a write in place
+	defer s.mu.Unlock()
 	r, err := s.load(service)
 	if err != nil || r.Script == nil || r.Script.PID <= 0 {
 		return proc.ID{}, false, err
@@ -140,6 +143,8 @@ func (s *Store) Watched(service string, trees []Tree) error {
 // Trees are the trees an earlier pcheck of this boot last watched for
 // service; none when there is no record.
 func (s *Store) Trees(service string) ([]Tree, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	r, err := s.load(service)
 	return r.Trees, err
 }
