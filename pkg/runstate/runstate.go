@@ -158,7 +158,7 @@ func (s *Store) update(service string, change func(*record)) error {
 	if !ours {
 		var err error
 		if r, err = s.load(service); err != nil {
-			r = record{} // unreadable (logged by its reader): replaced
+			r = record{} // unreadable (its readers log why): replaced
 		}
 	}
 	change(&r)
@@ -276,8 +276,8 @@ const pageSize = 4096
 // past every recently deleted one) made the temp-and-rename of each of a
 // start's records most of its CPU. ok is false, with no error, where it
 // does not apply: data or the old record exceeds a page, or the file is
-// not pcheck's own plain file (a symlink, a link, another owner's), which
-// the caller then replaces.
+// not pcheck's own plain file (a symlink, a link, another owner's, one
+// others may write), which the caller then replaces.
 func (s *Store) overwrite(name string, data []byte) (ok bool, err error) {
 	if len(data) > pageSize {
 		return false, nil
@@ -295,7 +295,7 @@ func (s *Store) overwrite(name string, data []byte) (ok bool, err error) {
 	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
 		return false, fmt.Errorf("runstate: %s: %w", path, err)
 	}
-	if st.Mode&syscall.S_IFMT != syscall.S_IFREG || st.Nlink != 1 || int(st.Uid) != os.Geteuid() || st.Size > pageSize {
+	if st.Mode&syscall.S_IFMT != syscall.S_IFREG || st.Mode&0o022 != 0 || st.Nlink != 1 || int(st.Uid) != os.Geteuid() || st.Size > pageSize {
 		return false, nil
 	}
 	if pad := int(st.Size) - len(data); pad > 0 {

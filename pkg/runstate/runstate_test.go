@@ -210,7 +210,8 @@ func TestRecordsAreRewrittenInPlace(t *testing.T) {
 }
 
 // A record that is not pcheck's own plain file is replaced, never written
-// through: a hard link's other name keeps its content.
+// through: a hard link's other name keeps its content, and one others may
+// write is replaced by one they may not.
 func TestALinkedRecordIsReplacedNotWrittenThrough(t *testing.T) {
 	state := t.TempDir()
 	s, err := Open(state, fakeBoot(t, "b1"))
@@ -237,6 +238,16 @@ func TestALinkedRecordIsReplacedNotWrittenThrough(t *testing.T) {
 	}
 	if got, err := s.Trees("web"); err != nil || len(got) != 1 || got[0].Master.PID != 200 {
 		t.Errorf("Trees = %+v, %v; want the new record", got, err)
+	}
+	// One others may write (which no read would believe) is replaced too.
+	if err := os.Chmod(path, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Watched("web", []Tree{{Master: proc.ID{PID: 300, StartTime: 9}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Trees("web"); err != nil || len(got) != 1 || got[0].Master.PID != 300 {
+		t.Errorf("Trees after a write over a mode 0666 record = %+v, %v; want the new record, believed", got, err)
 	}
 }
 
