@@ -67,12 +67,7 @@ func BenchmarkSignalOverhead(b *testing.B) {
 // processes, its programs detached.
 func loadForOverhead(b *testing.B) *ebpfWatcher {
 	const watched = 1000
-	testpriv.Root(b)
-	if err := probeEBPF(Options{}); errors.Is(err, ErrNotSupported) {
-		testpriv.Unavailable(b, "BPF: "+err.Error())
-	} else if err != nil {
-		b.Fatalf("probing BPF: %v", err)
-	}
+	requireBPF(b)
 	ids := make([]proc.ID, watched)
 	for i := range ids {
 		cmd := exec.Command("/usr/bin/sleep", "1000")
@@ -89,18 +84,36 @@ func loadForOverhead(b *testing.B) *ebpfWatcher {
 		}
 		ids[i] = id
 	}
-	w, err := loadEBPF(Options{}, newSinkLog(), 0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { w.Close() })
-	w.start()
+	w := loadStarted(b)
 	for _, id := range ids {
 		if err := w.Watch(id); err != nil {
 			b.Fatal(err)
 		}
 	}
 	w.detach()
+	return w
+}
+
+// requireBPF skips b, saying why, where BPF cannot load (as root; it
+// fails under PWATCH_REQUIRE_PRIVILEGED).
+func requireBPF(b *testing.B) {
+	testpriv.Root(b)
+	if err := probeEBPF(Options{}); errors.Is(err, ErrNotSupported) {
+		testpriv.Unavailable(b, "BPF: "+err.Error())
+	} else if err != nil {
+		b.Fatalf("probing BPF: %v", err)
+	}
+}
+
+// loadStarted loads the ebpf backend and starts its reader, closed at
+// cleanup.
+func loadStarted(b *testing.B) *ebpfWatcher {
+	w, err := loadEBPF(Options{}, newSinkLog(), 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { w.Close() })
+	w.start()
 	return w
 }
 
@@ -170,18 +183,8 @@ func cpuTime(b *testing.B) time.Duration {
 // cost after the scripts' forks.
 func BenchmarkTree(b *testing.B) {
 	const trees = 1000
-	testpriv.Root(b)
-	if err := probeEBPF(Options{}); errors.Is(err, ErrNotSupported) {
-		testpriv.Unavailable(b, "BPF: "+err.Error())
-	} else if err != nil {
-		b.Fatalf("probing BPF: %v", err)
-	}
-	w, err := loadEBPF(Options{}, newSinkLog(), 0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { w.Close() })
-	w.start()
+	requireBPF(b)
+	w := loadStarted(b)
 	// Pids past PID_MAX_LIMIT (2^22): no process of the host has them.
 	const base = 1 << 23
 	for i := range trees {

@@ -8,7 +8,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -52,11 +51,11 @@ func BenchmarkLimitSampler(b *testing.B) {
 				s := &Sampler{Targets: func() []Target { return targets }, Read: benchReader(b, kind, services*each), Log: discard{}, Slog: slog.New(slog.DiscardHandler)}
 				ctx := context.Background()
 				s.Sample(ctx) // the first sample has no CPU to compare with
-				before := cpuTime()
+				before := testproc.OwnCPUTime(b)
 				for b.Loop() {
 					s.Sample(ctx)
 				}
-				perSample := (cpuTime() - before) / time.Duration(b.N)
+				perSample := (testproc.OwnCPUTime(b) - before) / time.Duration(b.N)
 				if u, ok := s.Usage("svc0"); !ok || u.Processes != each || !u.HasCPU || u.PSS != (tc.memory == 1) || u.HasFDs != (tc.fds > 0) {
 					b.Fatalf("svc0 sampled %+v, want its %d processes", u, each)
 				}
@@ -119,11 +118,4 @@ func crowdIDs(b *testing.B, n int) []proc.ID {
 		b.Fatalf("found %d processes of the crowds, want %d", len(ids), n)
 	}
 	return ids
-}
-
-// cpuTime is the CPU this process has used, user and system.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -127,7 +127,7 @@ func (s *Store) ScriptEnded(service string) error {
 func (s *Store) Script(service string) (id proc.ID, ok bool, err error) {
 	s.mu.Lock() // never half a write in place
 	defer s.mu.Unlock()
-	r, err := s.load(service)
+	r, _, err := s.load(service)
 	if err != nil || r.Script == nil || r.Script.PID <= 0 {
 		return proc.ID{}, false, err
 	}
@@ -145,7 +145,7 @@ func (s *Store) Watched(service string, trees []Tree) error {
 func (s *Store) Trees(service string) ([]Tree, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, err := s.load(service)
+	r, _, err := s.load(service)
 	return r.Trees, err
 }
 
@@ -155,9 +155,10 @@ func (s *Store) update(service string, change func(*record)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, ours := s.written[service]
+	legacy := false
 	if !ours {
 		var err error
-		if r, err = s.load(service); err != nil {
+		if r, legacy, err = s.load(service); err != nil {
 			r = record{} // unreadable (its readers log why): replaced
 		}
 	}
@@ -177,41 +178,41 @@ func (s *Store) update(service string, change func(*record)) error {
 		s.written = map[string]record{}
 	}
 	s.written[service] = r
-	if !ours {
+	if legacy {
 		return s.removeLegacy(service)
 	}
 	return nil
 }
 
 // load reads service's record of this boot (empty when there is none, or
-// it is of another boot), from NAME.run or else the legacy halves.
-func (s *Store) load(service string) (record, error) {
-	var r record
+// it is of another boot), from NAME.run or else the legacy halves; legacy
+// says a legacy file was there.
+func (s *Store) load(service string) (r record, legacy bool, err error) {
 	ok, err := s.read(service+recordSuffix, &r)
 	if err != nil {
-		return record{}, err
+		return record{}, false, err
 	}
 	if !ok {
-		if r, err = s.loadLegacy(service); err != nil {
-			return record{}, err
+		if r, legacy, err = s.loadLegacy(service); err != nil {
+			return record{}, false, err
 		}
 	}
 	if r.BootID != s.bootID {
-		return record{}, nil
+		return record{}, legacy, nil
 	}
-	return r, nil
+	return r, legacy, nil
 }
 
-func (s *Store) loadLegacy(service string) (record, error) {
+func (s *Store) loadLegacy(service string) (record, bool, error) {
 	var sr legacyScript
 	var tr legacyTrees
 	hasScript, err := s.read(service+legacyScriptSuffix, &sr)
 	if err != nil {
-		return record{}, err
+		return record{}, false, err
 	}
 	hasTrees, err := s.read(service+legacyTreesSuffix, &tr)
 	if err != nil {
-		return record{}, err
+		return record{}, false, err
 	}
 	r := record{BootID: s.bootID}
 	if hasScript && sr.BootID == s.bootID {
@@ -220,7 +221,7 @@ func (s *Store) loadLegacy(service string) (record, error) {
 	if hasTrees && tr.BootID == s.bootID {
 		r.Trees = tr.Trees
 	}
-	return r, nil
+	return r, hasScript || hasTrees, nil
 }
 
 func (s *Store) removeLegacy(service string) error {

@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"os"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/pwatch/pwatch/internal/testproc"
 	"github.com/pwatch/pwatch/pkg/proc"
 )
 
@@ -29,7 +29,7 @@ func BenchmarkStartRecords(b *testing.B) {
 	}
 	var cpu time.Duration
 	for b.Loop() {
-		before := cpuTime(b)
+		before := testproc.OwnCPUTime(b)
 		var wg sync.WaitGroup
 		for i := range services {
 			wg.Go(func() {
@@ -46,15 +46,7 @@ func BenchmarkStartRecords(b *testing.B) {
 			})
 		}
 		wg.Wait()
-		cpu += cpuTime(b) - before
+		cpu += testproc.OwnCPUTime(b) - before
 	}
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N*services), "cpu-us/service")
-}
-
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

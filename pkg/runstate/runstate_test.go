@@ -160,13 +160,7 @@ func TestOpenRemovesStrayTemps(t *testing.T) {
 	if _, err := Open(state, fakeBoot(t, "b1")); err != nil {
 		t.Fatal(err)
 	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(entries) != 1 || entries[0].Name() != "web.run" {
-		t.Errorf("run/ holds %v after Open, want only web.run", entries)
-	}
+	wantOnlyRecord(t, dir, "web.run")
 }
 
 // A record is rewritten in place (the same inode: no create, no delete
@@ -291,13 +285,7 @@ func TestScriptAndTreesShareOneRecord(t *testing.T) {
 	if got, err := next.Trees("web"); err != nil || len(got) != 1 || got[0].Master != trees[0].Master {
 		t.Errorf("Trees after the script's end = %+v, %v; want %+v", got, err, trees)
 	}
-	entries, err := os.ReadDir(filepath.Join(state, Dir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(entries) != 1 || entries[0].Name() != "web.run" {
-		t.Errorf("run/ holds %v, want only web.run", entries)
-	}
+	wantOnlyRecord(t, filepath.Join(state, Dir), "web.run")
 }
 
 // A pcheck before this one kept the halves in NAME.script and NAME.trees:
@@ -331,17 +319,23 @@ func TestLegacyRecordsAreReadThenReplaced(t *testing.T) {
 	if err := s.Watched("web", []Tree{{Master: proc.ID{PID: 200, StartTime: 8}}}); err != nil {
 		t.Fatal(err)
 	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(entries) != 1 || entries[0].Name() != "web.run" {
-		t.Errorf("run/ holds %v after the first change, want only web.run", entries)
-	}
+	wantOnlyRecord(t, dir, "web.run")
 	if id, ok, err := s.Script("web"); !ok || err != nil || id != script {
 		t.Errorf("Script after a change of the trees = %v, %v, %v; want the legacy %v kept", id, ok, err, script)
 	}
 	if got, err := s.Trees("web"); err != nil || len(got) != 1 || got[0].Master.PID != 200 {
 		t.Errorf("Trees after the change = %+v, %v; want pid 200", got, err)
+	}
+}
+
+// wantOnlyRecord fails t unless dir holds name alone.
+func wantOnlyRecord(t *testing.T, dir, name string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Name() != name {
+		t.Errorf("%s holds %v, want only %s", dir, entries, name)
 	}
 }
