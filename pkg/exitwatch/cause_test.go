@@ -136,36 +136,48 @@ func newMemcg(t *testing.T, limit int) (path, name string) {
 // A process in a small memory cgroup allocates past its limit: every
 // backend says the OOM killer chose it, with the cgroup and its rss (from
 // the kernel log). Its pid, given to a new process, does not carry that
-// over: the new one killed by a signal is a signal's.
+// over: the new one killed by a signal is a signal's. Another process on
+// the host may take the pid first and keep it; then the kill is made
+// again, with a new pid.
 func testCauseOOM(t *testing.T, backend string, v *View, s *sinkLog) {
 	cg, name := newMemcg(t, 32<<20)
-	p := testproc.Alloc(t)
-	if err := os.WriteFile(filepath.Join(cg, "cgroup.procs"), []byte(strconv.Itoa(p.ID.PID)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	watchOne(v, p.ID)
-	p.Trigger()
-	ev := s.waitExit(t, p.ID)
-	if !ev.Known || ev.Signal != int(syscall.SIGKILL) || ev.OOM == nil {
-		t.Fatalf("%s: the OOM kill reported as %+v", backend, ev)
-	}
-	if ev.OOM.Memcg != "/"+name || ev.OOM.RSSKiB <= 0 {
-		t.Errorf("%s: OOM kill details %+v, want memory cgroup /%s and an rss", backend, *ev.OOM, name)
-	}
-	p.Reap()
+	for round := 1; ; round++ {
+		p := testproc.Alloc(t)
+		if err := os.WriteFile(filepath.Join(cg, "cgroup.procs"), []byte(strconv.Itoa(p.ID.PID)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		watchOne(v, p.ID)
+		p.Trigger()
+		ev := s.waitExit(t, p.ID)
+		if !ev.Known || ev.Signal != int(syscall.SIGKILL) || ev.OOM == nil {
+			t.Fatalf("%s: the OOM kill reported as %+v", backend, ev)
+		}
+		if ev.OOM.Memcg != "/"+name || ev.OOM.RSSKiB <= 0 {
+			t.Errorf("%s: OOM kill details %+v, want memory cgroup /%s and an rss", backend, *ev.OOM, name)
+		}
+		p.Reap()
 
-	reused := reusePID(t, p.ID.PID)
-	watchOne(v, reused.ID)
-	reused.Signal(syscall.SIGKILL)
-	again := s.waitExit(t, reused.ID)
-	if again.OOM != nil || again.Signal != int(syscall.SIGKILL) {
-		t.Errorf("%s: the reused pid's kill reported as %+v; the OOM kill of %v must not carry over", backend, again, p.ID)
+		reused := reusePID(t, p.ID.PID)
+		if reused == nil {
+			if round == 5 {
+				t.Fatalf("in 5 OOM kills, another process took the killed pid each time")
+			}
+			continue
+		}
+		watchOne(v, reused.ID)
+		reused.Signal(syscall.SIGKILL)
+		again := s.waitExit(t, reused.ID)
+		if again.OOM != nil || again.Signal != int(syscall.SIGKILL) {
+			t.Errorf("%s: the reused pid's kill reported as %+v; the OOM kill of %v must not carry over", backend, again, p.ID)
+		}
+		return
 	}
 }
 
 // reusePID starts a process that gets pid, by setting the kernel's last
-// pid just below it (other processes forking meanwhile can take it: try
-// again).
+// pid just below it. Other processes forking meanwhile can take it: while
+// it is free again, it tries again; once another process holds it, it
+// returns nil.
 func reusePID(t *testing.T, pid int) *testproc.Proc {
 	t.Helper()
 	for range 50 {
@@ -178,7 +190,11 @@ func reusePID(t *testing.T, pid int) *testproc.Proc {
 		}
 		p.Signal(syscall.SIGKILL)
 		p.Reap()
+		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
+			t.Logf("pid %d was taken by another process", pid)
+			return nil
+		}
 	}
-	t.Fatalf("pid %d was never handed out again in 50 tries", pid)
+	t.Fatalf("pid %d, free, was never handed out again in 50 tries", pid)
 	return nil
 }

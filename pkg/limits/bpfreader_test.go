@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,7 +28,8 @@ func bpfReader(t *testing.T, maxSampled uint32) *BPFReader {
 }
 
 // startSleep starts `sleep 60` with two descriptors more than stdio and
-// returns its identity.
+// returns its identity once it sleeps: an exec'd sleep still in its loader
+// faults pages in, and two reads a moment apart would see different memory.
 func startSleep(t *testing.T) proc.ID {
 	t.Helper()
 	cmd := exec.Command("sh", "-c", "exec 3</dev/null 4</dev/null; exec sleep 60")
@@ -35,12 +37,15 @@ func startSleep(t *testing.T) proc.ID {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	dir := "/proc/" + strconv.Itoa(cmd.Process.Pid)
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if exe, _ := os.Readlink("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/exe"); filepath.Base(exe) == "sleep" {
+		exe, _ := os.Readlink(dir + "/exe")
+		wchan, _ := os.ReadFile(dir + "/wchan")
+		if filepath.Base(exe) == "sleep" && strings.Contains(string(wchan), "nanosleep") {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("sh did not exec sleep")
+			t.Fatalf("sh did not exec sleep, or sleep never slept (exe %q, wchan %q)", exe, wchan)
 		}
 	}
 	id, _, err := proc.Identify("/proc", cmd.Process.Pid)
