@@ -317,7 +317,9 @@ func (s *Service) handle(ctx context.Context, in input) {
 		// a job whose step is over (it cannot be: one job at a time)
 	case in.kind == inDone:
 		s.mu.Lock()
-		s.job = nil
+		// The ended job's cancel would keep its context chain (the
+		// attempt's and the recovery's) alive until the next job.
+		s.job, s.jobCancel = nil, nil
 		s.mu.Unlock()
 		steps[s.step].done(s, ctx, *in.result)
 	case s.step != stepRest || len(s.deferred) > 0:
@@ -546,9 +548,7 @@ func (s *Service) rest() { s.setStep(stepRest, 0) }
 // first (waited), in their order, then the mailbox's.
 func (s *Service) nextInput() (in input, waited, ok bool) {
 	if s.step == stepRest && s.job == nil && len(s.deferred) > 0 {
-		in := s.deferred[0]
-		s.deferred = s.deferred[1:]
-		return in, true, true
+		return takeFirst(&s.deferred), true, true
 	}
 	in, ok = s.next()
 	return in, false, ok

@@ -157,9 +157,20 @@ func (s *Service) next() (input, bool) {
 	if len(s.pending) == 0 {
 		return input{}, false
 	}
-	in := s.pending[0]
-	s.pending = s.pending[1:]
-	return in, true
+	return takeFirst(&s.pending), true
+}
+
+// takeFirst takes the first of a non-empty queue. Neither the taken input
+// (a job's result, a command) nor, once all are taken, the queue's array
+// stays alive while the loop rests.
+func takeFirst(q *[]input) input {
+	in := (*q)[0]
+	(*q)[0] = input{}
+	*q = (*q)[1:]
+	if len(*q) == 0 {
+		*q = nil
+	}
+	return in
 }
 
 // refusePending answers the commands left when the loop ends (pcheck stopping,

@@ -457,6 +457,28 @@ func TestDeathIsRecovered(t *testing.T) {
 	}
 }
 
+// A service its restart script brought back rests holding nothing of the
+// recovery: not the ended job's cancel (which kept the attempt's and the
+// recovery's contexts alive), not the inputs it took (a job's result) in
+// its queues' arrays. At a thousand services that was a KiB each.
+func TestARestingServiceKeepsNothingOfItsRecovery(t *testing.T) {
+	h := newHarness(t, "ok", nil)
+	h.run(t)
+	h.log.waitLines(t, 0, "Try to restart ('web')", "('web',pid=1001) Up")
+	deadline := time.Now().Add(time.Minute)
+	for !h.svc.AtRest() {
+		if time.Now().After(deadline) {
+			t.Fatalf("step %q: never at rest", h.svc.Status().Step)
+		}
+		time.Sleep(time.Millisecond) // polled: the loop says nothing when at rest
+	}
+	h.svc.mu.Lock()
+	defer h.svc.mu.Unlock()
+	if h.svc.jobCancel != nil || h.svc.rec != nil || h.svc.pending != nil {
+		t.Errorf("at rest: job cancel kept %v, recovery %v, mailbox array of %d", h.svc.jobCancel != nil, h.svc.rec, cap(h.svc.pending))
+	}
+}
+
 // Where the backend keeps trees, nothing between a death and Up scans
 // /proc: the leftovers come from the tree, the restarted service from a
 // look among the processes events named.
