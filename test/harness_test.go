@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,12 +15,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pwatch/pwatch/internal/syncbuf"
+	"github.com/pwatch/pwatch/internal/testport"
 	"github.com/pwatch/pwatch/internal/testpriv"
 	"github.com/pwatch/pwatch/pkg/control"
 	"github.com/pwatch/pwatch/pkg/msg/syslogtest"
@@ -48,29 +47,11 @@ func shortDir(t testing.TB) string {
 	return dir
 }
 
-// nextPort hands out loopback ports below the usual ephemeral range, so
-// that no client connection takes one between the check and the server's
-// bind; ports something already listens on are passed over.
-var lastPort atomic.Int32
+// ports are the e2e tests' loopback ports (pkg/daemon's tests have theirs
+// below these).
+var ports = testport.NewSpan(21000, 32000)
 
-func init() { lastPort.Store(int32(21000 + os.Getpid()%2000)) }
-
-func freePort(t testing.TB) int {
-	for range 1000 {
-		p := int(lastPort.Add(1))
-		if p > 32000 {
-			lastPort.Store(21000)
-			continue
-		}
-		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
-		if err == nil {
-			l.Close()
-			return p
-		}
-	}
-	t.Fatal("no free loopback port")
-	return 0
-}
+func freePort(t testing.TB) int { return ports.Free(t) }
 
 // syncBuffer is written concurrently while the test reads it.
 type syncBuffer = syncbuf.Buffer

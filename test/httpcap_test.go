@@ -79,8 +79,11 @@ func TestHealthEndpointUnderIdleConnections(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond) // sampling the fds over the window
 	}
-	if most > before+cap {
-		t.Errorf("pcheck held %d file descriptors with %d connections waiting, %d before: more than the cap (%d) of them", most, clients, before, cap)
+	// Besides the cap, a probe round's socket and sock_diag socket and a
+	// status request's connection may be open at a sample: a few more.
+	const transient = 8
+	if most > before+cap+transient {
+		t.Errorf("pcheck held %d file descriptors with %d connections waiting, %d before: more than the cap (%d) of them and %d in passing", most, clients, before, cap, transient)
 	}
 	fresh := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	start := time.Now()

@@ -229,9 +229,11 @@ func TestLimitMemoryRestart(t *testing.T) {
 			worker := s.fork(t, master)
 			pollUntil(t, "saw the worker's PSS pass 64 MiB", func() bool { return pss(worker) > 64<<20 })
 			crossed := time.Now()
-			line, at := overLine(t, p, regexp.MustCompile(`^Process \['svc',pid=`+strconv.Itoa(master)+`\] over memory_max: [0-9.]+ MiB > 64 MiB for [23] s, restarting$`))
+			line, at := overLine(t, p, regexp.MustCompile(`^Process \['svc',pid=`+strconv.Itoa(master)+`\] over memory_max: [0-9.]+ MiB > 64 MiB for [2-5] s, restarting$`))
 			t.Logf("%s (%v after the crossing)", line, at.Sub(crossed).Round(time.Millisecond))
-			if took, bound := at.Sub(crossed), limitFor+2*limitInterval; took > bound {
+			// limit_for and a sampling phase, and on a loaded host what
+			// the sampler's and the log's wake-ups may lag.
+			if took, bound := at.Sub(crossed), limitFor+2*limitInterval+2*time.Second; took > bound {
 				t.Errorf("the restart came %v after the crossing, want within %v", took, bound)
 			}
 			next := expectLimitRestart(t, p, watcher, master)
@@ -282,7 +284,7 @@ func TestLimitFDs(t *testing.T) {
 			s := newLimitService(t, sc, "fds", "fds_max 256\nlimit_grace 5\n")
 			p, master := s.start(t, sc, watcher)
 			s.fork(t, master)
-			line, _ := overLine(t, p, regexp.MustCompile(`^Process \['svc',pid=`+strconv.Itoa(master)+`\] over fds_max: 3[0-9]{2} > 256 for [23] s, restarting$`))
+			line, _ := overLine(t, p, regexp.MustCompile(`^Process \['svc',pid=`+strconv.Itoa(master)+`\] over fds_max: 3[0-9]{2} > 256 for [2-5] s, restarting$`))
 			t.Log(line)
 			expectLimitRestart(t, p, watcher, master)
 			if st := p.waitState(t, "svc", "Up"); st.Usage != nil && st.Usage.FDs == nil {
@@ -306,7 +308,7 @@ func TestLimitCPULogOnly(t *testing.T) {
 			s := newLimitService(t, sc, "spin", "cpu_max 20\nlimit_action log\n")
 			p, master := s.start(t, sc, watcher)
 			worker := s.fork(t, master)
-			line, at := overLine(t, p, regexp.MustCompile(`^Process \['svc',pid=`+strconv.Itoa(master)+`\] over cpu_max: [0-9]+% > 20% for [23] s$`))
+			line, at := overLine(t, p, regexp.MustCompile(`^Process \['svc',pid=`+strconv.Itoa(master)+`\] over cpu_max: [0-9]+% > 20% for [2-5] s$`))
 			t.Log(line)
 			st := sampledAfter(t, p, at.Add(limitFor+limitInterval))
 			if c := overLines(p); c != 1 || st.State != "Up" || st.PIDs[0] != master || !alive(worker) {

@@ -147,7 +147,7 @@ func TestNotifyOnKill(t *testing.T) {
 }
 
 // TestNotifyRateLimitOfAFlappingService: with --notify-burst 2 and
-// --notify-per 10s, four kills within the window give two notifications,
+// --notify-per 30s, four kills within the window give two notifications,
 // then, when the window ends, one summary of the two others.
 func TestNotifyRateLimitOfAFlappingService(t *testing.T) {
 	testpriv.Root(t)
@@ -157,15 +157,16 @@ func TestNotifyRateLimitOfAFlappingService(t *testing.T) {
 	s := newSleeper(t, sc.dir, "flapping")
 	pf := s.writePfile(t, sc.dir, "", "retry_count 10", "retry_interval 0", "restart_timeout 10", "kill_timeout 1")
 	pid := s.start(t)
-	p := startPcheckFlags(t, sc, []string{"--notify-command", rec.command, "--notify-burst", "2", "--notify-per", "10s"}, pf)
+	p := startPcheckFlags(t, sc, []string{"--notify-command", rec.command, "--notify-burst", "2", "--notify-per", "30s"}, pf)
 	upWith(t, p, s.name, pid)
 
 	first := time.Now()
 	for range 4 {
 		pid, _ = killToUp(t, p, s, pid)
 	}
-	if took := time.Since(first); took > 8*time.Second {
-		t.Fatalf("four kills took %s: too slow for a window of 10s", took)
+	// A window of 30 s: four recoveries fit in it on a loaded host too.
+	if took := time.Since(first); took > 25*time.Second {
+		t.Fatalf("four kills took %s: too slow for a window of 30s", took)
 	}
 	notes := rec.wait(t, 3)
 	for i, n := range notes[:2] {
@@ -174,11 +175,11 @@ func TestNotifyRateLimitOfAFlappingService(t *testing.T) {
 		}
 	}
 	sum := notes[2].env
-	if sum["PWATCH_EVENT"] != "suppressed" || sum["PWATCH_SUPPRESSED"] != "2" || sum["PWATCH_TEXT"] != "2 more events of "+s.name+" suppressed in 10 s" {
+	if sum["PWATCH_EVENT"] != "suppressed" || sum["PWATCH_SUPPRESSED"] != "2" || sum["PWATCH_TEXT"] != "2 more events of "+s.name+" suppressed in 30 s" {
 		t.Fatalf("third notification %v, want the summary of 2 suppressed", sum)
 	}
-	if since := time.Since(first); since < 9*time.Second {
-		t.Fatalf("the summary came %s after the first kill, before its 10s window ended", since)
+	if since := time.Since(first); since < 29*time.Second {
+		t.Fatalf("the summary came %s after the first kill, before its 30s window ended", since)
 	}
 }
 
@@ -224,7 +225,9 @@ func TestHangingNotifierDelaysNoRecovery(t *testing.T) {
 		t.Fatalf("the notify command %d ended before the Up: the test proves nothing", notifier)
 	}
 	t.Logf("kill -9 to Up: %s without a notifier, %s with one hanging", baseline, took)
-	if slack := 3*baseline + 2*time.Second; took > slack {
+	// A runner that held the recovery would hold it to the notifier's
+	// 30 s timeout; 10 s is room for a loaded host's single timings.
+	if slack := max(3*baseline+2*time.Second, 10*time.Second); took > slack {
 		t.Fatalf("kill -9 to Up took %s with a hanging notifier, %s without: more than %s", took, baseline, slack)
 	}
 	// pcheck's stop kills the command it started.

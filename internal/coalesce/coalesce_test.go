@@ -27,10 +27,15 @@ func TestFreshSharesOneReadAmongCallers(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	var wg sync.WaitGroup
+	var asking atomic.Int32
 	got := make([]int64, 100)
 	for i := range got {
 		wg.Add(1)
-		go func() { defer wg.Done(); got[i], _ = r.Fresh() }()
+		go func() { defer wg.Done(); asking.Add(1); got[i], _ = r.Fresh() }()
+	}
+	// Every caller has begun (on a loaded host a goroutine may start late).
+	for asking.Load() < int32(len(got)) {
+		time.Sleep(time.Millisecond)
 	}
 	// Every caller is queued behind the running read before it ends.
 	for {

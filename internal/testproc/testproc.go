@@ -378,6 +378,9 @@ func (p *Proc) StopThreads() {
 	p.t.Helper()
 	p.command('t')
 	p.expectLine("ok")
+	// A joined thread is gone from the process only once the kernel has
+	// released it, a moment after the join returned.
+	p.WaitFor("extra threads gone", func(s procfs.ProcStat) bool { return s.NumThreads == 1 })
 }
 
 // ExitLeader makes a Threads helper's main thread exit on its own (the

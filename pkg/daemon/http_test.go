@@ -15,19 +15,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pwatch/pwatch/internal/testport"
 	"github.com/pwatch/pwatch/internal/testpriv"
 	"github.com/pwatch/pwatch/pkg/control"
 )
 
-// freeAddr is a loopback address nothing listens on now.
+// ports are this package's loopback ports (the e2e tests have theirs above).
+var ports = testport.NewSpan(16000, 21000)
+
+// freeAddr is a loopback address nothing listens on now, and no client's
+// connect will take before the test's server binds it.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return "127.0.0.1:" + strconv.Itoa(ports.Free(t))
 }
 
 func get(t *testing.T, url string) (int, string) {

@@ -56,7 +56,9 @@ func TestStatusPageListener(t *testing.T) {
 
 	start := time.Now()
 	p.stop(t)
-	if took := time.Since(start); took > 3*time.Second {
+	// A stream that held the server's shutdown would take its whole 5 s
+	// bound (metrics.shutdownTimeout); the rest of a stop is well under.
+	if took := time.Since(start); took > 4500*time.Millisecond {
 		t.Errorf("pcheck took %s to stop with a stream open", took)
 	}
 	if _, err := io.ReadAll(stream.Body); err != nil {

@@ -83,6 +83,17 @@ func runHelper(args []string) int {
 			return 1
 		}
 		pids = append(pids, strconv.Itoa(s.Process.Pid))
+		// Start returns at the exec; the new command line is set a
+		// moment later, as the program is loaded.
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
+			if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", s.Process.Pid)); string(b) == "sleep\x001000\x00" {
+				break
+			}
+			if time.Now().After(deadline) {
+				fmt.Fprintln(os.Stderr, "sleep never showed its command line")
+				return 1
+			}
+		}
 		fmt.Println("ready " + strings.Join(pids, " "))
 	case "graceful":
 		c := make(chan os.Signal, 1)

@@ -107,8 +107,9 @@ func TestRunCapturesOutputAndStatus(t *testing.T) {
 func TestRunTimeoutKillsGroup(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "child")
 	cmd := Command{
-		Argv:    []string{"sh", "-c", `sleep 60 & echo $! > "$0"; wait`, pidFile},
-		Timeout: 300 * time.Millisecond,
+		Argv: []string{"sh", "-c", `sleep 60 & echo $! > "$0"; wait`, pidFile},
+		// Long enough for a loaded host's sh to fork and write the pid.
+		Timeout: 3 * time.Second,
 	}
 	_, err := cmd.Run(context.Background())
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "did not finish") {

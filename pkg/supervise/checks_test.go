@@ -125,12 +125,17 @@ func TestStallKillsAndRecovers(t *testing.T) {
 }
 
 func TestSlowButAnsweringServiceIsNotKilled(t *testing.T) {
-	h, probes := newStallHarness(t, fastCheck(pfile.KindHTTP, 8080, false, false))
+	// A duration of 1 s: a run of one failed probe outlasts it only on a
+	// host stalled for a second, while the runs span more than twice it
+	// (a stall timed from the first failure, not the run's, shows).
+	check := fastCheck(pfile.KindHTTP, 8080, false, false)
+	check.Duration = time.Second
+	h, probes := newStallHarness(t, check)
 	h.run(t)
 	h.waitState(t, Up)
 	h.log.waitLines(t, 0, "Running service adopted ('web',pid=1001)")
 	// Fail in short runs, each shorter than the duration: never a stall.
-	for range 5 {
+	for first := time.Now(); time.Since(first) < 2*check.Duration+check.Duration/2; {
 		probes.fail(8080, true)
 		probes.waitProbes(t, 8080, probes.probes(8080)+1)
 		probes.fail(8080, false)
