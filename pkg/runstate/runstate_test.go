@@ -29,10 +29,7 @@ func fakeBoot(t *testing.T, id string) string {
 
 func TestScriptRecordRoundTrip(t *testing.T) {
 	state := t.TempDir()
-	s, err := Open(state, "/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustOpen(t, state, "/proc")
 	if _, ok, err := s.Script("web"); ok || err != nil {
 		t.Fatalf("Script before any record = %v, %v", ok, err)
 	}
@@ -44,18 +41,12 @@ func TestScriptRecordRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A successor of the same boot reads it.
-	next, err := Open(state, "/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
+	next := mustOpen(t, state, "/proc")
 	if id, ok, err := next.Script("web"); !ok || err != nil || id != me {
 		t.Fatalf("Script = %v, %v, %v; want %v", id, ok, err, me)
 	}
 	// Another boot's record names no process of this one.
-	other, err := Open(state, fakeBoot(t, "another-boot"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := mustOpen(t, state, fakeBoot(t, "another-boot"))
 	if _, ok, err := other.Script("web"); ok || err != nil {
 		t.Fatalf("another boot's record was taken: %v, %v", ok, err)
 	}
@@ -68,10 +59,7 @@ func TestScriptRecordRoundTrip(t *testing.T) {
 }
 
 func TestTreesRoundTripAndRemoval(t *testing.T) {
-	s, err := Open(t.TempDir(), fakeBoot(t, "b1"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustOpen(t, t.TempDir(), fakeBoot(t, "b1"))
 	trees := []Tree{{Master: proc.ID{PID: 100, StartTime: 5}, Members: []proc.ID{{PID: 101, StartTime: 6}}}}
 	if err := s.Watched("web", trees); err != nil {
 		t.Fatal(err)
@@ -92,10 +80,7 @@ func TestTreesRoundTripAndRemoval(t *testing.T) {
 // crash, and never taken for a process.
 func TestCorruptRecordIsAnErrorNamingIt(t *testing.T) {
 	state := t.TempDir()
-	s, err := Open(state, fakeBoot(t, "b1"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustOpen(t, state, fakeBoot(t, "b1"))
 	path := filepath.Join(state, Dir, "web.run")
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		t.Fatal(err)
@@ -113,10 +98,7 @@ func TestCorruptRecordIsAnErrorNamingIt(t *testing.T) {
 func TestForgedRecordsAreRefused(t *testing.T) {
 	testpriv.Root(t)
 	state := t.TempDir()
-	s, err := Open(state, "/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustOpen(t, state, "/proc")
 	if err := s.ScriptStarted("web", os.Getpid()); err != nil {
 		t.Fatal(err)
 	}
@@ -168,10 +150,7 @@ func TestOpenRemovesStrayTemps(t *testing.T) {
 // ended one reads as none.
 func TestRecordsAreRewrittenInPlace(t *testing.T) {
 	state := t.TempDir()
-	s, err := Open(state, fakeBoot(t, "b1"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustOpen(t, state, fakeBoot(t, "b1"))
 	path := filepath.Join(state, Dir, "web.run")
 	long := []Tree{{Master: proc.ID{PID: 100, StartTime: 5}, Members: []proc.ID{{PID: 101, StartTime: 6}, {PID: 102, StartTime: 7}}}}
 	short := []Tree{{Master: proc.ID{PID: 9, StartTime: 1}}}
@@ -208,10 +187,7 @@ func TestRecordsAreRewrittenInPlace(t *testing.T) {
 // write is replaced by one they may not.
 func TestALinkedRecordIsReplacedNotWrittenThrough(t *testing.T) {
 	state := t.TempDir()
-	s, err := Open(state, fakeBoot(t, "b1"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustOpen(t, state, fakeBoot(t, "b1"))
 	if err := s.Watched("web", []Tree{{Master: proc.ID{PID: 100, StartTime: 5}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -258,10 +234,7 @@ func inode(t *testing.T, path string) uint64 {
 // half, and the end of the script leaves the trees.
 func TestScriptAndTreesShareOneRecord(t *testing.T) {
 	state := t.TempDir()
-	s, err := Open(state, "/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustOpen(t, state, "/proc")
 	trees := []Tree{{Master: proc.ID{PID: 100, StartTime: 5}}}
 	if err := s.ScriptStarted("web", os.Getpid()); err != nil {
 		t.Fatal(err)
@@ -269,10 +242,7 @@ func TestScriptAndTreesShareOneRecord(t *testing.T) {
 	if err := s.Watched("web", trees); err != nil {
 		t.Fatal(err)
 	}
-	next, err := Open(state, "/proc") // a successor, while the script runs
-	if err != nil {
-		t.Fatal(err)
-	}
+	next := mustOpen(t, state, "/proc") // a successor, while the script runs
 	if id, ok, err := next.Script("web"); !ok || err != nil || id.PID != os.Getpid() {
 		t.Fatalf("Script = %v, %v, %v; want this process", id, ok, err)
 	}
@@ -305,10 +275,7 @@ func TestLegacyRecordsAreReadThenReplaced(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s, err := Open(state, fakeBoot(t, "b1"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustOpen(t, state, fakeBoot(t, "b1"))
 	script := proc.ID{PID: 300, StartTime: 9}
 	if id, ok, err := s.Script("web"); !ok || err != nil || id != script {
 		t.Fatalf("Script of the legacy record = %v, %v, %v; want %v", id, ok, err, script)
@@ -338,4 +305,14 @@ func wantOnlyRecord(t *testing.T, dir, name string) {
 	if len(entries) != 1 || entries[0].Name() != name {
 		t.Errorf("%s holds %v, want only %s", dir, entries, name)
 	}
+}
+
+// mustOpen opens the store in state, its boot id read under procRoot.
+func mustOpen(t *testing.T, state, procRoot string) *Store {
+	t.Helper()
+	s, err := Open(state, procRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
