@@ -227,7 +227,7 @@ func (r *recorder) all() []string {
 // first `from` lines; it returns the index after the last one found.
 func (r *recorder) waitLines(t *testing.T, from int, want ...string) int {
 	t.Helper()
-	deadline := time.After(20 * time.Second)
+	deadline := time.After(90 * time.Second) // past restart_timeout: a slow attempt still ends
 	for {
 		lines := r.all()
 		i, j := from, 0
@@ -348,7 +348,7 @@ func newHarness(t *testing.T, script string, edit func(*pfile.Service)) *harness
 	}
 	cfg := &pfile.Service{
 		Name: "web", Process: "/usr/sbin/web", MinCount: 1,
-		RestartScript: []string{writeScript(t, body)}, RestartTimeout: 10 * time.Second,
+		RestartScript: []string{writeScript(t, body)}, RestartTimeout: time.Minute, // real time: a loaded host may take seconds to run a script
 		RetryCount: 3, Grace: time.Hour, KillTimeout: time.Second,
 		RetryOverAction: pfile.ActionContinue, StartOnLoad: true,
 	}
