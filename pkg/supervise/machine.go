@@ -200,20 +200,40 @@ func (s *Service) loop(ctx context.Context) {
 }
 
 // park ends the loop's goroutine if nothing but an input can wake the
-// loop (no step, job, recovery, timer or ticker) and none is waiting:
-// signal (an input) or ctx's end runs it again. Parked is set under s.mu,
-// where signal's unpark looks for it after its send: an input sent before
-// is seen here, one sent after finds the loop parked.
+// loop and none is waiting: at rest (no job, no recovery), or while a
+// step's job runs and the step has nothing of its own to hear (no timer,
+// ticker or looks; the recovery's end aside). A job's end is an input: a
+// start of thousands of services then holds one goroutine each, its
+// job's, not two (Go keeps a goroutine's record for ever once made).
+// signal (an input), ctx's end or the recovery's runs it again. Parked is
+// set under s.mu, where signal's unpark looks for it after its send: an
+// input sent before is seen here, one sent after finds the loop parked.
 func (s *Service) park(ctx context.Context) bool {
-	if s.step != stepRest || s.job != nil || s.rec != nil || s.timer != nil || s.ticker != nil {
+	def := steps[s.step]
+	atRest := s.step == stepRest && s.job == nil && s.rec == nil
+	onJob := s.job != nil && def.done != nil && def.timer == nil && !def.looks && !def.resync
+	if !atRest && !onJob || s.timer != nil || s.ticker != nil {
 		return false
+	}
+	var recCtx context.Context
+	if s.rec != nil && !s.rec.ended {
+		recCtx = s.rec.ctx
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.pending) > 0 || len(s.wake) > 0 || len(s.appeared) > 0 || len(s.resync) > 0 || ctx.Err() != nil {
-		return false // (an ended ctx: its AfterFunc would run unpark at once, for ever)
+	if len(s.pending) > 0 || len(s.wake) > 0 || def.looks && len(s.appeared) > 0 || def.resync && len(s.resync) > 0 {
+		return false
 	}
-	s.parked = context.AfterFunc(ctx, s.unpark)
+	// (an ended ctx: its AfterFunc would run unpark at once, for ever)
+	if ctx.Err() != nil || recCtx != nil && recCtx.Err() != nil {
+		return false
+	}
+	stopCtx := context.AfterFunc(ctx, s.unpark)
+	s.parked = stopCtx
+	if recCtx != nil {
+		stopRec := context.AfterFunc(recCtx, s.unpark)
+		s.parked = func() bool { a, b := stopCtx(), stopRec(); return a && b }
+	}
 	return true
 }
 

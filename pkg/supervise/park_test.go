@@ -4,10 +4,15 @@ package supervise
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pwatch/pwatch/pkg/pfile"
 )
 
 // A service at rest with nothing due has no goroutine: its loop parks,
@@ -60,4 +65,75 @@ func TestParkingLosesNoInput(t *testing.T) {
 			runtime.Gosched() // polled: the loop says nothing when it has looked
 		}
 	}
+}
+
+// A loop parks while its step's job runs (here the restart script): a
+// start of thousands of services holds one goroutine each, the job's.
+// The job's end runs the loop again, and so does its ctx's end, after
+// which the loop drains the job and ends.
+func TestLoopParksWhileItsJobRuns(t *testing.T) {
+	for _, end := range []string{"job", "ctx"} {
+		t.Run(end, func(t *testing.T) {
+			h := newHarness(t, "ok", nil)
+			release := filepath.Join(t.TempDir(), "release")
+			h.svc.cfg.RestartScript = []string{writeScript(t, fmt.Sprintf(
+				"while [ ! -e %s ]; do sleep 0.01; done\ntouch %s\n", release, h.procs.marker))}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go h.svc.Run(ctx)
+			h.waitStep(t, "script running")
+			deadline := time.Now().Add(20 * time.Second)
+			for !h.svc.isParked() {
+				if time.Now().After(deadline) {
+					t.Fatal("the loop did not park while the script ran")
+				}
+				time.Sleep(time.Millisecond) // polled: parking tells no one
+			}
+			switch end {
+			case "job":
+				if err := os.WriteFile(release, nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				h.waitState(t, Up)
+			case "ctx":
+				cancel()
+				select {
+				case <-h.svc.Ended():
+				case <-time.After(20 * time.Second):
+					t.Fatal("a loop parked on its job did not end with its ctx")
+				}
+			}
+		})
+	}
+}
+
+// isParked says the loop's goroutine is gone until an input.
+func (s *Service) isParked() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.parked != nil
+}
+
+// recovery_timeout passing while the loop is parked on the restart script
+// still reboots: the recovery's end (and the script's job, which ends
+// with it) runs the loop again.
+func TestRecoveryTimeoutReachesALoopParkedOnItsScript(t *testing.T) {
+	rec := &rebootRecorder{calls: make(chan string, 4)}
+	h := newHarness(t, "ok", func(c *pfile.Service) {
+		c.RecoveryTimeout = 300 * time.Millisecond
+		c.RetryOverAction = pfile.ActionReboot
+	})
+	h.svc.d.Reboot = rec.reboot
+	release := filepath.Join(t.TempDir(), "release")
+	h.svc.cfg.RestartScript = []string{writeScript(t, fmt.Sprintf(
+		"while [ ! -e %s ]; do sleep 0.01; done\ntouch %s\n", release, h.procs.marker))}
+	defer os.WriteFile(release, nil, 0o644)
+	h.run(t)
+	h.waitStep(t, "script running")
+	select {
+	case <-rec.calls:
+	case <-time.After(20 * time.Second):
+		t.Fatal("recovery_timeout passed during the script and did not reboot")
+	}
+	h.log.waitLines(t, 0, "Try to restart ('web')", "Recovery timeout ('web'): not back within 300ms; rebooting")
 }
