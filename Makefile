@@ -14,8 +14,9 @@ GOTEST   := $(GO) test -race -count=1 -timeout 40m
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
+# Static, as the package ships it (scripts/build-deb.sh).
 build: ## build pcheck, padmin and the demo server into bin/
-	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
 test: ## run every test (as root for the privileged ones)
 	$(GOTEST) ./...
