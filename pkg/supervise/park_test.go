@@ -75,9 +75,7 @@ func TestLoopParksWhileItsJobRuns(t *testing.T) {
 	for _, end := range []string{"job", "ctx"} {
 		t.Run(end, func(t *testing.T) {
 			h := newHarness(t, "ok", nil)
-			release := filepath.Join(t.TempDir(), "release")
-			h.svc.cfg.RestartScript = []string{writeScript(t, fmt.Sprintf(
-				"while [ ! -e %s ]; do sleep 0.01; done\ntouch %s\n", release, h.procs.marker))}
+			release := h.scriptWaitsFor(t)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			go h.svc.Run(ctx)
@@ -107,6 +105,15 @@ func TestLoopParksWhileItsJobRuns(t *testing.T) {
 	}
 }
 
+// scriptWaitsFor makes the restart script run until the file it returns
+// exists, then start the service. Call it before the service runs.
+func (h *harness) scriptWaitsFor(t *testing.T) (release string) {
+	release = filepath.Join(t.TempDir(), "release")
+	h.svc.cfg.RestartScript = []string{writeScript(t, fmt.Sprintf(
+		"while [ ! -e %s ]; do sleep 0.01; done\ntouch %s\n", release, h.procs.marker))}
+	return release
+}
+
 // isParked says the loop's goroutine is gone until an input.
 func (s *Service) isParked() bool {
 	s.mu.Lock()
@@ -124,9 +131,7 @@ func TestRecoveryTimeoutReachesALoopParkedOnItsScript(t *testing.T) {
 		c.RetryOverAction = pfile.ActionReboot
 	})
 	h.svc.d.Reboot = rec.reboot
-	release := filepath.Join(t.TempDir(), "release")
-	h.svc.cfg.RestartScript = []string{writeScript(t, fmt.Sprintf(
-		"while [ ! -e %s ]; do sleep 0.01; done\ntouch %s\n", release, h.procs.marker))}
+	release := h.scriptWaitsFor(t)
 	defer os.WriteFile(release, nil, 0o644)
 	h.run(t)
 	h.waitStep(t, "script running")
