@@ -5,82 +5,58 @@ package metrics
 import (
 	"strconv"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/pwatch/pwatch/internal/promtext"
 )
 
-// scrapeCollector turns a Source snapshot and the counts into metrics at
-// each scrape, so nothing is copied into the registry ahead of time.
-type scrapeCollector struct {
-	src    Source
-	counts *counters
-
-	up, state, processes, inGrace  *prometheus.Desc
-	attemptsLeft, next             *prometheus.Desc
-	queue, backlog                 *prometheus.Desc
-	watcher                        *prometheus.Desc
-	bpfEvents, bpfLost, bpfRescans *prometheus.Desc
-	reboots                        *prometheus.Desc
-	syslogDropped                  *prometheus.Desc
+func gauge(name, help string) *promtext.Family {
+	return &promtext.Family{Name: name, Help: help, Type: promtext.Gauge}
 }
 
-func newScrapeCollector(src Source, c *counters) *scrapeCollector {
-	svc := []string{"service"}
-	port := []string{"service", "port"}
-	return &scrapeCollector{
-		src: src, counts: c,
-		up:           prometheus.NewDesc("pwatch_service_up", "1 when the service is Up, else 0.", svc, nil),
-		state:        prometheus.NewDesc("pwatch_service_state", "1 for the service's current state, 0 for the others.", []string{"service", "state"}, nil),
-		processes:    prometheus.NewDesc("pwatch_service_processes", "Watched top-level processes of the service.", svc, nil),
-		inGrace:      prometheus.NewDesc("pwatch_service_restarts_in_grace", "Restart attempts within grace (compared with retry_count).", svc, nil),
-		attemptsLeft: prometheus.NewDesc("pwatch_service_attempts_left", "Restart attempts retry_count still allows within grace.", svc, nil),
-		next:         prometheus.NewDesc("pwatch_service_next_attempt_seconds", "Seconds until the next restart attempt (what=attempt, a pause between attempts) or re-arm (what=rearm, after a retry over); absent when none is due.", []string{"service", "what"}, nil),
-		queue:        prometheus.NewDesc("pwatch_accept_queue_length", "Connections waiting in the listening socket's accept queue.", port, nil),
-		backlog:      prometheus.NewDesc("pwatch_accept_queue_backlog", "The listening socket's accept-queue limit (listen backlog).", port, nil),
-		watcher:      prometheus.NewDesc("pwatch_watcher_info", "The death-detection backend in use (always 1).", []string{"backend"}, nil),
-		bpfEvents:    prometheus.NewDesc("pwatch_bpf_ringbuf_events_total", "Events read from the BPF ring buffer.", nil, nil),
-		bpfLost:      prometheus.NewDesc("pwatch_bpf_ringbuf_lost_total", "Events the kernel dropped because the BPF ring buffer was full.", nil, nil),
-		bpfRescans:   prometheus.NewDesc("pwatch_bpf_rescans_total", "Re-checks of the watched processes after ring-buffer losses.", nil, nil),
-		reboots:      prometheus.NewDesc("pwatch_reboots_in_window", "Automatic reboots the reboot guard counts within its window.", nil, nil),
-		syslogDropped: prometheus.NewDesc("pwatch_syslog_dropped_total",
-			"Catalogue lines syslog never got (socket missing or full, or the logging queue full); stderr has them.", nil, nil),
-	}
+func counter(name, help string) *promtext.Family {
+	return &promtext.Family{Name: name, Help: help, Type: promtext.Counter}
 }
 
-func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{
-		c.up, c.state, c.processes, c.inGrace, c.attemptsLeft, c.next,
-		c.queue, c.backlog, c.watcher, c.bpfEvents, c.bpfLost, c.bpfRescans, c.reboots, c.syslogDropped,
-	} {
-		ch <- d
-	}
-	for _, v := range c.counts.vecs() {
-		v.Describe(ch)
-	}
-}
-
-func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
-	emit := emitter(ch)
+// serviceFamilies turn a Source snapshot into metrics at each scrape, so
+// nothing is copied ahead of time; they show the counts of the services
+// listed (at 0 before their first).
+func (m *Metrics) serviceFamilies() []*promtext.Family {
+	var (
+		up           = gauge("pwatch_service_up", "1 when the service is Up, else 0.")
+		state        = gauge("pwatch_service_state", "1 for the service's current state, 0 for the others.")
+		processes    = gauge("pwatch_service_processes", "Watched top-level processes of the service.")
+		inGrace      = gauge("pwatch_service_restarts_in_grace", "Restart attempts within grace (compared with retry_count).")
+		attemptsLeft = gauge("pwatch_service_attempts_left", "Restart attempts retry_count still allows within grace.")
+		next         = gauge("pwatch_service_next_attempt_seconds", "Seconds until the next restart attempt (what=attempt, a pause between attempts) or re-arm (what=rearm, after a retry over); absent when none is due.")
+		queue        = gauge("pwatch_accept_queue_length", "Connections waiting in the listening socket's accept queue.")
+		backlog      = gauge("pwatch_accept_queue_backlog", "The listening socket's accept-queue limit (listen backlog).")
+		watcher      = gauge("pwatch_watcher_info", "The death-detection backend in use (always 1).")
+		bpfEvents    = counter("pwatch_bpf_ringbuf_events_total", "Events read from the BPF ring buffer.")
+		bpfLost      = counter("pwatch_bpf_ringbuf_lost_total", "Events the kernel dropped because the BPF ring buffer was full.")
+		bpfRescans   = counter("pwatch_bpf_rescans_total", "Re-checks of the watched processes after ring-buffer losses.")
+		reboots      = gauge("pwatch_reboots_in_window", "Automatic reboots the reboot guard counts within its window.")
+		syslogDrops  = counter("pwatch_syslog_dropped_total", "Catalogue lines syslog never got (socket missing or full, or the logging queue full); stderr has them.")
+	)
 	seen := map[string]bool{}
-	for _, s := range c.src.Services() {
+	for _, s := range m.src.Services() {
 		if seen[s.Name] {
 			continue // a duplicate would fail the whole scrape
 		}
 		seen[s.Name] = true
-		emit(c.up, prometheus.GaugeValue, boolValue(s.Up), s.Name)
-		emit(c.processes, prometheus.GaugeValue, float64(s.Processes), s.Name)
-		emit(c.inGrace, prometheus.GaugeValue, float64(s.RestartsInGrace), s.Name)
-		emit(c.attemptsLeft, prometheus.GaugeValue, float64(s.AttemptsLeft), s.Name)
+		up.Add(boolValue(s.Up), "service", s.Name)
+		processes.Add(float64(s.Processes), "service", s.Name)
+		inGrace.Add(float64(s.RestartsInGrace), "service", s.Name)
+		attemptsLeft.Add(float64(s.AttemptsLeft), "service", s.Name)
 		if s.Next != "" {
-			emit(c.next, prometheus.GaugeValue, s.NextIn.Seconds(), s.Name, s.Next)
+			next.Add(s.NextIn.Seconds(), "service", s.Name, "what", s.Next)
 		}
-		c.counts.show(s.Name)
+		m.counts.show(s.Name)
 		known := false
 		for _, st := range States {
 			known = known || st == s.State
-			emit(c.state, prometheus.GaugeValue, boolValue(st == s.State), s.Name, st)
+			state.Add(boolValue(st == s.State), "service", s.Name, "state", st)
 		}
 		if !known && s.State != "" {
-			emit(c.state, prometheus.GaugeValue, 1, s.Name, s.State)
+			state.Add(1, "service", s.Name, "state", s.State)
 		}
 		ports := map[int]bool{}
 		for _, sock := range s.Sockets {
@@ -89,27 +65,26 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 			ports[sock.Port] = true
 			p := strconv.Itoa(sock.Port)
-			emit(c.queue, prometheus.GaugeValue, float64(sock.Queue), s.Name, p)
-			emit(c.backlog, prometheus.GaugeValue, float64(sock.Backlog), s.Name, p)
+			queue.Add(float64(sock.Queue), "service", s.Name, "port", p)
+			backlog.Add(float64(sock.Backlog), "service", s.Name, "port", p)
 		}
 	}
-	for _, v := range c.counts.vecs() {
-		v.Collect(ch)
+	if b := m.src.Backend(); b != "" {
+		watcher.Add(1, "backend", b)
 	}
-	if b := c.src.Backend(); b != "" {
-		emit(c.watcher, prometheus.GaugeValue, 1, b)
+	if st, ok := m.src.BPFStats(); ok {
+		bpfEvents.Add(float64(st.Received))
+		bpfLost.Add(float64(st.Lost))
+		bpfRescans.Add(float64(st.Rescans))
 	}
-	if st, ok := c.src.BPFStats(); ok {
-		emit(c.bpfEvents, prometheus.CounterValue, float64(st.Received))
-		emit(c.bpfLost, prometheus.CounterValue, float64(st.Lost))
-		emit(c.bpfRescans, prometheus.CounterValue, float64(st.Rescans))
+	if n, ok := m.src.RebootCount(); ok {
+		reboots.Add(float64(n))
 	}
-	if n, ok := c.src.RebootCount(); ok {
-		emit(c.reboots, prometheus.GaugeValue, float64(n))
+	if ls, ok := m.src.(LogSource); ok {
+		syslogDrops.Add(float64(ls.SyslogDropped()))
 	}
-	if ls, ok := c.src.(LogSource); ok {
-		emit(c.syslogDropped, prometheus.CounterValue, float64(ls.SyslogDropped()))
-	}
+	return []*promtext.Family{up, state, processes, inGrace, attemptsLeft, next, queue, backlog,
+		watcher, bpfEvents, bpfLost, bpfRescans, reboots, syslogDrops}
 }
 
 func boolValue(b bool) float64 {
@@ -117,16 +92,4 @@ func boolValue(b bool) float64 {
 		return 1
 	}
 	return 0
-}
-
-// emitter sends const metrics to ch. It turns a bad label value (not UTF-8)
-// into a scrape error for that one series rather than a panic.
-func emitter(ch chan<- prometheus.Metric) func(d *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) {
-	return func(d *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) {
-		m, err := prometheus.NewConstMetric(d, t, v, labels...)
-		if err != nil {
-			m = prometheus.NewInvalidMetric(d, err)
-		}
-		ch <- m
-	}
 }

@@ -8,14 +8,14 @@
 package metrics
 
 import (
+	"bytes"
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/pwatch/pwatch/internal/promtext"
 )
 
 // ProbeBuckets are pwatch_probe_duration_seconds's buckets: local probes
@@ -36,12 +36,12 @@ type Options struct {
 // Metrics is pcheck's metric registry. Its methods may be called on a nil
 // *Metrics (metrics off), and concurrently.
 type Metrics struct {
-	reg    *prometheus.Registry
-	probes *prometheus.HistogramVec
-	deaths *prometheus.CounterVec
+	src    Source
+	probes histogramVec
+	deaths counterVec
 	counts *counters
 	// limitRestarts counts the restarts of pkg/limits, by limit.
-	limitRestarts *prometheus.CounterVec
+	limitRestarts counterVec
 	handler       http.Handler
 	log           *slog.Logger
 }
@@ -50,45 +50,54 @@ type Metrics struct {
 // process's own (go_*, process_*). src is read at every scrape and must
 // not be nil.
 func New(src Source, opts Options) *Metrics {
-	log := orDiscard(opts.Logger)
 	m := &Metrics{
-		reg: prometheus.NewRegistry(),
-		probes: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "pwatch_probe_duration_seconds",
-			Help:    "Time a stall-check probe took; result is ok or fail (a failed probe often lasts its timeout).",
-			Buckets: ProbeBuckets,
-		}, []string{"service", "check", "result"}),
-		deaths: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pwatch_deaths_total",
-			Help: "Deaths of a service's top-level processes, by cause: exit, signal, oom, pcheck (a stall check's kill), unknown.",
-		}, []string{"service", "cause"}),
+		src: src,
+		probes: newHistogramVec("pwatch_probe_duration_seconds",
+			"Time a stall-check probe took; result is ok or fail (a failed probe often lasts its timeout).",
+			ProbeBuckets, "service", "check", "result"),
+		deaths: newCounterVec("pwatch_deaths_total",
+			"Deaths of a service's top-level processes, by cause: exit, signal, oom, pcheck (a stall check's kill), unknown.",
+			"service", "cause"),
 		counts: newCounters(opts.RestartReasons),
-		limitRestarts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pwatch_limit_restarts_total",
-			Help: "Restarts because the service's tree exceeded a limit (memory_max, cpu_max, fds_max, threads_max) for limit_for.",
-		}, []string{"service", "limit"}),
-		log: log,
-	}
-	m.reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.probes,
-		m.deaths,
-		newScrapeCollector(src, m.counts),
-	)
-	if us, ok := src.(UsageSource); ok {
-		m.reg.MustRegister(newUsageCollector(us, m.limitRestarts))
-	}
-	if ns, ok := src.(NotifySource); ok {
-		m.reg.MustRegister(newNotifyCollector(ns))
+		limitRestarts: newCounterVec("pwatch_limit_restarts_total",
+			"Restarts because the service's tree exceeded a limit (memory_max, cpu_max, fds_max, threads_max) for limit_for.",
+			"service", "limit"),
+		log: orDiscard(opts.Logger),
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
-		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		ErrorHandling: promhttp.ContinueOnError,
-	}))
+	mux.HandleFunc("GET /metrics", m.serve)
 	m.handler = mux
 	return m
+}
+
+// serve writes a scrape. A series that cannot be written (a label value
+// that is not UTF-8) is left out and logged; the rest is served.
+func (m *Metrics) serve(w http.ResponseWriter, _ *http.Request) {
+	var b bytes.Buffer
+	skipped, _ := promtext.Write(&b, m.families()) // (a bytes.Buffer never fails)
+	for _, err := range skipped {
+		m.log.Warn("metrics scrape error", "error", err)
+	}
+	w.Header().Set("Content-Type", promtext.ContentType)
+	_, _ = w.Write(b.Bytes())
+}
+
+// families are a scrape's: src's, what was pushed, and pcheck's own.
+func (m *Metrics) families() []*promtext.Family {
+	fams := m.serviceFamilies()
+	fams = append(fams, m.probes.family(), m.deaths.family())
+	for _, c := range m.counts.vecs() {
+		fams = append(fams, c.family())
+	}
+	if us, ok := m.src.(UsageSource); ok {
+		fams = append(fams, usageFamilies(us, m.limitRestarts)...)
+	}
+	if ns, ok := m.src.(NotifySource); ok {
+		fams = append(fams, notifyFamilies(ns)...)
+	}
+	fams = append(fams, m.selfFamilies()...)
+	slices.SortStableFunc(fams, func(a, b *promtext.Family) int { return strings.Compare(a.Name, b.Name) })
+	return fams
 }
 
 // Handler serves GET /metrics (and HEAD); other paths are 404.
@@ -105,12 +114,10 @@ func (m *Metrics) ObserveProbe(service, check string, d time.Duration, ok bool) 
 	if ok {
 		result = "ok"
 	}
-	h, err := m.probes.GetMetricWithLabelValues(service, check, result)
-	if err != nil { // labels that are not UTF-8: drop, never panic
+	if err := m.probes.observe(d.Seconds(), service, check, result); err != nil {
+		// labels that are not UTF-8: dropped, never a panic
 		m.log.Warn("probe metric dropped", "service", service, "check", check, "error", err)
-		return
 	}
-	h.Observe(d.Seconds())
 }
 
 // Death counts one death of a top-level process of service by its cause
@@ -119,12 +126,9 @@ func (m *Metrics) Death(service, cause string) {
 	if m == nil {
 		return
 	}
-	c, err := m.deaths.GetMetricWithLabelValues(service, cause)
-	if err != nil {
+	if err := m.deaths.inc(service, cause); err != nil {
 		m.log.Warn("death metric dropped", "service", service, "cause", cause, "error", err)
-		return
 	}
-	c.Inc()
 }
 
 // Restart counts one restart attempt of service for reason (down, stall,
@@ -157,13 +161,10 @@ func (m *Metrics) Stall(service string) {
 
 // inc adds one to a counter, dropping (and logging) labels that are not
 // UTF-8 rather than panic.
-func (m *Metrics) inc(v *prometheus.CounterVec, what string, labels ...string) {
-	c, err := v.GetMetricWithLabelValues(labels...)
-	if err != nil {
+func (m *Metrics) inc(v counterVec, what string, labels ...string) {
+	if err := v.inc(labels...); err != nil {
 		m.log.Warn(what+" metric dropped", "labels", labels, "error", err)
-		return
 	}
-	c.Inc()
 }
 
 // Forget drops what was pushed for service: a reload removed it. Its state
@@ -172,9 +173,9 @@ func (m *Metrics) Forget(service string) {
 	if m == nil {
 		return
 	}
-	m.probes.DeletePartialMatch(prometheus.Labels{"service": service})
-	m.deaths.DeletePartialMatch(prometheus.Labels{"service": service})
-	m.limitRestarts.DeletePartialMatch(prometheus.Labels{"service": service})
+	m.probes.forget(service)
+	m.deaths.forget(service)
+	m.limitRestarts.forget(service)
 	m.counts.forget(service)
 }
 
@@ -186,48 +187,42 @@ func orDiscard(log *slog.Logger) *slog.Logger {
 }
 
 // counters are the restart, stall and retry-over counters. The scrape
-// collector shows them for the services Source lists, at 0 before the
-// first count, so that rate() sees the first one.
+// shows them for the services Source lists, at 0 before the first count,
+// so that rate() sees the first one.
 type counters struct {
 	reasons                      []string // restarts shown at 0 for each
-	restarts, stalls, retryOvers *prometheus.CounterVec
+	restarts, stalls, retryOvers counterVec
 }
 
 func newCounters(reasons []string) *counters {
 	return &counters{
 		reasons: slices.Clone(reasons),
-		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pwatch_restarts_total",
-			Help: "Restart attempts since pcheck started, by reason (down, stall, socket, start, rearm).",
-		}, []string{"service", "reason"}),
-		retryOvers: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pwatch_retry_overs_total",
-			Help: "Retry overs since pcheck started (retry_count attempts used up within grace).",
-		}, []string{"service"}),
-		stalls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pwatch_stalls_total",
-			Help: "Stalls detected since pcheck started (a check failing for its whole duration).",
-		}, []string{"service"}),
+		restarts: newCounterVec("pwatch_restarts_total",
+			"Restart attempts since pcheck started, by reason (down, stall, socket, start, rearm).", "service", "reason"),
+		retryOvers: newCounterVec("pwatch_retry_overs_total",
+			"Retry overs since pcheck started (retry_count attempts used up within grace).", "service"),
+		stalls: newCounterVec("pwatch_stalls_total",
+			"Stalls detected since pcheck started (a check failing for its whole duration).", "service"),
 	}
 }
 
-func (c *counters) vecs() []*prometheus.CounterVec {
-	return []*prometheus.CounterVec{c.restarts, c.retryOvers, c.stalls}
+func (c *counters) vecs() []counterVec {
+	return []counterVec{c.restarts, c.retryOvers, c.stalls}
 }
 
 // show makes service's counters exist (at 0 if never counted). A name
 // that is not UTF-8 is left out: its other series report the error.
 func (c *counters) show(service string) {
 	for _, r := range c.reasons {
-		_, _ = c.restarts.GetMetricWithLabelValues(service, r)
+		_ = c.restarts.show(service, r)
 	}
-	_, _ = c.stalls.GetMetricWithLabelValues(service)
-	_, _ = c.retryOvers.GetMetricWithLabelValues(service)
+	_ = c.stalls.show(service)
+	_ = c.retryOvers.show(service)
 }
 
 // forget drops service's counters.
 func (c *counters) forget(service string) {
 	for _, v := range c.vecs() {
-		v.DeletePartialMatch(prometheus.Labels{"service": service})
+		v.forget(service)
 	}
 }

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -301,14 +301,16 @@ func TestMetricNamesPassLint(t *testing.T) {
 	src.set(s)
 	m := New(src, Options{RestartReasons: reasons})
 	m.ObserveProbe("web", "c", time.Millisecond, true)
-	problems, err := testutil.GatherAndLint(m.reg)
+	m.Death("web", "exit")
+	m.Restart("web", "down")
+	m.LimitRestart("web", "memory_max")
+	_, _, body := get(t, http.MethodGet, serve(t, m.Handler(), nil)+"/metrics")
+	problems, err := promlint.New(strings.NewReader(body)).Lint()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v\n%s", err, body)
 	}
-	for _, p := range problems {
-		if strings.HasPrefix(p.Metric, "pwatch_") {
-			t.Errorf("lint: %s: %s", p.Metric, p.Text)
-		}
+	for _, p := range problems { // go_* and process_* included
+		t.Errorf("lint: %s: %s", p.Metric, p.Text)
 	}
 }
 

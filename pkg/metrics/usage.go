@@ -2,7 +2,12 @@
 
 package metrics
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"maps"
+	"slices"
+
+	"github.com/pwatch/pwatch/internal/promtext"
+)
 
 // UsageSource is what a Source also offers when it samples the services'
 // trees (pkg/limits): the pwatch_service_memory_bytes, _cpu_seconds_total,
@@ -28,58 +33,39 @@ type ServiceUsage struct {
 	Limits map[string]float64
 }
 
-// usageCollector turns the samples into metrics at each scrape, and
-// shows the limit restarts (at 0 for each limit set before its first, so
-// that rate() sees the first).
-type usageCollector struct {
-	src                          UsageSource
-	restarts                     *prometheus.CounterVec
-	memory, cpu, fds, threads, l *prometheus.Desc
-}
-
-func newUsageCollector(src UsageSource, restarts *prometheus.CounterVec) *usageCollector {
-	svc := []string{"service"}
-	return &usageCollector{
-		src: src, restarts: restarts,
-		memory:  prometheus.NewDesc("pwatch_service_memory_bytes", "Memory of the service's whole tree: the sum of its processes' PSS (sampled with memory_max only).", svc, nil),
-		cpu:     prometheus.NewDesc("pwatch_service_cpu_seconds_total", "CPU the service's tree used between samples, since it was first sampled (processes that exit between two samples take their last period's CPU with them).", svc, nil),
-		fds:     prometheus.NewDesc("pwatch_service_fds", "Open file descriptors of the service's tree (sampled with fds_max only).", svc, nil),
-		threads: prometheus.NewDesc("pwatch_service_threads", "Threads of the service's tree.", svc, nil),
-		l:       prometheus.NewDesc("pwatch_service_limit", "The service's limit (memory_max in bytes, cpu_max in percent of one core, fds_max, threads_max); absent when not set.", []string{"service", "limit"}, nil),
-	}
-}
-
-func (c *usageCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.memory, c.cpu, c.fds, c.threads, c.l} {
-		ch <- d
-	}
-	c.restarts.Describe(ch)
-}
-
-func (c *usageCollector) Collect(ch chan<- prometheus.Metric) {
-	emit := emitter(ch)
+// usageFamilies turn the samples into metrics at each scrape, and show
+// the limit restarts (at 0 for each limit set before its first, so that
+// rate() sees the first).
+func usageFamilies(src UsageSource, restarts counterVec) []*promtext.Family {
+	var (
+		memory  = gauge("pwatch_service_memory_bytes", "Memory of the service's whole tree: the sum of its processes' PSS (sampled with memory_max only).")
+		cpu     = counter("pwatch_service_cpu_seconds_total", "CPU the service's tree used between samples, since it was first sampled (processes that exit between two samples take their last period's CPU with them).")
+		fds     = gauge("pwatch_service_fds", "Open file descriptors of the service's tree (sampled with fds_max only).")
+		threads = gauge("pwatch_service_threads", "Threads of the service's tree.")
+		limits  = gauge("pwatch_service_limit", "The service's limit (memory_max in bytes, cpu_max in percent of one core, fds_max, threads_max); absent when not set.")
+	)
 	seen := map[string]bool{}
-	for _, u := range c.src.Usage() {
+	for _, u := range src.Usage() {
 		if seen[u.Name] {
 			continue
 		}
 		seen[u.Name] = true
 		if u.HasMemory {
-			emit(c.memory, prometheus.GaugeValue, float64(u.MemoryBytes), u.Name)
+			memory.Add(float64(u.MemoryBytes), "service", u.Name)
 		}
 		if u.HasFDs {
-			emit(c.fds, prometheus.GaugeValue, float64(u.FDs), u.Name)
+			fds.Add(float64(u.FDs), "service", u.Name)
 		}
-		emit(c.cpu, prometheus.CounterValue, u.CPUSeconds, u.Name)
-		emit(c.threads, prometheus.GaugeValue, float64(u.Threads), u.Name)
-		for limit, v := range u.Limits {
-			if v > 0 {
-				emit(c.l, prometheus.GaugeValue, v, u.Name, limit)
-				_, _ = c.restarts.GetMetricWithLabelValues(u.Name, limit)
+		cpu.Add(u.CPUSeconds, "service", u.Name)
+		threads.Add(float64(u.Threads), "service", u.Name)
+		for _, limit := range slices.Sorted(maps.Keys(u.Limits)) {
+			if v := u.Limits[limit]; v > 0 {
+				limits.Add(v, "service", u.Name, "limit", limit)
+				_ = restarts.show(u.Name, limit)
 			}
 		}
 	}
-	c.restarts.Collect(ch)
+	return []*promtext.Family{memory, cpu, fds, threads, limits, restarts.family()}
 }
 
 // LimitRestart counts one restart of service because limit was exceeded
