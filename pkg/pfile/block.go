@@ -379,7 +379,7 @@ func parseHost(h string) (string, bool) {
 	if net.ParseIP(h) != nil {
 		return h, true
 	}
-	if !hostName.MatchString(h) || strings.Contains(h, "..") {
+	if !isHostName(h) || strings.Contains(h, "..") {
 		return "", false
 	}
 	return h, true

@@ -456,7 +456,7 @@ var userValue = valueType{
 			if _, msg := number(key, v, 0, 1<<32-2, ""); msg != "" {
 				return nil, msg
 			}
-		} else if !userName.MatchString(v) {
+		} else if !isUserName(v) {
 			return nil, fmt.Sprintf("%s: %q is not a user name or numeric uid", key, v)
 		}
 		return v, ""

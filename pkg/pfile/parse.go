@@ -252,11 +252,24 @@ func isAbsPath(s string) bool {
 	return path.IsAbs(s) && (s == "/" || !strings.HasSuffix(s, "/"))
 }
 
+// The lengths are checked apart from the patterns: a bounded repeat such
+// as {0,252} compiles to a program of that many copies (100 KB of heap
+// that pcheck kept for its whole life).
 var (
-	userName  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$`)
-	hostName  = regexp.MustCompile(`^[A-Za-z0-9_]([A-Za-z0-9_.-]{0,252})$`)
+	userChars = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]*\$?$`)
+	hostChars = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
 	statusArg = regexp.MustCompile(`^([0-9]{3})(?:-([0-9]{3}))?$`)
 )
+
+// isUserName: a letter or _, then at most 31 letters, digits, _ . or -,
+// and perhaps a final $ (a Samba machine account).
+func isUserName(s string) bool {
+	return userChars.MatchString(s) && len(strings.TrimSuffix(s, "$")) <= 32
+}
+
+// isHostName: at most 253 letters, digits, _ . or -, not starting with .
+// or -.
+func isHostName(s string) bool { return hostChars.MatchString(s) && len(s) <= 253 }
 
 func yesNo(s string) (bool, bool) {
 	switch strings.ToLower(s) {

@@ -673,3 +673,30 @@ func TestEffectiveRulesIgnoreLines(t *testing.T) {
 		t.Error("Effective changed the rules it was called on")
 	}
 }
+
+// The name rules' lengths, checked apart from their patterns.
+func TestUserAndHostNameLengths(t *testing.T) {
+	long := func(n int) string { return "a" + strings.Repeat("b", n-1) }
+	for _, c := range []struct {
+		name string
+		ok   bool
+	}{
+		{long(32), true}, {long(32) + "$", true}, {long(33), false},
+		{"_x", true}, {"-x", false}, {"a$b", false}, {"", false},
+	} {
+		if got := isUserName(c.name); got != c.ok {
+			t.Errorf("isUserName(%q) = %v", c.name, got)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		ok   bool
+	}{
+		{long(253), true}, {long(254), false}, {"a.example", true},
+		{".a", false}, {"-a", false}, {"a b", false}, {"", false},
+	} {
+		if got := isHostName(c.name); got != c.ok {
+			t.Errorf("isHostName(%q) = %v", c.name, got)
+		}
+	}
+}
