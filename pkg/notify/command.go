@@ -31,9 +31,12 @@ const maxOutput = 4 << 10
 // environment too big to exec (E2BIG).
 const maxValue = 8 << 10
 
-// fieldName is a field that becomes a PWATCH_ variable of its own: the
-// catalogue's keys (pkg/msg) are such names.
-var fieldName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
+// isFieldName: a field that becomes a PWATCH_ variable of its own (the
+// catalogue's keys, pkg/msg, are such names), at most 64 characters. The
+// length is checked apart: {0,63} would compile to 63 copies of the class.
+func isFieldName(k string) bool { return fieldChars.MatchString(k) && len(k) <= 64 }
+
+var fieldChars = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
 // runCommand runs the command once for note, like a restart script (the
 // trust rule checked again through the file exec'd, the fixed environment,
@@ -121,7 +124,7 @@ func Env(note Notification) []string {
 	}
 	var env []string
 	for _, k := range slices.Sorted(maps.Keys(note.Fields)) {
-		if fieldName.MatchString(k) {
+		if isFieldName(k) {
 			env = append(env, variable(strings.ToUpper(k), note.Fields[k]))
 		}
 	}

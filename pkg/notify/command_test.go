@@ -187,3 +187,15 @@ func TestRefusedCommandIsLoggedAndCounted(t *testing.T) {
 		t.Fatalf("no Program refused line: %s", logs.String())
 	}
 }
+
+func TestFieldNamesThatBecomeVariables(t *testing.T) {
+	long := "a" + strings.Repeat("b", 63)
+	for name, ok := range map[string]bool{
+		long: true, long + "c": false, "old_pid": true, "x9": true,
+		"": false, "9x": false, "_x": false, "Up": false, "a-b": false, "a\nb": false,
+	} {
+		if isFieldName(name) != ok {
+			t.Errorf("isFieldName(%q) = %v", name, !ok)
+		}
+	}
+}
