@@ -35,8 +35,9 @@ export PWATCH_DEB_MAINTAINER=${PWATCH_DEB_MAINTAINER:-$(git log -1 --format='%an
 
 rm -rf "$stage" bin/pwatch_*.deb
 mkdir -p "$stage/bin"
-# Static (no libc dependency) and stripped, as Debian wants binaries.
-CGO_ENABLED=0 "$GO" build -trimpath \
+# Static (no libc dependency) and stripped, as Debian wants binaries;
+# without urfave/cli's renderers, as the Makefile builds them.
+CGO_ENABLED=0 "$GO" build -trimpath -tags urfave_cli_no_docs \
 	-ldflags "-s -w -X github.com/pwatch/pwatch/internal/version.Version=$version" \
 	-o "$stage/bin/" ./cmd/pcheck ./cmd/padmin
 
@@ -47,7 +48,7 @@ DESTDIR=$PWD/$root PREFIX=/usr UNITDIR=/lib/systemd/system \
 # so the same tree gives the same package).
 mkdir -p "$root/usr/share/man/man8" "$root/usr/share/man/man5"
 for b in pcheck padmin; do
-	"$stage/bin/$b" man | gzip -9n >"$root/usr/share/man/man8/$b.8.gz"
+	"$stage/bin/$b" man | "$GO" tool go-md2man | gzip -9n >"$root/usr/share/man/man8/$b.8.gz"
 done
 scripts/pfile-man.sh "$version" | gzip -9n >"$root/usr/share/man/man5/pfile.5.gz"
 

@@ -38,15 +38,15 @@ func runTests(m *testing.M) int {
 	return m.Run()
 }
 
-// build compiles the packages of the repository into dir, static as the
-// package ships them (scripts/build-deb.sh): the benchmarks measure that
-// binary, not one that maps libc too.
+// build compiles the packages of the repository into dir, static and
+// tagged as the package ships them (scripts/build-deb.sh): the benchmarks
+// measure that binary, not one that maps libc too.
 func build(dir string, pkgs ...string) error {
 	gobin, err := exec.LookPath("go")
 	if err != nil {
 		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
-	cmd := exec.Command(gobin, append([]string{"build", "-trimpath", "-o", dir + string(filepath.Separator)}, pkgs...)...)
+	cmd := exec.Command(gobin, append([]string{"build", "-trimpath", "-tags", "urfave_cli_no_docs", "-o", dir + string(filepath.Separator)}, pkgs...)...)
 	cmd.Dir = repoRoot()
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {

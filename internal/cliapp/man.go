@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/cpuguy83/go-md2man/v2/md2man"
 	"github.com/urfave/cli/v2"
 
 	"github.com/pwatch/pwatch/internal/version"
@@ -30,12 +29,13 @@ func SetManSections(app *cli.App, sections ...ManSection) {
 	app.Metadata[manSectionsKey] = sections
 }
 
-// manCommand is the hidden `man` command: `make man` writes the page it
-// prints into the package.
+// manCommand is the hidden `man` command. It prints the page's markdown,
+// which go-md2man (pinned in go.mod) renders into the package's roff
+// (scripts/build-deb.sh): the renderer stays out of the programs.
 func manCommand() *cli.Command {
 	return &cli.Command{
 		Name:   "man",
-		Usage:  "print this program's man page (roff, section 8)",
+		Usage:  "print this program's man page (section 8) as go-md2man's markdown",
 		Hidden: true,
 		Action: func(c *cli.Context) error {
 			_, err := fmt.Fprint(c.App.Writer, ManPage(c.App))
@@ -44,10 +44,10 @@ func manCommand() *cli.Command {
 	}
 }
 
-// ManPage renders app's section-8 man page from its definitions: its
-// usage and description, every visible flag and command (with their
-// arguments, descriptions, defaults and environment variables), then the
-// extra sections. urfave/cli's own ToMan leaves out the commands'
+// ManPage writes app's section-8 man page, in go-md2man's markdown, from
+// its definitions: its usage and description, every visible flag and
+// command (with their arguments, descriptions, defaults and environment
+// variables), then the extra sections. urfave/cli's own ToMan leaves out the commands'
 // arguments and descriptions, which are most of padmin's page.
 func ManPage(app *cli.App) string {
 	var b strings.Builder
@@ -79,7 +79,7 @@ func ManPage(app *cli.App) string {
 	for _, s := range sections {
 		fmt.Fprintf(&b, "# %s\n\n%s\n\n", s.Title, strings.TrimSpace(s.Body))
 	}
-	return string(md2man.Render([]byte(b.String())))
+	return b.String()
 }
 
 // visible drops --help, which every command has and the synopsis names.
