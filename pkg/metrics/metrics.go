@@ -8,6 +8,7 @@
 package metrics
 
 import (
+	"errors"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -75,9 +76,8 @@ func New(src Source, opts Options) *Metrics {
 // midway is not pcheck's error.
 func (m *Metrics) serve(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", promtext.ContentType)
-	skipped, _ := promtext.Write(w, m.families())
-	for _, err := range skipped {
-		m.log.Warn("metrics scrape error", "error", err)
+	if skipped, _ := promtext.Write(w, m.families()); len(skipped) > 0 {
+		m.log.Warn("metrics scrape error", "error", errors.Join(skipped...)) // one line a scrape
 	}
 }
 

@@ -270,6 +270,9 @@ func TestBadInputDoesNotBreakTheScrape(t *testing.T) {
 	if !strings.Contains(logs.String(), "pwatch_service_up") {
 		t.Errorf("the invalid series was not logged as a scrape error:\n%s", logs.String())
 	}
+	if n := strings.Count(logs.String(), "metrics scrape error"); n != 1 {
+		t.Errorf("%d scrape errors logged for one scrape, want one line:\n%s", n, logs.String())
+	}
 }
 
 func TestNilMetricsIsOff(t *testing.T) {
