@@ -4,6 +4,7 @@ package metrics
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -74,12 +75,7 @@ func (v *vec[T]) forget(service string) {
 func (v *vec[T]) each(f func(labels []string, t T)) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	keys := make([]string, 0, len(v.series))
-	for k := range v.series {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(v.series)) {
 		l := v.series[k]
 		labels := make([]string, 0, 2*len(v.labels))
 		for i, name := range v.labels {
