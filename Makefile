@@ -41,7 +41,7 @@ lint: vet ## go vet and gofmt
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 # package:fuzzer, each run for FUZZTIME by make fuzz
-FUZZERS = ./pkg/pfile/:FuzzParse ./pkg/exitwatch/:FuzzOOMRecord ./internal/quote/:FuzzString
+FUZZERS = ./pkg/pfile/:FuzzParse ./pkg/exitwatch/:FuzzOOMRecord ./internal/quote/:FuzzString ./internal/promtext/:FuzzWrite
 
 fuzz: ## run each fuzzer (pfile parser, kernel-log parser, quoting) for FUZZTIME each (default 2m), and the stall rule's property test for RAPIDCHECKS schedules
 	@set -e; for f in $(FUZZERS); do \

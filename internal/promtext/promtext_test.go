@@ -96,3 +96,31 @@ func TestASeriesThatIsNotUTF8IsLeftOutAndSaid(t *testing.T) {
 		t.Errorf("Prometheus's parser: %v", err)
 	}
 }
+
+// Whatever a label value holds, the scrape parses, and a UTF-8 value
+// comes back as it was.
+func FuzzWrite(f *testing.F) {
+	for _, s := range []string{"web", `a"b`, `back\slash`, "new\nline", "bad\xff", `",x="1`, ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, value string) {
+		up := &Family{Name: "x_up", Help: value, Type: Gauge}
+		up.Add(1, "service", value)
+		var b bytes.Buffer
+		skipped, err := Write(&b, []*Family{up})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fams, err := parse(b.String())
+		if err != nil {
+			t.Fatalf("%v\n%s", err, b.String())
+		}
+		if len(skipped) > 0 {
+			return // not UTF-8: left out
+		}
+		got := fams["x_up"].GetMetric()[0].GetLabel()[0].GetValue()
+		if got != value {
+			t.Errorf("came back as %q, want %q", got, value)
+		}
+	})
+}
