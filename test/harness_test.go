@@ -22,6 +22,7 @@ import (
 	"github.com/pwatch/pwatch/internal/syncbuf"
 	"github.com/pwatch/pwatch/internal/testport"
 	"github.com/pwatch/pwatch/internal/testpriv"
+	"github.com/pwatch/pwatch/internal/testproc"
 	"github.com/pwatch/pwatch/pkg/control"
 	"github.com/pwatch/pwatch/pkg/msg/syslogtest"
 )
@@ -383,10 +384,11 @@ func waitGone(t testing.TB, pid int) {
 	pollUntil(t, fmt.Sprintf("saw pid %d end", pid), func() bool { return !alive(pid) })
 }
 
-// writeFile writes a file, failing the test on error.
+// writeFile writes a file, failing the test on error; not one a fork
+// could inherit open (testproc.WriteExecutable).
 func writeFile(t testing.TB, path, content string, mode os.FileMode) {
 	t.Helper()
-	if err := os.WriteFile(path, []byte(content), mode); err != nil {
+	if err := testproc.WriteExecutable(path, []byte(content), mode); err != nil {
 		t.Fatal(err)
 	}
 }

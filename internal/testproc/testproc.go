@@ -114,10 +114,21 @@ func CopyBinary(t testing.TB, name string) string {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(path, b, 0o755); err != nil {
+	if err := WriteExecutable(path, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// WriteExecutable writes a file that is to be exec'd (a program, a
+// script). A fork by another test while the file is open for writing
+// leaves it open in that child until the child's exec, and exec'ing the
+// file meanwhile fails with ETXTBSY ("text file busy", golang/go#22315):
+// no fork of this process starts while it is open.
+func WriteExecutable(path string, data []byte, perm os.FileMode) error {
+	syscall.ForkLock.Lock()
+	defer syscall.ForkLock.Unlock()
+	return os.WriteFile(path, data, perm)
 }
 
 // Proc is one helper process (for Zombie, the unreaped child).
