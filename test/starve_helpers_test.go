@@ -75,36 +75,43 @@ func cpuLoad(t testing.TB, d time.Duration) {
 }
 
 // stallWatch notes when each "stall detected" line of pcheck's stderr was
-// first seen, per service.
+// first seen, per service, and how much of its failing time pcheck did not
+// count (not_counted: rounds it judged starved, not stalled).
 type stallWatch struct {
-	mu   sync.Mutex
-	seen map[string][]time.Time
-	more chan struct{}
+	mu      sync.Mutex
+	seen    map[string][]time.Time
+	excused map[string][]time.Duration
+	more    chan struct{}
 }
 
-var stallLine = regexp.MustCompile(`msg="stall detected" service=(\S+)`)
+var stallLine = regexp.MustCompile(`msg="stall detected" service=(\S+) .*? not_counted=(\S+)`)
 
 func watchStalls(t testing.TB, p *pcheckRun) *stallWatch {
-	w := &stallWatch{seen: map[string][]time.Time{}, more: make(chan struct{}, 1)}
+	w := &stallWatch{seen: map[string][]time.Time{}, excused: map[string][]time.Duration{}, more: make(chan struct{}, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	t.Cleanup(func() { cancel(); <-done })
 	go func() {
 		defer close(done)
-		counted := map[string]int{}
+		excused := map[string][]time.Duration{}
 		for {
 			now := time.Now()
 			for _, m := range stallLine.FindAllStringSubmatch(p.stderr.String(), -1) {
-				counted[m[1]]++
+				d, err := time.ParseDuration(m[2])
+				if err != nil {
+					d = -1 // not a duration: no test can take it as excused
+				}
+				excused[m[1]] = append(excused[m[1]], d)
 			}
 			w.mu.Lock()
-			for name, n := range counted {
-				for len(w.seen[name]) < n {
+			for name, ds := range excused {
+				for len(w.seen[name]) < len(ds) {
 					w.seen[name] = append(w.seen[name], now)
 				}
+				w.excused[name] = ds
 			}
 			w.mu.Unlock()
-			clear(counted)
+			clear(excused)
 			select {
 			case w.more <- struct{}{}:
 			default:
@@ -127,6 +134,15 @@ func (w *stallWatch) waitMore(t testing.TB) {
 	case <-time.After(deadline):
 		t.Fatal("pcheck's stderr is no longer read")
 	}
+}
+
+// excusedFor is the failing time pcheck did not count in the i-th stall
+// (from 0) of name, once seen (a value it logged that is not a duration:
+// -1).
+func (w *stallWatch) excusedFor(name string, i int) time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.excused[name][i]
 }
 
 // count is how many stalls of name were seen.
