@@ -64,9 +64,6 @@ func (f *Family) AddHistogram(bounds []float64, cumulative []uint64, sum float64
 	f.series = append(f.series, series{labels: labels, hist: &histogram{bounds, cumulative, sum, count}})
 }
 
-// Empty says whether the family has no series (it is then left out).
-func (f *Family) Empty() bool { return len(f.series) == 0 }
-
 // Write writes the families that have series, in the order given, each
 // series with its labels sorted by name. A series with a label value that
 // is not UTF-8 is left out, and said in the errors returned with the
@@ -74,8 +71,8 @@ func (f *Family) Empty() bool { return len(f.series) == 0 }
 func Write(w io.Writer, fams []*Family) (skipped []error, err error) {
 	bw := bufio.NewWriter(w)
 	for _, f := range fams {
-		if f.Empty() {
-			continue
+		if len(f.series) == 0 {
+			continue // a family without series is left out
 		}
 		fmt.Fprintf(bw, "# HELP %s %s\n# TYPE %s %s\n", f.Name, escapeHelp(f.Help), f.Name, f.Type)
 		for _, s := range f.series {

@@ -14,18 +14,12 @@ import (
 // goSamples are the Go runtime's figures shown, by runtime/metrics name
 // (read without stopping the world, unlike runtime.ReadMemStats).
 var goSamples = []struct {
-	runtime string
-	family  func() *promtext.Family
+	runtime, name, help string
+	typ                 promtext.Type
 }{
-	{"/memory/classes/heap/objects:bytes", func() *promtext.Family {
-		return gauge("go_memstats_heap_alloc_bytes", "Bytes of allocated heap objects, reachable or not yet swept.")
-	}},
-	{"/memory/classes/total:bytes", func() *promtext.Family {
-		return gauge("go_memstats_sys_bytes", "Bytes of memory the Go runtime has mapped from the system.")
-	}},
-	{"/gc/cycles/total:gc-cycles", func() *promtext.Family {
-		return counter("go_gc_cycles_total", "Garbage collection cycles completed.")
-	}},
+	{"/memory/classes/heap/objects:bytes", "go_memstats_heap_alloc_bytes", "Bytes of allocated heap objects, reachable or not yet swept.", promtext.Gauge},
+	{"/memory/classes/total:bytes", "go_memstats_sys_bytes", "Bytes of memory the Go runtime has mapped from the system.", promtext.Gauge},
+	{"/gc/cycles/total:gc-cycles", "go_gc_cycles_total", "Garbage collection cycles completed.", promtext.Counter},
 }
 
 // selfFamilies are pcheck's own: the Go runtime's (go_*) and its process's
@@ -44,7 +38,7 @@ func (m *Metrics) selfFamilies() []*promtext.Family {
 	}
 	rtmetrics.Read(samples)
 	for i, s := range goSamples {
-		f := s.family()
+		f := &promtext.Family{Name: s.name, Help: s.help, Type: s.typ}
 		switch v := samples[i].Value; v.Kind() {
 		case rtmetrics.KindUint64:
 			f.Add(float64(v.Uint64()))
